@@ -1,0 +1,3 @@
+//! `kprod`: produce to Kafka from the command line.
+
+fn main() {}

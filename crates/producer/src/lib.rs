@@ -1,0 +1,1 @@
+//! A Kafka producer in pure Rust.

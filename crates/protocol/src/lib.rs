@@ -1,0 +1,1 @@
+//! Kafka wire format used by `kafka-producer`: no I/O, no clock, no tasks.

@@ -1,0 +1,1 @@
+//! Test support: the real local Kafka cluster and the independent reader.
