@@ -1,1 +1,45 @@
 //! A Kafka producer in pure Rust.
+//!
+//! `send` encodes a record straight into its partition's batch and returns a [`DeliveryFuture`]
+//! without touching the network; a background task sends batches when they fill (`batch.size`),
+//! when `linger.ms` passes, or on [`Producer::flush`]. Every record ends in exactly one outcome:
+//! acknowledged with its offset, or failed with an [`Error`] saying why.
+//!
+//! ```no_run
+//! use kafka_producer::{Producer, ProducerConfig, ProducerRecord};
+//!
+//! # async fn demo() -> Result<(), kafka_producer::Error> {
+//! let producer = Producer::new(ProducerConfig::new("localhost:9092")).await?;
+//! let delivery = producer
+//!     .send(ProducerRecord::new("weather_realtime").key("seoul").value(r#"{"temp":10}"#))
+//!     .await?;
+//! producer.flush().await?;
+//! let metadata = delivery.await?;
+//! println!("partition {} offset {:?}", metadata.partition, metadata.offset);
+//! # Ok(()) }
+//! ```
+//!
+//! Configuration uses the Java client's property names and defaults ([`ProducerConfig`]); keys go
+//! to the partition the Java client would pick ([`partition_for_key`]).
+
+mod accumulator;
+mod config;
+mod connection;
+mod delivery;
+mod error;
+mod metadata;
+mod partitioner;
+mod producer;
+mod record;
+mod sender;
+mod serializer;
+
+pub use config::{read_properties_file, Acks, CompressionType, ProducerConfig};
+pub use delivery::DeliveryFuture;
+pub use error::{BoxError, Error, ErrorCode, Result};
+pub use partitioner::{partition_for_key, Partitioner};
+pub use producer::{BlockingDelivery, BlockingProducer, Producer, TypedProducer};
+pub use record::{Header, ProducerRecord, RecordMetadata};
+#[cfg(feature = "json")]
+pub use serializer::JsonSerializer;
+pub use serializer::{BytesSerializer, Serializer, StringSerializer};

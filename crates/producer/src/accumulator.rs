@@ -1,0 +1,627 @@
+//! The record accumulator: one queue of batches per partition, and the memory they may use.
+//!
+//! `send` encodes each record straight into the open batch of its partition (the back of the
+//! queue). The sender drains the front batch of each partition whose leader it is talking to.
+//! Everything here is synchronous and takes `now` as an argument.
+//!
+//! Ordering invariant: at most one batch per partition is in flight (`PartitionQueue::in_flight`).
+//! A batch that must be retried goes back to the front of its queue, so a partition's records reach
+//! the log in the order `send` was called, whatever the retries.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_producer_protocol::batch::{BatchBuilder, BatchParams, Header};
+use tokio::sync::Semaphore;
+
+use crate::delivery::{BatchAck, BatchOutcome, DeliveryFuture};
+use crate::error::Error;
+use crate::metadata::Cluster;
+use crate::partitioner::Sticky;
+
+/// The queues of one topic.
+pub(crate) struct TopicQueues {
+    pub(crate) name: Arc<str>,
+    pub(crate) partitions: Vec<Arc<Mutex<PartitionQueue>>>,
+    pub(crate) sticky: Mutex<Sticky>,
+}
+
+/// The batches of one partition, oldest first; the last one takes new records.
+#[derive(Default)]
+pub(crate) struct PartitionQueue {
+    batches: VecDeque<ProducerBatch>,
+    /// A batch of this partition is in a request whose answer has not come back.
+    in_flight: bool,
+    /// No retry before this instant.
+    backoff_until: Option<Instant>,
+}
+
+/// One batch: being filled, then sealed (its bytes fixed for every retry), then in flight.
+pub(crate) struct ProducerBatch {
+    id: u64,
+    builder: Option<BatchBuilder>,
+    sealed: Option<Bytes>,
+    /// No more records go in (it is full, or drained).
+    closed: bool,
+    record_count: usize,
+    created: Instant,
+    pub(crate) outcome: Arc<BatchOutcome>,
+    /// Bytes of `buffer.memory` this batch holds.
+    reserved: usize,
+    pub(crate) attempts: u32,
+    /// A request carrying it was sent: the broker may have written it.
+    pub(crate) sent: bool,
+    pub(crate) last_error: Option<Error>,
+}
+
+impl ProducerBatch {
+    fn is_ready(&self, now: Instant, linger: Duration) -> bool {
+        self.closed || now.saturating_duration_since(self.created) >= linger
+    }
+
+    /// The batch's bytes; sealing happens once, so a retry resends exactly the same batch.
+    pub(crate) fn bytes(&mut self) -> Bytes {
+        if let Some(builder) = self.builder.take() {
+            self.sealed = Some(builder.finish(BatchParams::default()));
+        }
+        self.sealed.clone().unwrap_or_default()
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        match (&self.builder, &self.sealed) {
+            (Some(b), _) => b.size_in_bytes(),
+            (None, Some(s)) => s.len(),
+            (None, None) => 0,
+        }
+    }
+}
+
+/// A batch taken out of its queue to be sent, with the way back to the queue.
+pub(crate) struct Drained {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) batch: ProducerBatch,
+    queue: Arc<Mutex<PartitionQueue>>,
+}
+
+/// What `ready` found.
+pub(crate) struct Ready {
+    /// Leaders with at least one batch ready to go.
+    pub(crate) nodes: Vec<i32>,
+    /// When to look again for batches whose linger has not passed yet.
+    pub(crate) next_check: Option<Instant>,
+    /// Some partition with queued batches has no known leader.
+    pub(crate) unknown_leader: bool,
+}
+
+/// `buffer.memory`: bytes reserved by batches until their outcome is known.
+struct BufferPool {
+    permits: Semaphore,
+    total: usize,
+}
+
+pub(crate) struct Accumulator {
+    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
+    batch_size: usize,
+    linger: Duration,
+    delivery_timeout: Duration,
+    buffer: BufferPool,
+    incomplete: Mutex<HashMap<u64, Arc<BatchOutcome>>>,
+    next_batch_id: AtomicU64,
+    pending_records: AtomicUsize,
+    flushes: AtomicUsize,
+}
+
+/// Where a record went.
+pub(crate) struct Appended {
+    pub(crate) future: DeliveryFuture,
+    /// A new batch was started or one was closed: the sender should look.
+    pub(crate) wake_sender: bool,
+}
+
+impl Accumulator {
+    pub(crate) fn new(
+        batch_size: usize,
+        linger: Duration,
+        delivery_timeout: Duration,
+        buffer_memory: usize,
+    ) -> Self {
+        Accumulator {
+            topics: RwLock::new(HashMap::new()),
+            batch_size,
+            linger,
+            delivery_timeout,
+            buffer: BufferPool {
+                permits: Semaphore::new(buffer_memory),
+                total: buffer_memory,
+            },
+            incomplete: Mutex::new(HashMap::new()),
+            next_batch_id: AtomicU64::new(0),
+            pending_records: AtomicUsize::new(0),
+            flushes: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The queues of `topic`, grown to `partition_count` partitions if the topic grew.
+    pub(crate) fn topic(&self, topic: &str, partition_count: usize) -> Arc<TopicQueues> {
+        if let Some(tq) = self.topics.read().unwrap_or_else(|e| e.into_inner()).get(topic) {
+            if tq.partitions.len() >= partition_count {
+                return tq.clone();
+            }
+        }
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let grown = match topics.get(topic) {
+            Some(tq) if tq.partitions.len() >= partition_count => return tq.clone(),
+            Some(tq) => {
+                let mut partitions = tq.partitions.clone();
+                partitions.resize_with(partition_count, Default::default);
+                TopicQueues {
+                    name: tq.name.clone(),
+                    partitions,
+                    sticky: Mutex::new(Sticky::default()),
+                }
+            }
+            None => TopicQueues {
+                name: topic.into(),
+                partitions: (0..partition_count).map(|_| Default::default()).collect(),
+                sticky: Mutex::new(Sticky::default()),
+            },
+        };
+        let grown = Arc::new(grown);
+        topics.insert(grown.name.clone(), grown.clone());
+        grown
+    }
+
+    /// Appends a record to its partition's open batch. With `reserved` bytes of buffer memory in
+    /// hand, a new batch is started when the open one has no room; without, `None` means "reserve
+    /// memory and call again". Reserved bytes not needed are given back.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append(
+        &self,
+        tq: &TopicQueues,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        reserved: Option<usize>,
+        now: Instant,
+    ) -> Option<Appended> {
+        let mut queue = tq.partitions[partition as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(batch) = queue.batches.back_mut().filter(|b| !b.closed) {
+            if let Some(builder) = batch.builder.as_mut() {
+                if let Some(index) = builder.try_append(timestamp, key, value, headers, self.batch_size) {
+                    batch.record_count += 1;
+                    let full = builder.size_in_bytes() >= self.batch_size;
+                    batch.closed = full;
+                    let future = self.future(tq, partition, &batch.outcome, index, timestamp);
+                    if let Some(r) = reserved {
+                        self.release(r);
+                    }
+                    return Some(Appended {
+                        future,
+                        wake_sender: full,
+                    });
+                }
+            }
+            // No room: this batch is done; the record starts the next one.
+            batch.closed = true;
+        }
+        let reserved = reserved?;
+        let mut builder = BatchBuilder::new(reserved.min(self.batch_size.max(64)));
+        let index = builder
+            .try_append(timestamp, key, value, headers, self.batch_size)
+            .expect("an empty batch takes any record");
+        let outcome = Arc::new(BatchOutcome::default());
+        let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
+        self.incomplete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, outcome.clone());
+        let closed = builder.size_in_bytes() >= self.batch_size;
+        queue.batches.push_back(ProducerBatch {
+            id,
+            builder: Some(builder),
+            sealed: None,
+            closed,
+            record_count: 1,
+            created: now,
+            outcome: outcome.clone(),
+            reserved,
+            attempts: 0,
+            sent: false,
+            last_error: None,
+        });
+        Some(Appended {
+            future: self.future(tq, partition, &outcome, index, timestamp),
+            wake_sender: true,
+        })
+    }
+
+    fn future(
+        &self,
+        tq: &TopicQueues,
+        partition: i32,
+        outcome: &Arc<BatchOutcome>,
+        index: u32,
+        timestamp: i64,
+    ) -> DeliveryFuture {
+        self.pending_records.fetch_add(1, Ordering::Relaxed);
+        DeliveryFuture::new(outcome.clone(), tq.name.clone(), partition, index, timestamp)
+    }
+
+    /// Takes `bytes` of buffer memory, waiting until `deadline` for room.
+    pub(crate) async fn reserve(&self, bytes: usize, deadline: Instant) -> bool {
+        let n = bytes.min(self.buffer.total) as u32;
+        let acquire = self.buffer.permits.acquire_many(n);
+        match tokio::time::timeout_at(deadline.into(), acquire).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn release(&self, bytes: usize) {
+        self.buffer.permits.add_permits(bytes.min(self.buffer.total));
+    }
+
+    pub(crate) fn buffer_memory(&self) -> usize {
+        self.buffer.total
+    }
+
+    /// Records handed to `send` whose outcome is not known yet.
+    pub(crate) fn pending_records(&self) -> usize {
+        self.pending_records.load(Ordering::Relaxed)
+    }
+
+    /// The outcomes of every batch not completed yet, for `flush`.
+    pub(crate) fn incomplete(&self) -> Vec<Arc<BatchOutcome>> {
+        self.incomplete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn has_incomplete(&self) -> bool {
+        !self
+            .incomplete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// While a flush is in progress every batch is ready, linger or not.
+    pub(crate) fn begin_flush(&self) {
+        self.flushes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn end_flush(&self) {
+        self.flushes.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn all_topics(&self) -> Vec<Arc<TopicQueues>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Finds the leaders that have a batch to send now, and when to look again.
+    /// `closing` makes every batch ready, like a flush.
+    pub(crate) fn ready(&self, cluster: &Cluster, now: Instant, closing: bool) -> Ready {
+        let flushing = closing || self.flushes.load(Ordering::Acquire) > 0;
+        let mut ready = Ready {
+            nodes: Vec::new(),
+            next_check: None,
+            unknown_leader: false,
+        };
+        for tq in self.all_topics() {
+            let meta = cluster.topics.get(&*tq.name);
+            for (p, queue) in tq.partitions.iter().enumerate() {
+                let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(front) = queue.batches.front() else { continue };
+                let Some(leader) = meta.and_then(|m| m.leader(p as i32)) else {
+                    ready.unknown_leader = true;
+                    continue;
+                };
+                if queue.in_flight || ready.nodes.contains(&leader) {
+                    continue;
+                }
+                if let Some(until) = queue.backoff_until.filter(|&u| u > now) {
+                    ready.next_check = Some(ready.next_check.map_or(until, |c| c.min(until)));
+                    continue;
+                }
+                if flushing || queue.batches.len() > 1 || front.is_ready(now, self.linger) {
+                    ready.nodes.push(leader);
+                } else {
+                    let at = front.created + self.linger;
+                    ready.next_check = Some(ready.next_check.map_or(at, |c| c.min(at)));
+                }
+            }
+        }
+        ready
+    }
+
+    /// Takes the front batch of every partition `node` leads that may send now, up to
+    /// `max_request_size` bytes in all (at least one batch). Each is sealed and marked in flight.
+    pub(crate) fn drain(
+        &self,
+        cluster: &Cluster,
+        node: i32,
+        max_request_size: usize,
+        now: Instant,
+    ) -> Vec<Drained> {
+        let mut drained = Vec::new();
+        let mut size = 0;
+        for tq in self.all_topics() {
+            let Some(meta) = cluster.topics.get(&*tq.name) else { continue };
+            for (p, queue_arc) in tq.partitions.iter().enumerate() {
+                if meta.leader(p as i32) != Some(node) {
+                    continue;
+                }
+                let mut queue = queue_arc.lock().unwrap_or_else(|e| e.into_inner());
+                if queue.in_flight || queue.backoff_until.is_some_and(|u| u > now) {
+                    continue;
+                }
+                let Some(front) = queue.batches.front() else { continue };
+                if !drained.is_empty() && size + front.size() > max_request_size {
+                    return drained;
+                }
+                let mut batch = queue.batches.pop_front().expect("front exists");
+                batch.closed = true;
+                batch.bytes();
+                size += batch.size();
+                queue.in_flight = true;
+                drained.push(Drained {
+                    topic: tq.name.clone(),
+                    partition: p as i32,
+                    batch,
+                    queue: queue_arc.clone(),
+                });
+            }
+        }
+        drained
+    }
+
+    /// The broker acknowledged the batch.
+    pub(crate) fn complete(&self, d: Drained, ack: BatchAck) {
+        self.finish(d, Ok(ack));
+    }
+
+    /// The batch failed for good.
+    pub(crate) fn fail(&self, d: Drained, error: Error) {
+        self.finish(d, Err(error));
+    }
+
+    fn finish(&self, d: Drained, result: Result<BatchAck, Error>) {
+        d.queue.lock().unwrap_or_else(|e| e.into_inner()).in_flight = false;
+        self.settle(&d.batch, result);
+    }
+
+    fn settle(&self, batch: &ProducerBatch, result: Result<BatchAck, Error>) {
+        batch.outcome.complete(result);
+        self.incomplete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&batch.id);
+        self.pending_records
+            .fetch_sub(batch.record_count, Ordering::Relaxed);
+        self.release(batch.reserved);
+    }
+
+    /// Puts a batch back at the front of its queue after a retriable error, to go again after
+    /// `backoff`; fails it instead when its delivery timeout has passed.
+    pub(crate) fn retry(&self, mut d: Drained, error: Error, backoff: Duration, now: Instant) {
+        d.batch.attempts += 1;
+        if now.saturating_duration_since(d.batch.created) >= self.delivery_timeout {
+            let err = self.timeout_error(&d.topic, d.partition, &d.batch, Some(error));
+            return self.fail(d, err);
+        }
+        d.batch.last_error = Some(error);
+        let mut queue = d.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.in_flight = false;
+        queue.backoff_until = Some(now + backoff);
+        queue.batches.push_front(d.batch);
+    }
+
+    fn timeout_error(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: &ProducerBatch,
+        error: Option<Error>,
+    ) -> Error {
+        Error::DeliveryTimeout {
+            topic: topic.to_string(),
+            partition,
+            timeout: self.delivery_timeout,
+            possibly_persisted: batch.sent,
+            last_error: error.or_else(|| batch.last_error.clone()).map(Box::new),
+        }
+    }
+
+    /// Fails the queued (not in flight) batches whose `delivery.timeout.ms` has passed, and
+    /// returns when the next one would expire.
+    pub(crate) fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut next = None;
+        for tq in self.all_topics() {
+            for (p, queue) in tq.partitions.iter().enumerate() {
+                let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+                while let Some(front) = queue.batches.front() {
+                    let deadline = front.created + self.delivery_timeout;
+                    if deadline > now {
+                        next = Some(next.map_or(deadline, |n: Instant| n.min(deadline)));
+                        break;
+                    }
+                    let batch = queue.batches.pop_front().expect("front exists");
+                    let err = self.timeout_error(&tq.name, p as i32, &batch, None);
+                    self.settle(&batch, Err(err));
+                }
+            }
+        }
+        next
+    }
+
+    /// Fails every queued batch with `error` (a forced close). In-flight batches are failed by
+    /// the caller through their outcomes.
+    pub(crate) fn abort_all(&self, error: &Error) {
+        for tq in self.all_topics() {
+            for queue in &tq.partitions {
+                let batches: Vec<ProducerBatch> = queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .batches
+                    .drain(..)
+                    .collect();
+                for batch in batches {
+                    self.settle(&batch, Err(error.clone()));
+                }
+            }
+        }
+        for outcome in self.incomplete() {
+            outcome.complete(Err(error.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::TopicMetadata;
+
+    fn cluster(leaders: Vec<i32>) -> Cluster {
+        let mut topics = HashMap::new();
+        topics.insert(
+            "t".to_string(),
+            TopicMetadata {
+                error: kafka_producer_protocol::ErrorCode(0),
+                available: (0..leaders.len() as u32).collect(),
+                leaders,
+            },
+        );
+        Cluster {
+            brokers: HashMap::new(),
+            topics,
+            updated: None,
+        }
+    }
+
+    fn acc(batch_size: usize, linger_ms: u64) -> Accumulator {
+        Accumulator::new(batch_size, Duration::from_millis(linger_ms), Duration::from_secs(10), 1 << 20)
+    }
+
+    fn add(a: &Accumulator, tq: &TopicQueues, p: i32, v: &[u8], now: Instant) -> DeliveryFuture {
+        match a.append(tq, p, 0, None, Some(v), &[], None, now) {
+            Some(x) => x.future,
+            None => a.append(tq, p, 0, None, Some(v), &[], Some(a.batch_size), now).unwrap().future,
+        }
+    }
+
+    #[test]
+    fn linger_decides_readiness_unless_full_or_flushing() {
+        let a = acc(1000, 5);
+        let tq = a.topic("t", 2);
+        let c = cluster(vec![1, 2]);
+        let t0 = Instant::now();
+        let _f = add(&a, &tq, 0, b"x", t0);
+        let r = a.ready(&c, t0, false);
+        assert!(r.nodes.is_empty());
+        assert_eq!(r.next_check, Some(t0 + Duration::from_millis(5)));
+        assert_eq!(a.ready(&c, t0 + Duration::from_millis(5), false).nodes, vec![1]);
+        a.begin_flush();
+        assert_eq!(a.ready(&c, t0, false).nodes, vec![1]);
+        a.end_flush();
+        assert_eq!(a.ready(&c, t0, true).nodes, vec![1]);
+    }
+
+    #[test]
+    fn a_full_batch_closes_and_the_next_record_starts_another() {
+        let a = acc(200, 1000);
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![7]);
+        let now = Instant::now();
+        let mut futures = Vec::new();
+        for _ in 0..5 {
+            futures.push(add(&a, &tq, 0, &[0u8; 60], now));
+        }
+        assert_eq!(a.ready(&c, now, false).nodes, vec![7]);
+        let d = a.drain(&c, 7, 1 << 20, now);
+        assert_eq!(d.len(), 1, "one batch per partition per request");
+        assert!(d[0].batch.record_count < 5);
+        // The partition is muted until the answer comes back.
+        assert!(a.drain(&c, 7, 1 << 20, now).is_empty());
+    }
+
+    #[test]
+    fn a_retried_batch_goes_back_to_the_front_and_keeps_its_bytes() {
+        let a = acc(100, 0);
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let now = Instant::now();
+        let _f1 = add(&a, &tq, 0, &[1u8; 60], now);
+        let _f2 = add(&a, &tq, 0, &[2u8; 60], now);
+        let mut d = a.drain(&c, 1, 1 << 20, now);
+        let first = d.pop().unwrap();
+        let bytes = first.batch.sealed.clone().unwrap();
+        a.retry(first, Error::Closed { topic: None }, Duration::from_millis(10), now);
+        assert!(a.drain(&c, 1, 1 << 20, now).is_empty(), "backing off");
+        let later = now + Duration::from_millis(10);
+        let mut d = a.drain(&c, 1, 1 << 20, later);
+        assert_eq!(d[0].batch.sealed.clone().unwrap(), bytes, "the same batch, first");
+        assert_eq!(d.pop().unwrap().batch.attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn outcomes_reach_handles_and_memory_comes_back() {
+        let a = acc(100, 0);
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let now = Instant::now();
+        assert!(a.reserve(100, now + Duration::from_secs(1)).await);
+        let f = a.append(&tq, 0, 5, None, Some(b"v"), &[], Some(100), now).unwrap().future;
+        assert_eq!(a.pending_records(), 1);
+        let d = a.drain(&c, 1, 1 << 20, now).pop().unwrap();
+        a.complete(d, BatchAck { base_offset: Some(42), log_append_time: None });
+        let md = f.await.unwrap();
+        assert_eq!(md.offset, Some(42));
+        assert_eq!(a.pending_records(), 0);
+        assert!(!a.has_incomplete());
+        assert!(a.reserve(1 << 20, now + Duration::from_millis(10)).await, "all memory is back");
+    }
+
+    #[tokio::test]
+    async fn expired_batches_fail_with_a_delivery_timeout() {
+        let a = acc(100, 0);
+        let tq = a.topic("t", 1);
+        let now = Instant::now();
+        let f = add(&a, &tq, 0, b"v", now);
+        assert!(a.expire(now + Duration::from_secs(9)).is_some());
+        assert!(a.expire(now + Duration::from_secs(10)).is_none());
+        let e = f.await.unwrap_err();
+        assert!(matches!(e, Error::DeliveryTimeout { possibly_persisted: false, .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded() {
+        let a = Accumulator::new(100, Duration::ZERO, Duration::from_secs(10), 250);
+        let t0 = Instant::now();
+        assert!(a.reserve(100, t0).await);
+        assert!(a.reserve(100, t0).await);
+        assert!(!a.reserve(100, Instant::now() + Duration::from_millis(20)).await);
+    }
+}

@@ -1,0 +1,470 @@
+//! One TCP connection to one broker: a writer task, a reader task, and a cheap handle.
+//!
+//! Requests carry their own reply channel (tokio-postgres style). Responses are matched by
+//! correlation id. When the socket fails, every pending request fails with a network error and the
+//! handle reports itself closed, so the owner connects again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_producer_protocol::frame;
+use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+use kafka_producer_protocol::kafka_protocol::protocol::{Request, StrBytes, VersionRange};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::Error;
+
+/// The largest response frame accepted (the broker's own `socket.request.max.bytes` default).
+const MAX_FRAME: usize = 100 * 1024 * 1024;
+
+/// The highest versions this client speaks, per API.
+pub(crate) fn client_max_version(key: ApiKey) -> i16 {
+    match key {
+        ApiKey::ApiVersions => 3,
+        ApiKey::Metadata => 12,
+        // v13 names topics by id only (KIP-516); we name them.
+        ApiKey::Produce => 12,
+        _ => -1,
+    }
+}
+
+/// The lowest versions this client speaks: Kafka 4 brokers start at Produce v3 and Metadata v0.
+fn client_min_version(key: ApiKey) -> i16 {
+    match key {
+        ApiKey::Produce => 3,
+        ApiKey::Metadata => 4,
+        _ => 0,
+    }
+}
+
+type Reply = oneshot::Sender<Result<BytesMut, Error>>;
+
+struct Outgoing {
+    bytes: BytesMut,
+    /// Completed once the bytes are written (for requests with no response, acks=0).
+    written: Option<oneshot::Sender<Result<(), Error>>>,
+}
+
+struct Shared {
+    addr: String,
+    pending: Mutex<Pending>,
+    closed: AtomicBool,
+    /// Tells both I/O tasks to stop.
+    shutdown: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct Pending {
+    closed: bool,
+    replies: HashMap<i32, Reply>,
+}
+
+impl Shared {
+    /// Fails every pending request and refuses new ones.
+    fn close(&self, why: &str) {
+        let replies = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.closed = true;
+            std::mem::take(&mut p.replies)
+        };
+        self.closed.store(true, Ordering::Release);
+        self.shutdown.send_replace(true);
+        for (_, reply) in replies {
+            let _ = reply.send(Err(Error::Network {
+                broker: self.addr.clone(),
+                message: why.to_string(),
+            }));
+        }
+    }
+}
+
+/// A handle to one broker connection. Cloning it is cheap; the connection closes when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    next_correlation_id: Arc<AtomicI32>,
+    in_flight: Arc<AtomicUsize>,
+    versions: Arc<HashMap<i16, VersionRange>>,
+    client_id: Arc<str>,
+    request_timeout: Duration,
+}
+
+impl Connection {
+    /// Connects to `addr`, negotiates API versions, and starts the I/O tasks.
+    pub(crate) async fn connect(
+        addr: &str,
+        client_id: &str,
+        setup_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Connection, Error> {
+        let net = |message: String| Error::Network {
+            broker: addr.to_string(),
+            message,
+        };
+        let mut stream = tokio::time::timeout(setup_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                net(format!(
+                    "connection not established within socket.connection.setup.timeout.ms ({} ms)",
+                    setup_timeout.as_millis()
+                ))
+            })?
+            .map_err(|e| net(format!("cannot connect: {e}")))?;
+        stream.set_nodelay(true).ok();
+
+        let versions = tokio::time::timeout(
+            request_timeout,
+            negotiate_versions(&mut stream, addr, client_id),
+        )
+        .await
+        .map_err(|_| net("no ApiVersions answer within request.timeout.ms".into()))??;
+
+        let (read, write) = stream.into_split();
+        let shared = Arc::new(Shared {
+            addr: addr.to_string(),
+            pending: Mutex::new(Pending::default()),
+            closed: AtomicBool::new(false),
+            shutdown: watch::channel(false).0,
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(write, rx, shared.clone()));
+        tokio::spawn(read_loop(read, shared.clone()));
+        Ok(Connection {
+            shared,
+            tx,
+            next_correlation_id: Arc::new(AtomicI32::new(1)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            versions: Arc::new(versions),
+            client_id: client_id.into(),
+            request_timeout,
+        })
+    }
+
+    /// The broker's `host:port`.
+    pub(crate) fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Requests sent on this connection that are still waiting for their answer.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The version of `key` to use: the highest both sides speak.
+    pub(crate) fn version(&self, key: ApiKey) -> Result<i16, Error> {
+        let ours = (client_min_version(key), client_max_version(key));
+        match self.versions.get(&(key as i16)) {
+            Some(theirs) if theirs.max >= ours.0 && theirs.min <= ours.1 => {
+                Ok(theirs.max.min(ours.1))
+            }
+            theirs => Err(Error::Protocol {
+                broker: self.addr().to_string(),
+                message: format!(
+                    "no common version of {key:?}: we speak {}..={}, the broker {}",
+                    ours.0,
+                    ours.1,
+                    theirs.map_or("does not support it".to_string(), |v| format!(
+                        "speaks {}..={}",
+                        v.min, v.max
+                    ))
+                ),
+            }),
+        }
+    }
+
+    /// Sends a request and waits for its response, at most `request.timeout.ms`.
+    /// A timeout closes the connection, as the Java client does: its answer can no longer be trusted.
+    pub(crate) async fn call<R: Request>(&self, req: &R, version: i16) -> Result<R::Response, Error> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let correlation_id = self.enqueue(req, version, Some(reply_tx), None)?;
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _guard = InFlightGuard(&self.in_flight);
+        let frame = match tokio::time::timeout(self.request_timeout, reply_rx).await {
+            Ok(Ok(frame)) => frame?,
+            Ok(Err(_)) => return Err(self.network_error("connection closed")),
+            Err(_) => {
+                self.shared.close("request timed out");
+                return Err(self.network_error(&format!(
+                    "no answer within request.timeout.ms ({} ms); connection closed",
+                    self.request_timeout.as_millis()
+                )));
+            }
+        };
+        let (cid, response) = frame::decode_response::<R>(frame, version).map_err(|e| {
+            self.shared.close("undecodable response");
+            Error::Protocol {
+                broker: self.addr().to_string(),
+                message: format!("cannot decode {} response v{version}: {e}", api_name::<R>()),
+            }
+        })?;
+        if cid != correlation_id {
+            self.shared.close("correlation id mismatch");
+            return Err(Error::Protocol {
+                broker: self.addr().to_string(),
+                message: format!("expected correlation id {correlation_id}, got {cid}"),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Sends a request that gets no response (Produce with acks=0); resolves once written.
+    pub(crate) async fn send_only<R: Request>(&self, req: &R, version: i16) -> Result<(), Error> {
+        let (written_tx, written_rx) = oneshot::channel();
+        self.enqueue(req, version, None, Some(written_tx))?;
+        match written_rx.await {
+            Ok(result) => result,
+            Err(_) => Err(self.network_error("connection closed")),
+        }
+    }
+
+    fn enqueue<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        reply: Option<Reply>,
+        written: Option<oneshot::Sender<Result<(), Error>>>,
+    ) -> Result<i32, Error> {
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = BytesMut::new();
+        frame::encode_request(&mut bytes, version, correlation_id, Some(&self.client_id), req)
+            .map_err(|e| Error::Protocol {
+                broker: self.addr().to_string(),
+                message: format!("cannot encode {} v{version}: {e}", api_name::<R>()),
+            })?;
+        if let Some(reply) = reply {
+            let mut pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.closed {
+                return Err(self.network_error("connection closed"));
+            }
+            pending.replies.insert(correlation_id, reply);
+        }
+        self.tx
+            .send(Outgoing { bytes, written })
+            .map_err(|_| self.network_error("connection closed"))?;
+        Ok(correlation_id)
+    }
+
+    fn network_error(&self, message: &str) -> Error {
+        Error::Network {
+            broker: self.addr().to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Closes the connection; pending requests fail.
+    pub(crate) fn close(&self) {
+        self.shared.close("closed by the client");
+    }
+}
+
+struct InFlightGuard<'a>(&'a AtomicUsize);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn api_name<R: Request>() -> String {
+    ApiKey::try_from(R::KEY).map_or_else(|_| format!("api {}", R::KEY), |k| format!("{k:?}"))
+}
+
+/// ApiVersions, before the connection is shared. A broker that does not speak our version answers
+/// with UNSUPPORTED_VERSION and its own range (KIP-511); we then retry at v0.
+async fn negotiate_versions(
+    stream: &mut TcpStream,
+    addr: &str,
+    client_id: &str,
+) -> Result<HashMap<i16, VersionRange>, Error> {
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("kafka-producer-rs"))
+        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+    for version in [3, 0] {
+        let mut buf = BytesMut::new();
+        frame::encode_request(&mut buf, version, 0, Some(client_id), &req).map_err(|e| {
+            Error::Protocol {
+                broker: addr.to_string(),
+                message: format!("cannot encode ApiVersions: {e}"),
+            }
+        })?;
+        let io = |e: std::io::Error| Error::Network {
+            broker: addr.to_string(),
+            message: format!("during ApiVersions: {e}"),
+        };
+        stream.write_all(&buf).await.map_err(io)?;
+        let mut rbuf = BytesMut::with_capacity(4096);
+        let frame = loop {
+            if let Some(f) = frame::split_frame(&mut rbuf, MAX_FRAME).map_err(|e| Error::Protocol {
+                broker: addr.to_string(),
+                message: format!("bad ApiVersions frame: {e}"),
+            })? {
+                break f;
+            }
+            if stream.read_buf(&mut rbuf).await.map_err(io)? == 0 {
+                return Err(Error::Network {
+                    broker: addr.to_string(),
+                    message: "closed the connection during ApiVersions (is this a Kafka listener, PLAINTEXT?)".into(),
+                });
+            }
+        };
+        let (_, resp) = frame::decode_response::<ApiVersionsRequest>(frame, version).map_err(|e| {
+            Error::Protocol {
+                broker: addr.to_string(),
+                message: format!("cannot decode ApiVersions: {e}"),
+            }
+        })?;
+        // 35 = UNSUPPORTED_VERSION: try the version every broker speaks.
+        if resp.error_code == 35 && version != 0 {
+            continue;
+        }
+        if resp.error_code != 0 {
+            return Err(Error::Protocol {
+                broker: addr.to_string(),
+                message: format!(
+                    "ApiVersions failed: {}",
+                    kafka_producer_protocol::ErrorCode(resp.error_code)
+                ),
+            });
+        }
+        return Ok(resp
+            .api_keys
+            .iter()
+            .map(|k| {
+                (
+                    k.api_key,
+                    VersionRange {
+                        min: k.min_version,
+                        max: k.max_version,
+                    },
+                )
+            })
+            .collect());
+    }
+    unreachable!("the v0 attempt returns")
+}
+
+async fn write_loop(
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+) {
+    let mut batch: Vec<Outgoing> = Vec::new();
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let first = tokio::select! {
+            o = rx.recv() => match o {
+                Some(o) => o,
+                None => break,
+            },
+            _ = shutdown.wait_for(|&stop| stop) => break,
+        };
+        batch.push(first);
+        // Coalesce whatever else is queued into one write.
+        while batch.len() < 64 {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        let mut slices: Vec<Bytes> = batch.iter_mut().map(|o| std::mem::take(&mut o.bytes).freeze()).collect();
+        let result = write_all_vectored(&mut write, &mut slices).await;
+        let failed = result.is_err();
+        for o in batch.drain(..) {
+            if let Some(w) = o.written {
+                let _ = w.send(result.as_ref().map(|_| ()).map_err(|e| Error::Network {
+                    broker: shared.addr.clone(),
+                    message: format!("write failed: {e}"),
+                }));
+            }
+        }
+        if failed || shared.closed.load(Ordering::Acquire) {
+            shared.close("write failed");
+            break;
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+async fn write_all_vectored(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    bufs: &mut [Bytes],
+) -> std::io::Result<()> {
+    use bytes::Buf;
+    let mut start = 0;
+    while start < bufs.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = bufs[start..]
+            .iter()
+            .map(|b| std::io::IoSlice::new(b))
+            .collect();
+        let mut n = write.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let len = bufs[start].len();
+            if n >= len {
+                n -= len;
+                start += 1;
+            } else {
+                bufs[start].advance(n);
+                n = 0;
+            }
+        }
+        while start < bufs.len() && bufs[start].is_empty() {
+            start += 1;
+        }
+    }
+    Ok(())
+}
+
+async fn read_loop(mut read: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut shutdown = shared.shutdown.subscribe();
+    let why = loop {
+        loop {
+            match frame::split_frame(&mut buf, MAX_FRAME) {
+                Ok(Some(f)) => {
+                    let Ok(cid) = frame::correlation_id(&f) else {
+                        shared.close("a response without a correlation id");
+                        return;
+                    };
+                    let reply = shared
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .replies
+                        .remove(&cid);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(f));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    shared.close(&format!("bad frame: {e}"));
+                    return;
+                }
+            }
+        }
+        let read = tokio::select! {
+            r = read.read_buf(&mut buf) => r,
+            _ = shutdown.wait_for(|&stop| stop) => break "closed".to_string(),
+        };
+        match read {
+            Ok(0) => break "the broker closed the connection".to_string(),
+            Ok(_) => {}
+            Err(e) => break format!("read failed: {e}"),
+        }
+    };
+    shared.close(&why);
+}

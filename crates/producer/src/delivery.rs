@@ -1,0 +1,172 @@
+//! The outcome of a batch, shared by the handles of all its records.
+//!
+//! One [`BatchOutcome`] is allocated per batch, not per record: a [`DeliveryFuture`] is the batch's
+//! outcome plus the record's index in it, so its offset is `base_offset + index`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::error::Error;
+use crate::record::RecordMetadata;
+
+/// What the broker answered for a whole batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchAck {
+    /// The offset of the batch's first record; `None` with `acks=0`.
+    pub(crate) base_offset: Option<i64>,
+    /// The broker's LogAppendTime, when the topic uses it.
+    pub(crate) log_append_time: Option<i64>,
+}
+
+#[derive(Default)]
+struct State {
+    result: Option<Result<BatchAck, Error>>,
+    wakers: Vec<Option<Waker>>,
+}
+
+/// The shared, write-once outcome of one batch.
+#[derive(Default)]
+pub(crate) struct BatchOutcome {
+    state: Mutex<State>,
+}
+
+impl BatchOutcome {
+    /// Records the outcome and wakes every waiting handle. Only the first call counts.
+    pub(crate) fn complete(&self, result: Result<BatchAck, Error>) {
+        let wakers = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.result.is_some() {
+                return;
+            }
+            state.result = Some(result);
+            std::mem::take(&mut state.wakers)
+        };
+        for w in wakers.into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// The outcome if known; otherwise registers `waker` in `slot` (reusing the slot on re-polls).
+    fn poll_result(&self, waker: &Waker, slot: &mut Option<usize>) -> Option<Result<BatchAck, Error>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = &state.result {
+            return Some(r.clone());
+        }
+        match *slot {
+            Some(i) => match &mut state.wakers[i] {
+                Some(w) if w.will_wake(waker) => {}
+                entry => *entry = Some(waker.clone()),
+            },
+            None => {
+                *slot = Some(state.wakers.len());
+                state.wakers.push(Some(waker.clone()));
+            }
+        }
+        None
+    }
+}
+
+/// Resolves when the record is acknowledged (its [`RecordMetadata`]) or has failed (the reason).
+///
+/// Every record handed to `send` gets exactly one outcome; dropping this future does not cancel the
+/// record, it only means nobody looks at the outcome.
+#[must_use = "a record's outcome is only known by awaiting its DeliveryFuture"]
+pub struct DeliveryFuture {
+    outcome: Arc<BatchOutcome>,
+    topic: Arc<str>,
+    partition: i32,
+    index: u32,
+    timestamp: i64,
+    slot: Option<usize>,
+}
+
+impl DeliveryFuture {
+    pub(crate) fn new(
+        outcome: Arc<BatchOutcome>,
+        topic: Arc<str>,
+        partition: i32,
+        index: u32,
+        timestamp: i64,
+    ) -> Self {
+        DeliveryFuture {
+            outcome,
+            topic,
+            partition,
+            index,
+            timestamp,
+            slot: None,
+        }
+    }
+
+    /// The partition the record was queued for.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    fn metadata(&self, ack: BatchAck) -> RecordMetadata {
+        RecordMetadata {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            offset: ack.base_offset.map(|base| base + i64::from(self.index)),
+            timestamp: ack.log_append_time.unwrap_or(self.timestamp),
+        }
+    }
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match this.outcome.poll_result(cx.waker(), &mut this.slot) {
+            Some(Ok(ack)) => Poll::Ready(Ok(this.metadata(ack))),
+            Some(Err(e)) => Poll::Ready(Err(e)),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl std::fmt::Debug for DeliveryFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryFuture")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_handle_of_a_batch_sees_its_own_offset() {
+        let outcome = Arc::new(BatchOutcome::default());
+        let topic: Arc<str> = "t".into();
+        let a = DeliveryFuture::new(outcome.clone(), topic.clone(), 2, 0, 10);
+        let b = DeliveryFuture::new(outcome.clone(), topic, 2, 1, 11);
+        let waiter = tokio::spawn(b);
+        tokio::task::yield_now().await;
+        outcome.complete(Ok(BatchAck {
+            base_offset: Some(100),
+            log_append_time: None,
+        }));
+        outcome.complete(Err(Error::Closed { topic: None })); // ignored: first outcome wins
+        assert_eq!(a.await.unwrap().offset, Some(100));
+        let b = waiter.await.unwrap().unwrap();
+        assert_eq!((b.offset, b.timestamp, b.partition), (Some(101), 11, 2));
+    }
+
+    #[tokio::test]
+    async fn failure_reaches_every_handle() {
+        let outcome = Arc::new(BatchOutcome::default());
+        let f = DeliveryFuture::new(outcome.clone(), "t".into(), 0, 3, 0);
+        outcome.complete(Err(Error::Closed {
+            topic: Some("t".into()),
+        }));
+        assert!(matches!(f.await, Err(Error::Closed { .. })));
+    }
+}

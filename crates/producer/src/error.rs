@@ -1,0 +1,241 @@
+//! The one error type of the library.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use kafka_producer_protocol::ErrorCode;
+
+/// A boxed error from user code (a serializer, a partitioner).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong between `send` and an acknowledgement.
+///
+/// Each variant names what it concerns (the configuration key, the topic and partition, the broker).
+/// [`Error::is_retriable`] says whether trying the same thing again may succeed;
+/// [`Error::possibly_persisted`] says whether the broker may have written the record anyway.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration key is unknown or its value is not allowed.
+    #[error("invalid configuration `{key}`: {message}")]
+    Config {
+        /// The Kafka property name, e.g. `linger.ms`.
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+
+    /// None of `bootstrap.servers` answered with cluster metadata.
+    #[error("could not reach any of bootstrap.servers [{servers}]: {details}")]
+    Bootstrap {
+        /// The configured servers.
+        servers: String,
+        /// What each address answered.
+        details: String,
+    },
+
+    /// A broker answered with an error code for this topic or partition.
+    #[error("{topic}{}: broker error {code}", partition_suffix(*.partition))]
+    Broker {
+        /// The topic the request was for.
+        topic: String,
+        /// The partition, when the error concerns one.
+        partition: Option<i32>,
+        /// The Kafka error code, with its name.
+        code: ErrorCode,
+        /// The broker's own message, when it sent one.
+        message: Option<String>,
+    },
+
+    /// The key or value serializer failed; the record was not queued.
+    #[error("{topic}: could not serialize the record's {part}: {source}")]
+    Serialization {
+        /// The topic the record was for.
+        topic: String,
+        /// `"key"` or `"value"`.
+        part: &'static str,
+        /// The serializer's error.
+        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    /// The record can never be sent: it is larger than `max.request.size` or `buffer.memory`.
+    #[error("{topic}: the record is {size} bytes when serialized, larger than {limit_name} ({limit})")]
+    RecordTooLarge {
+        /// The topic the record was for.
+        topic: String,
+        /// Its encoded size in a batch.
+        size: usize,
+        /// The setting it exceeds.
+        limit_name: &'static str,
+        /// The setting's value.
+        limit: usize,
+    },
+
+    /// The topic does not exist (or is not visible) and did not appear within `max.block.ms`.
+    #[error("topic `{topic}` not present in metadata after {} ms{}", waited.as_millis(), reason_suffix(.reason))]
+    UnknownTopic {
+        /// The topic.
+        topic: String,
+        /// How long `send` waited.
+        waited: Duration,
+        /// The last error the brokers gave for it, if any.
+        reason: Option<ErrorCode>,
+    },
+
+    /// The explicit partition of a record does not exist.
+    #[error("{topic}: partition {partition} does not exist (the topic has {partition_count})")]
+    InvalidPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many the topic has.
+        partition_count: usize,
+    },
+
+    /// `send` waited `max.block.ms` for room in `buffer.memory`.
+    #[error("{topic}: no room in buffer.memory ({buffer_memory} bytes) after {} ms (max.block.ms); the brokers are not keeping up or unreachable", waited.as_millis())]
+    BufferExhausted {
+        /// The topic of the record that could not be queued.
+        topic: String,
+        /// `buffer.memory`.
+        buffer_memory: usize,
+        /// How long `send` waited.
+        waited: Duration,
+    },
+
+    /// The record was not acknowledged within `delivery.timeout.ms` of `send`.
+    #[error("{topic}-{partition}: not acknowledged within delivery.timeout.ms ({} ms){}", timeout.as_millis(), last_error_suffix(.last_error))]
+    DeliveryTimeout {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// `delivery.timeout.ms`.
+        timeout: Duration,
+        /// Whether a request carrying the record had been sent: then the broker may have written it.
+        possibly_persisted: bool,
+        /// The last error seen while trying, if any.
+        last_error: Option<Box<Error>>,
+    },
+
+    /// A connection failed or a request got no answer within `request.timeout.ms`.
+    #[error("broker {broker}: {message}")]
+    Network {
+        /// The broker address (`host:port`) or node id.
+        broker: String,
+        /// What happened.
+        message: String,
+    },
+
+    /// The broker sent something this client cannot understand.
+    #[error("protocol error from broker {broker}: {message}")]
+    Protocol {
+        /// The broker address.
+        broker: String,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// The producer was closed; the record was not (or no longer) sent.
+    #[error("the producer is closed{}", topic.as_deref().map(|t| format!(" (record for {t} not delivered)")).unwrap_or_default())]
+    Closed {
+        /// The topic of the record, when the error concerns one.
+        topic: Option<String>,
+    },
+
+    /// `flush` finished, but some records failed; each one's handle has its own error.
+    #[error("flush: {failed} record batch(es) failed; first failure: {first}")]
+    FlushFailed {
+        /// How many batches failed.
+        failed: usize,
+        /// The first failure.
+        first: Box<Error>,
+    },
+}
+
+fn partition_suffix(p: Option<i32>) -> String {
+    p.map(|p| format!("-{p}")).unwrap_or_default()
+}
+
+fn reason_suffix(reason: &Option<ErrorCode>) -> String {
+    reason.map(|c| format!(" (last error: {c})")).unwrap_or_default()
+}
+
+fn last_error_suffix(e: &Option<Box<Error>>) -> String {
+    e.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+}
+
+impl Error {
+    /// The topic this error concerns, if any.
+    pub fn topic(&self) -> Option<&str> {
+        match self {
+            Error::Broker { topic, .. }
+            | Error::Serialization { topic, .. }
+            | Error::RecordTooLarge { topic, .. }
+            | Error::UnknownTopic { topic, .. }
+            | Error::InvalidPartition { topic, .. }
+            | Error::BufferExhausted { topic, .. }
+            | Error::DeliveryTimeout { topic, .. } => Some(topic),
+            Error::Closed { topic } => topic.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The partition this error concerns, if any.
+    pub fn partition(&self) -> Option<i32> {
+        match self {
+            Error::Broker { partition, .. } => *partition,
+            Error::InvalidPartition { partition, .. } | Error::DeliveryTimeout { partition, .. } => {
+                Some(*partition)
+            }
+            _ => None,
+        }
+    }
+
+    /// The broker's error code, if a broker answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether doing the same thing again later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Broker { code, .. } => code.is_retriable(),
+            Error::Network { .. }
+            | Error::Bootstrap { .. }
+            | Error::BufferExhausted { .. }
+            | Error::DeliveryTimeout { .. }
+            | Error::UnknownTopic { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the broker may have written the record although it was reported as failed.
+    ///
+    /// True when a request carrying the record was sent and its answer was lost or timed out.
+    /// An application that retries such a record itself may write it twice.
+    pub fn possibly_persisted(&self) -> bool {
+        match self {
+            Error::DeliveryTimeout {
+                possibly_persisted, ..
+            } => *possibly_persisted,
+            Error::Network { .. } => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn config(key: &str, message: impl fmt::Display) -> Self {
+        Error::Config {
+            key: key.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The result type of this library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

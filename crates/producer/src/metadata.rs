@@ -1,0 +1,184 @@
+//! What the producer knows of the cluster: brokers, topics, partitions and their leaders.
+//!
+//! The view is an immutable snapshot replaced on each refresh, so `send` reads it without
+//! waiting on a refresh in progress.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use kafka_producer_protocol::kafka_protocol::messages::MetadataResponse;
+use kafka_producer_protocol::ErrorCode;
+use tokio::sync::{watch, Notify};
+
+/// One topic as the brokers last described it.
+#[derive(Debug, Clone)]
+pub(crate) struct TopicMetadata {
+    /// The topic-level error (`NONE` when the topic exists).
+    pub(crate) error: ErrorCode,
+    /// The leader of each partition, by partition index; -1 when it has none now.
+    pub(crate) leaders: Vec<i32>,
+    /// The partitions that have a leader, for the sticky partitioner.
+    pub(crate) available: Vec<u32>,
+}
+
+impl TopicMetadata {
+    pub(crate) fn partition_count(&self) -> usize {
+        self.leaders.len()
+    }
+
+    pub(crate) fn leader(&self, partition: i32) -> Option<i32> {
+        self.leaders
+            .get(partition as usize)
+            .copied()
+            .filter(|&l| l >= 0)
+    }
+}
+
+/// A snapshot of the cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct Cluster {
+    /// `host:port` of each broker, by node id.
+    pub(crate) brokers: HashMap<i32, String>,
+    pub(crate) topics: HashMap<String, TopicMetadata>,
+    pub(crate) updated: Option<Instant>,
+}
+
+impl Cluster {
+    fn empty() -> Self {
+        Cluster {
+            brokers: HashMap::new(),
+            topics: HashMap::new(),
+            updated: None,
+        }
+    }
+
+    /// The snapshot after a Metadata response: brokers are replaced, topics in the response
+    /// are replaced, other topics are kept.
+    pub(crate) fn updated_with(&self, resp: &MetadataResponse, now: Instant) -> Cluster {
+        let brokers = resp
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format_addr(&b.host, b.port)))
+            .collect();
+        let mut topics = self.topics.clone();
+        for t in &resp.topics {
+            let Some(name) = &t.name else { continue };
+            let count = t
+                .partitions
+                .iter()
+                .map(|p| p.partition_index + 1)
+                .max()
+                .unwrap_or(0)
+                .max(0) as usize;
+            let mut leaders = vec![-1; count];
+            for p in &t.partitions {
+                if p.partition_index >= 0 {
+                    leaders[p.partition_index as usize] = p.leader_id.0;
+                }
+            }
+            let available = leaders
+                .iter()
+                .enumerate()
+                .filter(|(_, &l)| l >= 0)
+                .map(|(i, _)| i as u32)
+                .collect();
+            topics.insert(
+                name.0.to_string(),
+                TopicMetadata {
+                    error: ErrorCode(t.error_code),
+                    leaders,
+                    available,
+                },
+            );
+        }
+        Cluster {
+            brokers,
+            topics,
+            updated: Some(now),
+        }
+    }
+}
+
+fn format_addr(host: &str, port: i32) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The shared metadata state: the snapshot, the topics in use, and the refresh signals.
+pub(crate) struct Metadata {
+    snapshot: RwLock<Arc<Cluster>>,
+    /// Bumped after every refresh attempt, so waiters in `send` look again.
+    version: watch::Sender<u64>,
+    wanted: Mutex<HashSet<String>>,
+    force: AtomicBool,
+    pub(crate) refresh: Notify,
+}
+
+impl Metadata {
+    pub(crate) fn new() -> Self {
+        Metadata {
+            snapshot: RwLock::new(Arc::new(Cluster::empty())),
+            version: watch::channel(0).0,
+            wanted: Mutex::new(HashSet::new()),
+            force: AtomicBool::new(false),
+            refresh: Notify::new(),
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<Cluster> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn replace(&self, cluster: Cluster) {
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cluster);
+        self.bump();
+    }
+
+    /// Wakes whoever waits for metadata, also after a failed refresh, so they can give up in time.
+    pub(crate) fn bump(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Adds `topic` to the topics asked for, and asks for a refresh if it is new.
+    pub(crate) fn want(&self, topic: &str) {
+        let new = self
+            .wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_string());
+        if new {
+            self.request_refresh();
+        }
+    }
+
+    pub(crate) fn wanted(&self) -> Vec<String> {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Asks the metadata task for a refresh now (a leader moved, a topic is unknown).
+    pub(crate) fn request_refresh(&self) {
+        self.force.store(true, Ordering::Release);
+        self.refresh.notify_one();
+    }
+
+    pub(crate) fn take_forced(&self) -> bool {
+        self.force.swap(false, Ordering::AcqRel)
+    }
+}

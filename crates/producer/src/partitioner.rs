@@ -1,0 +1,141 @@
+//! Choosing a record's partition, exactly as the Java client does.
+//!
+//! The order of precedence is the Java client's: an explicit partition in the record wins; then a
+//! user [`Partitioner`], if one is set and answers; then the key's murmur2 hash (unless
+//! `partitioner.ignore.keys`); then, for records without a key, the uniform sticky partitioner
+//! (KIP-794): stay on one partition until `batch.size` bytes went there, then move to another one
+//! chosen at random among those with a leader.
+
+use std::cell::Cell;
+
+/// Which partition the Java client's default partitioner picks for a non-null key:
+/// `(murmur2(key) & 0x7fffffff) % partition_count`. An empty key is hashed like any other.
+///
+/// # Panics
+///
+/// When `partition_count` is 0.
+pub fn partition_for_key(key: &[u8], partition_count: u32) -> u32 {
+    assert!(partition_count > 0, "a topic has at least one partition");
+    kafka_producer_protocol::murmur2::partition_for_key(key, partition_count)
+}
+
+/// A user's partitioner.
+pub trait Partitioner: Send + Sync + 'static {
+    /// The partition for a record, in `0..partition_count`; `None` falls back to the built-in
+    /// choice (the key's hash, or the sticky partition for a record without a key).
+    fn partition(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        partition_count: u32,
+    ) -> Option<u32>;
+}
+
+/// The sticky partition of one topic, for records without a key.
+#[derive(Debug, Default)]
+pub(crate) struct Sticky {
+    current: Option<u32>,
+    produced: usize,
+}
+
+impl Sticky {
+    /// The partition a keyless record goes to now. `available` lists the partitions with a
+    /// leader; when it is empty any partition may be chosen.
+    pub(crate) fn partition(&mut self, available: &[u32], partition_count: u32) -> u32 {
+        match self.current {
+            Some(p) if p < partition_count => p,
+            _ => {
+                let p = pick(available, partition_count);
+                self.current = Some(p);
+                self.produced = 0;
+                p
+            }
+        }
+    }
+
+    /// Counts `bytes` appended to the sticky partition; moves on once `batch_size` bytes went there.
+    pub(crate) fn appended(&mut self, bytes: usize, batch_size: usize) {
+        self.produced += bytes;
+        if self.produced >= batch_size.max(1) {
+            self.current = None;
+        }
+    }
+}
+
+fn pick(available: &[u32], partition_count: u32) -> u32 {
+    let r = random_u32();
+    if available.is_empty() {
+        r % partition_count
+    } else {
+        available[r as usize % available.len()]
+    }
+}
+
+/// A fast per-thread pseudo-random number (xorshift64*); good enough to spread partitions.
+fn random_u32() -> u32 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(seed());
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    })
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish() | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_partition_for_known_keys() {
+        // murmur2("21") = -973932308 in the Java client's UtilsTest; & 0x7fffffff = 1173551340.
+        assert_eq!(partition_for_key(b"21", 10), 1173551340 % 10);
+        assert_eq!(partition_for_key(b"", 1), 0);
+    }
+
+    #[test]
+    fn sticky_stays_until_batch_size_then_moves_among_available() {
+        let mut s = Sticky::default();
+        let available = [1, 3];
+        let first = s.partition(&available, 4);
+        assert!(available.contains(&first));
+        s.appended(100, 1000);
+        assert_eq!(s.partition(&available, 4), first);
+        s.appended(900, 1000);
+        // A new choice is made, still among the available partitions.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let p = s.partition(&available, 4);
+            assert!(available.contains(&p));
+            seen.insert(p);
+            s.appended(1000, 1000);
+        }
+        assert_eq!(seen.len(), 2, "both available partitions get used");
+    }
+
+    #[test]
+    fn sticky_with_no_leaders_uses_any_partition() {
+        let mut s = Sticky::default();
+        for _ in 0..50 {
+            assert!(s.partition(&[], 3) < 3);
+            s.appended(1, 1);
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! The handles users hold: [`Producer`] (bytes), [`TypedProducer`] (with serializers) and
+//! [`BlockingProducer`] (for synchronous code).
+
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_producer_protocol::batch::{record_size_upper_bound, Header, RECORD_BATCH_OVERHEAD};
+
+use crate::config::ProducerConfig;
+use crate::delivery::{BatchOutcome, DeliveryFuture};
+use crate::error::{Error, Result};
+use crate::metadata::Cluster;
+use crate::partitioner::{partition_for_key, Partitioner};
+use crate::record::{ProducerRecord, RecordMetadata};
+use crate::sender::{run_metadata, run_sender, Inner};
+use crate::serializer::Serializer;
+
+/// A Kafka producer of raw bytes. Cheap to clone (`Clone + Send + Sync`); all clones share one
+/// buffer, one set of connections and one background sender.
+///
+/// Create it inside a tokio runtime: it spawns its sender and metadata tasks there.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+    _guard: Arc<DropGuard>,
+}
+
+/// Notices when the last user handle goes away without `close`.
+struct DropGuard(Arc<Inner>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        let inner = &self.0;
+        if inner.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pending = inner.accumulator.pending_records();
+        if pending > 0 {
+            let msg = format!(
+                "kafka-producer: the producer was dropped without close() while {pending} record(s) \
+                 were not yet acknowledged; they are still being sent in the background, but are lost \
+                 if the runtime stops first. Call flush() or close() before dropping it."
+            );
+            if tracing::dispatcher::has_been_set() {
+                tracing::warn!(pending, "{msg}");
+            } else {
+                eprintln!("{msg}");
+            }
+        }
+        inner.wake.notify_one();
+    }
+}
+
+impl Producer {
+    /// Validates `config`, connects to `bootstrap.servers` (each in turn, every resolved address,
+    /// each bounded by `socket.connection.setup.timeout.ms`) and learns the cluster.
+    ///
+    /// Fails with [`Error::Config`] for a bad configuration and [`Error::Bootstrap`] when no
+    /// bootstrap server answers, naming each address and what it answered.
+    pub async fn new(config: ProducerConfig) -> Result<Producer> {
+        Self::with_partitioner(config, None).await
+    }
+
+    /// Like [`Producer::new`], with a user partitioner consulted before the built-in one.
+    pub async fn with_partitioner(
+        config: ProducerConfig,
+        partitioner: Option<Arc<dyn Partitioner>>,
+    ) -> Result<Producer> {
+        config.validate()?;
+        let inner = Arc::new(Inner::new(config, partitioner));
+        inner.refresh_metadata().await?;
+        tokio::spawn(run_sender(inner.clone()));
+        tokio::spawn(run_metadata(inner.clone()));
+        Ok(Producer {
+            _guard: Arc::new(DropGuard(inner.clone())),
+            inner,
+        })
+    }
+
+    /// Queues a record and returns at once with its [`DeliveryFuture`], without touching the
+    /// network, when its topic is known and there is room in `buffer.memory`.
+    ///
+    /// It waits, at most `max.block.ms` in all, only (1) for the topic's metadata the first time a
+    /// topic is used, and (2) for room in `buffer.memory` when the brokers are not keeping up.
+    /// Then it fails with [`Error::UnknownTopic`] or [`Error::BufferExhausted`].
+    /// It fails at once, queuing nothing, for a record larger than `max.request.size`
+    /// ([`Error::RecordTooLarge`]), a partition the topic does not have, or a closed producer.
+    ///
+    /// Once queued, the record gets exactly one outcome through the returned future, whether or
+    /// not anybody awaits it: acknowledged with its offset, or failed with the reason (at the
+    /// latest after `delivery.timeout.ms`). Cancelling this call before it returns queues nothing.
+    pub async fn send<K, V>(&self, record: ProducerRecord<'_, K, V>) -> Result<DeliveryFuture>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let r = RawRecord {
+            topic: record.topic,
+            key: record.key.as_ref().map(AsRef::as_ref),
+            value: record.value.as_ref().map(AsRef::as_ref),
+            headers: &record.headers,
+            timestamp: record.timestamp,
+            partition: record.partition,
+        };
+        send_raw(&self.inner, r).await
+    }
+
+    /// Sends everything queued now (ignoring `linger.ms`) and waits until every record handed to
+    /// `send` before this call is acknowledged or has failed.
+    ///
+    /// Returns [`Error::FlushFailed`] if any of them failed; each record's own future still
+    /// carries its own error.
+    pub async fn flush(&self) -> Result<()> {
+        flush(&self.inner).await
+    }
+
+    /// Flushes, then stops the background tasks and closes the connections. Records still not
+    /// acknowledged at `timeout` fail with [`Error::Closed`], which reaches their futures.
+    /// Later sends fail with [`Error::Closed`].
+    pub async fn close(&self, timeout: Duration) -> Result<()> {
+        let inner = &self.inner;
+        inner.closing.store(true, Ordering::Release);
+        inner.wake.notify_one();
+        let mut stopped = inner.stopped.subscribe();
+        let graceful = tokio::time::timeout(timeout, stopped.wait_for(|&s| s)).await.is_ok();
+        if graceful {
+            return Ok(());
+        }
+        let pending = inner.accumulator.pending_records();
+        inner.accumulator.abort_all(&Error::Closed { topic: None });
+        inner.wake.notify_one();
+        let _ = stopped.wait_for(|&s| s).await;
+        Err(Error::Closed {
+            topic: Some(format!(
+                "{pending} record(s) still pending after close timeout of {} ms",
+                timeout.as_millis()
+            )),
+        })
+    }
+
+    /// Records handed to `send` whose outcome is not known yet.
+    pub fn pending_records(&self) -> usize {
+        self.inner.accumulator.pending_records()
+    }
+
+    /// The partition count of `topic` as last seen in metadata (fetching it if needed).
+    pub async fn partition_count(&self, topic: &str) -> Result<usize> {
+        let deadline = Instant::now() + self.inner.config.max_block;
+        let cluster = wait_for_topic(&self.inner, topic, deadline).await?;
+        Ok(cluster.topics[topic].partition_count())
+    }
+}
+
+/// A record as bytes, borrowed from the caller.
+struct RawRecord<'a> {
+    topic: &'a str,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &'a [Header],
+    timestamp: Option<i64>,
+    partition: Option<i32>,
+}
+
+async fn send_raw(inner: &Arc<Inner>, r: RawRecord<'_>) -> Result<DeliveryFuture> {
+    if let Some(f) = try_send_now(inner, &r)? {
+        return Ok(f);
+    }
+    send_slow(inner, &r).await
+}
+
+/// The whole of `send` when the topic is known and the open batch has room: no waiting.
+fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<DeliveryFuture>> {
+    let size = check_size(inner, r)?;
+    let cluster = inner.metadata.snapshot();
+    if !topic_ready(&cluster, r.topic) {
+        return Ok(None);
+    }
+    let now = Instant::now();
+    let (tq, partition, sticky) = place(inner, &cluster, r)?;
+    let timestamp = r.timestamp.unwrap_or_else(now_millis);
+    match inner
+        .accumulator
+        .append(&tq, partition, timestamp, r.key, r.value, r.headers, None, now)
+    {
+        Some(a) => {
+            if sticky {
+                lock(&tq.sticky).appended(size, inner.accumulator.batch_size());
+            }
+            if a.wake_sender {
+                inner.wake.notify_one();
+            }
+            Ok(Some(a.future))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `send` when it must wait: for the topic's metadata, or for buffer memory.
+async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFuture> {
+    let start = Instant::now();
+    let deadline = start + inner.config.max_block;
+    let size = check_size(inner, r)?;
+    let cluster = wait_for_topic(inner, r.topic, deadline).await?;
+    let (tq, partition, sticky) = place(inner, &cluster, r)?;
+    let reserve = size.max(inner.accumulator.batch_size());
+    if !inner.accumulator.reserve(reserve, deadline).await {
+        return Err(Error::BufferExhausted {
+            topic: r.topic.to_string(),
+            buffer_memory: inner.accumulator.buffer_memory(),
+            waited: start.elapsed(),
+        });
+    }
+    if inner.is_closing() {
+        inner.accumulator.release(reserve);
+        return Err(Error::Closed {
+            topic: Some(r.topic.to_string()),
+        });
+    }
+    let timestamp = r.timestamp.unwrap_or_else(now_millis);
+    let a = inner
+        .accumulator
+        .append(&tq, partition, timestamp, r.key, r.value, r.headers, Some(reserve), Instant::now())
+        .expect("with memory reserved, append always succeeds");
+    if sticky {
+        lock(&tq.sticky).appended(size, inner.accumulator.batch_size());
+    }
+    if a.wake_sender {
+        inner.wake.notify_one();
+    }
+    Ok(a.future)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Fails records that can never be sent, before anything is queued; returns the record's size.
+fn check_size(inner: &Inner, r: &RawRecord<'_>) -> Result<usize> {
+    if inner.is_closing() {
+        return Err(Error::Closed {
+            topic: Some(r.topic.to_string()),
+        });
+    }
+    let size = record_size_upper_bound(r.key.map(<[u8]>::len), r.value.map(<[u8]>::len), r.headers)
+        + RECORD_BATCH_OVERHEAD;
+    let c = &inner.config;
+    for (limit_name, limit) in [("max.request.size", c.max_request_size), ("buffer.memory", c.buffer_memory)] {
+        if size > limit {
+            return Err(Error::RecordTooLarge {
+                topic: r.topic.to_string(),
+                size,
+                limit_name,
+                limit,
+            });
+        }
+    }
+    Ok(size)
+}
+
+fn topic_ready(cluster: &Cluster, topic: &str) -> bool {
+    cluster
+        .topics
+        .get(topic)
+        .is_some_and(|t| t.error.is_ok() && t.partition_count() > 0)
+}
+
+/// Waits until the topic's partitions are known, asking for metadata as needed, until `deadline`.
+async fn wait_for_topic(inner: &Inner, topic: &str, deadline: Instant) -> Result<Arc<Cluster>> {
+    let mut changes = inner.metadata.subscribe();
+    let start = Instant::now();
+    loop {
+        let cluster = inner.metadata.snapshot();
+        let last_error = cluster.topics.get(topic).map(|t| t.error);
+        if topic_ready(&cluster, topic) {
+            return Ok(cluster);
+        }
+        // Errors that waiting cannot cure: INVALID_TOPIC_EXCEPTION, TOPIC_AUTHORIZATION_FAILED.
+        if let Some(code) = last_error.filter(|c| matches!(c.0, 17 | 29)) {
+            return Err(Error::Broker {
+                topic: topic.to_string(),
+                partition: None,
+                code,
+                message: None,
+            });
+        }
+        inner.metadata.want(topic);
+        inner.metadata.request_refresh();
+        changes.borrow_and_update();
+        if tokio::time::timeout_at(deadline.into(), changes.changed())
+            .await
+            .is_err()
+        {
+            return Err(Error::UnknownTopic {
+                topic: topic.to_string(),
+                waited: start.elapsed(),
+                reason: last_error.filter(|c| !c.is_ok()),
+            });
+        }
+    }
+}
+
+/// Chooses the partition; returns the topic's queues, the partition, and whether it was the
+/// sticky choice for a record without a key.
+fn place(
+    inner: &Inner,
+    cluster: &Cluster,
+    r: &RawRecord<'_>,
+) -> Result<(Arc<crate::accumulator::TopicQueues>, i32, bool)> {
+    let meta = &cluster.topics[r.topic];
+    let count = meta.partition_count();
+    let tq = inner.accumulator.topic(r.topic, count);
+    if let Some(p) = r.partition {
+        if p < 0 || p as usize >= count {
+            return Err(Error::InvalidPartition {
+                topic: r.topic.to_string(),
+                partition: p,
+                partition_count: count,
+            });
+        }
+        return Ok((tq, p, false));
+    }
+    if let Some(custom) = &inner.partitioner {
+        if let Some(p) = custom.partition(r.topic, r.key, r.value, count as u32) {
+            if p as usize >= count {
+                return Err(Error::InvalidPartition {
+                    topic: r.topic.to_string(),
+                    partition: p as i32,
+                    partition_count: count,
+                });
+            }
+            return Ok((tq, p as i32, false));
+        }
+    }
+    if let (Some(key), false) = (r.key, inner.config.partitioner_ignore_keys) {
+        return Ok((tq, partition_for_key(key, count as u32) as i32, false));
+    }
+    let p = lock(&tq.sticky).partition(&meta.available, count as u32);
+    Ok((tq, p as i32, true))
+}
+
+async fn flush(inner: &Inner) -> Result<()> {
+    inner.accumulator.begin_flush();
+    struct EndFlush<'a>(&'a Inner);
+    impl Drop for EndFlush<'_> {
+        fn drop(&mut self) {
+            self.0.accumulator.end_flush();
+        }
+    }
+    let _end = EndFlush(inner);
+    inner.wake.notify_one();
+    let mut failed = 0;
+    let mut first = None;
+    for outcome in inner.accumulator.incomplete() {
+        if let Err(e) = wait(outcome).await {
+            failed += 1;
+            first.get_or_insert(e);
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(first) => Err(Error::FlushFailed {
+            failed,
+            first: Box::new(first),
+        }),
+    }
+}
+
+async fn wait(outcome: Arc<BatchOutcome>) -> Result<RecordMetadata> {
+    DeliveryFuture::new(outcome, Arc::from(""), 0, 0, 0).await
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A producer with a key and a value serializer, like the Java client's `KafkaProducer<K, V>`.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), kafka_producer::Error> {
+/// use kafka_producer::{JsonSerializer, ProducerConfig, ProducerRecord, StringSerializer, TypedProducer};
+///
+/// let config = ProducerConfig::new("localhost:9092");
+/// let producer = TypedProducer::new(config, StringSerializer, JsonSerializer).await?;
+/// let reading = serde_json::json!({"temp": 10});
+/// let delivery = producer
+///     .send(ProducerRecord::new("weather_realtime").key("seoul").value(&reading))
+///     .await?;
+/// producer.flush().await?;
+/// println!("{:?}", delivery.await?);
+/// # Ok(()) }
+/// ```
+pub struct TypedProducer<K: ?Sized, V: ?Sized> {
+    producer: Producer,
+    key: Arc<dyn Serializer<K>>,
+    value: Arc<dyn Serializer<V>>,
+}
+
+impl<K: ?Sized, V: ?Sized> Clone for TypedProducer<K, V> {
+    fn clone(&self) -> Self {
+        TypedProducer {
+            producer: self.producer.clone(),
+            key: self.key.clone(),
+            value: self.value.clone(),
+        }
+    }
+}
+
+thread_local! {
+    /// Scratch buffers for serializing, so a typed send needs no allocation of its own.
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
+    /// Connects (see [`Producer::new`]) and uses these serializers.
+    pub async fn new(
+        config: ProducerConfig,
+        key: impl Serializer<K> + 'static,
+        value: impl Serializer<V> + 'static,
+    ) -> Result<Self> {
+        Ok(Self::from_producer(Producer::new(config).await?, key, value))
+    }
+
+    /// Wraps an existing producer; it shares the buffer and connections with every other handle.
+    pub fn from_producer(
+        producer: Producer,
+        key: impl Serializer<K> + 'static,
+        value: impl Serializer<V> + 'static,
+    ) -> Self {
+        TypedProducer {
+            producer,
+            key: Arc::new(key),
+            value: Arc::new(value),
+        }
+    }
+
+    /// Serializes the key and value, then sends as [`Producer::send`] does. A serializer error
+    /// fails this call with [`Error::Serialization`] and queues nothing.
+    pub async fn send(&self, record: ProducerRecord<'_, &K, &V>) -> Result<DeliveryFuture> {
+        let inner = &self.producer.inner;
+        let topic = record.topic;
+        // Fast path: serialize into this thread's scratch buffers and append without waiting.
+        let fast = SCRATCH.with(|s| {
+            let (kbuf, vbuf) = &mut *s.borrow_mut();
+            let (key, value) = self.serialize(&record, kbuf, vbuf)?;
+            let raw = RawRecord {
+                topic,
+                key,
+                value,
+                headers: &record.headers,
+                timestamp: record.timestamp,
+                partition: record.partition,
+            };
+            match try_send_now(inner, &raw)? {
+                Some(f) => Ok(Ok(f)),
+                // Must wait: keep owned copies across the await.
+                None => Ok(Err((key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)))),
+            }
+        })?;
+        let (key, value) = match fast {
+            Ok(f) => return Ok(f),
+            Err(owned) => owned,
+        };
+        let raw = RawRecord {
+            topic,
+            key: key.as_deref(),
+            value: value.as_deref(),
+            headers: &record.headers,
+            timestamp: record.timestamp,
+            partition: record.partition,
+        };
+        send_slow(inner, &raw).await
+    }
+
+    fn serialize<'b>(
+        &self,
+        record: &ProducerRecord<'_, &K, &V>,
+        kbuf: &'b mut Vec<u8>,
+        vbuf: &'b mut Vec<u8>,
+    ) -> Result<(Option<&'b [u8]>, Option<&'b [u8]>)> {
+        let err = |part, e: crate::error::BoxError| Error::Serialization {
+            topic: record.topic.to_string(),
+            part,
+            source: Arc::from(e),
+        };
+        kbuf.clear();
+        vbuf.clear();
+        let key = match record.key {
+            Some(k) => {
+                self.key.serialize(record.topic, k, kbuf).map_err(|e| err("key", e))?;
+                Some(&kbuf[..])
+            }
+            None => None,
+        };
+        let value = match record.value {
+            Some(v) => {
+                self.value.serialize(record.topic, v, vbuf).map_err(|e| err("value", e))?;
+                Some(&vbuf[..])
+            }
+            None => None,
+        };
+        Ok((key, value))
+    }
+
+    /// See [`Producer::flush`].
+    pub async fn flush(&self) -> Result<()> {
+        self.producer.flush().await
+    }
+
+    /// See [`Producer::close`].
+    pub async fn close(&self, timeout: Duration) -> Result<()> {
+        self.producer.close(timeout).await
+    }
+
+    /// The untyped producer underneath.
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+}
+
+/// A producer for synchronous code: each call blocks the calling thread. It runs its own
+/// small tokio runtime; do not use it from inside an async runtime.
+///
+/// Dropping it without [`BlockingProducer::close`] closes it with `delivery.timeout.ms` as the
+/// timeout, so queued records are delivered (or fail) before the runtime stops.
+pub struct BlockingProducer<K: ?Sized, V: ?Sized> {
+    producer: Option<TypedProducer<K, V>>,
+    runtime: tokio::runtime::Runtime,
+    close_timeout: Duration,
+}
+
+/// The outcome of one record sent by a [`BlockingProducer`].
+#[must_use = "a record's outcome is only known by waiting for it"]
+#[derive(Debug)]
+pub struct BlockingDelivery {
+    future: DeliveryFuture,
+    handle: tokio::runtime::Handle,
+}
+
+impl BlockingDelivery {
+    /// Blocks until the record is acknowledged or has failed.
+    pub fn wait(self) -> Result<RecordMetadata> {
+        self.handle.block_on(self.future)
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
+    /// Connects, like [`Producer::new`].
+    pub fn new(
+        config: ProducerConfig,
+        key: impl Serializer<K> + 'static,
+        value: impl Serializer<V> + 'static,
+    ) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("kafka-producer")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::config("(runtime)", format!("cannot start the producer's runtime: {e}")))?;
+        let close_timeout = config.delivery_timeout;
+        let producer = runtime.block_on(TypedProducer::new(config, key, value))?;
+        Ok(BlockingProducer {
+            producer: Some(producer),
+            runtime,
+            close_timeout,
+        })
+    }
+
+    fn typed(&self) -> &TypedProducer<K, V> {
+        self.producer.as_ref().expect("present until drop")
+    }
+
+    /// Queues a record; see [`Producer::send`] for when this blocks.
+    pub fn send(&self, record: ProducerRecord<'_, &K, &V>) -> Result<BlockingDelivery> {
+        let future = self.runtime.block_on(self.typed().send(record))?;
+        Ok(BlockingDelivery {
+            future,
+            handle: self.runtime.handle().clone(),
+        })
+    }
+
+    /// See [`Producer::flush`].
+    pub fn flush(&self) -> Result<()> {
+        self.runtime.block_on(self.typed().flush())
+    }
+
+    /// See [`Producer::close`].
+    pub fn close(mut self, timeout: Duration) -> Result<()> {
+        let producer = self.producer.take().expect("present until drop");
+        self.runtime.block_on(producer.close(timeout))
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> Drop for BlockingProducer<K, V> {
+    fn drop(&mut self) {
+        if let Some(p) = self.producer.take() {
+            if let Err(e) = self.runtime.block_on(p.close(self.close_timeout)) {
+                eprintln!("kafka-producer: closing a dropped BlockingProducer: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! What goes in (`ProducerRecord`) and what comes back (`RecordMetadata`).
+
+pub use kafka_producer_protocol::Header;
+
+/// One record to send.
+///
+/// `K` and `V` are the key and value types: bytes for [`Producer`](crate::Producer), anything with a
+/// serializer for [`TypedProducer`](crate::TypedProducer). A `None` key means "no key" (the sticky
+/// partitioner picks the partition); a `None` value is a tombstone.
+#[derive(Debug, Clone)]
+pub struct ProducerRecord<'a, K, V> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The key, or `None`.
+    pub key: Option<K>,
+    /// The value, or `None` for a tombstone.
+    pub value: Option<V>,
+    /// Headers, in order; the same key may appear more than once.
+    pub headers: Vec<Header>,
+    /// The CreateTime in milliseconds since the epoch; `None` means now.
+    pub timestamp: Option<i64>,
+    /// An explicit partition; `None` lets the partitioner choose.
+    pub partition: Option<i32>,
+}
+
+impl<'a, K, V> ProducerRecord<'a, K, V> {
+    /// A record for `topic` with no key, no value, no headers.
+    pub fn new(topic: &'a str) -> Self {
+        ProducerRecord {
+            topic,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: None,
+            partition: None,
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: K) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Sets the value.
+    pub fn value(mut self, value: V) -> Self {
+        self.value = Some(value);
+        self
+    }
+
+    /// Appends a header.
+    pub fn header(mut self, key: impl Into<String>, value: Option<&[u8]>) -> Self {
+        self.headers.push(Header {
+            key: key.into(),
+            value: value.map(bytes::Bytes::copy_from_slice),
+        });
+        self
+    }
+
+    /// Sets the timestamp (milliseconds since the Unix epoch).
+    pub fn timestamp(mut self, millis: i64) -> Self {
+        self.timestamp = Some(millis);
+        self
+    }
+
+    /// Sends to this partition, whatever the key.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+}
+
+/// Where an acknowledged record was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset, or `None` with `acks=0`, where the broker does not answer.
+    pub offset: Option<i64>,
+    /// The record's timestamp: its CreateTime, or the broker's LogAppendTime when the topic uses that.
+    pub timestamp: i64,
+}

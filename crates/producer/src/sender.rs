@@ -1,0 +1,424 @@
+//! The background side: the sender task, the metadata task and the broker connections.
+//!
+//! The sender drains ready batches per leader into one ProduceRequest per broker (at most
+//! `max.in.flight.requests.per.connection` outstanding per connection) and turns each answer into
+//! outcomes: acknowledged, retried after backoff (back at the front of its partition's queue), or
+//! failed. The metadata task keeps the cluster view fresh: every `metadata.max.age.ms`, and at once
+//! when a topic is new, a leader is unknown, or a broker says it no longer leads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_producer_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_producer_protocol::kafka_protocol::messages::produce_request::{
+    PartitionProduceData, TopicProduceData,
+};
+use kafka_producer_protocol::kafka_protocol::messages::{
+    ApiKey, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_producer_protocol::kafka_protocol::protocol::StrBytes;
+use kafka_producer_protocol::ErrorCode;
+use tokio::sync::{watch, Notify};
+
+use crate::accumulator::{Accumulator, Drained};
+use crate::config::{Acks, ProducerConfig};
+use crate::connection::Connection;
+use crate::delivery::BatchAck;
+use crate::error::Error;
+use crate::metadata::Metadata;
+use crate::partitioner::Partitioner;
+
+/// Everything the producer handles and the background tasks share.
+pub(crate) struct Inner {
+    pub(crate) config: ProducerConfig,
+    pub(crate) accumulator: Accumulator,
+    pub(crate) metadata: Metadata,
+    pub(crate) partitioner: Option<Arc<dyn Partitioner>>,
+    /// Wakes the sender: a batch was started or filled, an answer came, metadata changed.
+    pub(crate) wake: Notify,
+    /// No new records; send what is queued, then stop.
+    pub(crate) closing: AtomicBool,
+    /// Set when the sender task has ended.
+    pub(crate) stopped: watch::Sender<bool>,
+    nodes: Mutex<HashMap<i32, NodeState>>,
+}
+
+enum NodeState {
+    Ready(Connection),
+    Connecting,
+    Backoff { until: Instant, failures: u32 },
+}
+
+impl Inner {
+    pub(crate) fn new(config: ProducerConfig, partitioner: Option<Arc<dyn Partitioner>>) -> Self {
+        Inner {
+            accumulator: Accumulator::new(
+                config.batch_size,
+                config.linger,
+                config.delivery_timeout,
+                config.buffer_memory,
+            ),
+            metadata: Metadata::new(),
+            partitioner,
+            wake: Notify::new(),
+            closing: AtomicBool::new(false),
+            stopped: watch::channel(false).0,
+            nodes: Mutex::new(HashMap::new()),
+            config,
+        }
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// The connection to `node` if it is up; otherwise starts connecting (in the background,
+    /// so one unreachable broker never holds up the others) and returns `None`.
+    fn connection(self: &Arc<Self>, node: i32, now: Instant) -> Option<Connection> {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = match nodes.get(&node) {
+            Some(NodeState::Ready(c)) if !c.is_closed() => return Some(c.clone()),
+            Some(NodeState::Connecting) => return None,
+            Some(NodeState::Backoff { until, .. }) if *until > now => return None,
+            Some(NodeState::Backoff { failures, .. }) => *failures,
+            _ => 0,
+        };
+        let Some(addr) = self.metadata.snapshot().brokers.get(&node).cloned() else {
+            self.metadata.request_refresh();
+            return None;
+        };
+        nodes.insert(node, NodeState::Connecting);
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let c = &inner.config;
+            let result =
+                Connection::connect(&addr, &c.client_id, c.connection_setup_timeout, c.request_timeout)
+                    .await;
+            let state = match result {
+                Ok(conn) => NodeState::Ready(conn),
+                Err(e) => {
+                    tracing::warn!(node, %addr, error = %e, "cannot connect to broker");
+                    inner.metadata.request_refresh();
+                    NodeState::Backoff {
+                        until: Instant::now() + reconnect_backoff(c.reconnect_backoff, failures),
+                        failures: failures + 1,
+                    }
+                }
+            };
+            inner
+                .nodes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(node, state);
+            inner.wake.notify_one();
+        });
+        None
+    }
+
+    /// Any live connection, for metadata: an open one, else a known broker, else each bootstrap
+    /// server in turn.
+    async fn any_connection(&self) -> Result<Connection, Error> {
+        let open = {
+            let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+            nodes.values().find_map(|s| match s {
+                NodeState::Ready(c) if !c.is_closed() => Some(c.clone()),
+                _ => None,
+            })
+        };
+        if let Some(c) = open {
+            return Ok(c);
+        }
+        let known: Vec<(Option<i32>, String)> = {
+            let snapshot = self.metadata.snapshot();
+            let mut brokers: Vec<_> = snapshot.brokers.iter().map(|(&id, a)| (Some(id), a.clone())).collect();
+            brokers.sort();
+            brokers
+        };
+        let bootstrap = self.config.bootstrap_servers.iter().map(|a| (None, a.clone()));
+        let mut failures = Vec::new();
+        for (node, addr) in known.into_iter().chain(bootstrap) {
+            let c = &self.config;
+            match Connection::connect(&addr, &c.client_id, c.connection_setup_timeout, c.request_timeout).await {
+                Ok(conn) => {
+                    if let Some(node) = node {
+                        self.nodes
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(node, NodeState::Ready(conn.clone()));
+                    }
+                    return Ok(conn);
+                }
+                Err(e) => failures.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(Error::Bootstrap {
+            servers: self.config.bootstrap_servers.join(","),
+            details: failures.join("; "),
+        })
+    }
+
+    /// One Metadata request for the topics in use; replaces the snapshot.
+    pub(crate) async fn refresh_metadata(&self) -> Result<(), Error> {
+        let conn = self.any_connection().await?;
+        let version = conn.version(ApiKey::Metadata)?;
+        let topics = self
+            .metadata
+            .wanted()
+            .into_iter()
+            .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t)))))
+            .collect();
+        let req = MetadataRequest::default()
+            .with_topics(Some(topics))
+            // As the Java producer: the broker's auto.create.topics.enable decides.
+            .with_allow_auto_topic_creation(true);
+        let resp = conn.call(&req, version).await?;
+        let cluster = self.metadata.snapshot().updated_with(&resp, Instant::now());
+        self.metadata.replace(cluster);
+        Ok(())
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let c = &self.config;
+        let exp = c.retry_backoff.saturating_mul(1u32 << attempts.min(16));
+        let base = exp.min(c.retry_backoff_max);
+        // ±20% jitter, as the Java client, so many producers do not retry in step.
+        let jitter = (nanos_now() % 400) as f64 / 1000.0 - 0.2;
+        base.mul_f64(1.0 + jitter).max(c.retry_backoff.min(c.retry_backoff_max))
+    }
+
+    /// Sends one ProduceRequest and handles its answer in the background.
+    fn send_produce(self: &Arc<Self>, conn: Connection, mut batches: Vec<Drained>) {
+        let version = match conn.version(ApiKey::Produce) {
+            Ok(v) => v,
+            Err(e) => {
+                for d in batches {
+                    self.accumulator.fail(d, e.clone());
+                }
+                return;
+            }
+        };
+        let acks = self.config.acks;
+        let req = produce_request(&mut batches, acks, self.config.request_timeout);
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let result = if acks == Acks::None {
+                conn.send_only(&req, version).await.map(|()| None)
+            } else {
+                conn.call(&req, version).await.map(Some)
+            };
+            inner.handle_produce(batches, result);
+            inner.wake.notify_one();
+        });
+    }
+
+    fn handle_produce(&self, batches: Vec<Drained>, result: Result<Option<ProduceResponse>, Error>) {
+        let now = Instant::now();
+        let resp = match result {
+            Ok(Some(resp)) => resp,
+            Ok(None) => {
+                for d in batches {
+                    self.accumulator.complete(d, BatchAck { base_offset: None, log_append_time: None });
+                }
+                return;
+            }
+            Err(e) => {
+                self.metadata.request_refresh();
+                for d in batches {
+                    self.retry_or_fail(d, e.clone(), now);
+                }
+                return;
+            }
+        };
+        for d in batches {
+            let answer = resp
+                .responses
+                .iter()
+                .filter(|t| &*t.name.0 == &*d.topic)
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == d.partition);
+            let Some(p) = answer else {
+                let e = Error::Protocol {
+                    broker: String::new(),
+                    message: format!("no answer for {}-{} in the produce response", d.topic, d.partition),
+                };
+                self.retry_or_fail(d, e, now);
+                continue;
+            };
+            let code = ErrorCode(p.error_code);
+            if code.is_ok() {
+                let ack = BatchAck {
+                    base_offset: Some(p.base_offset),
+                    log_append_time: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
+                };
+                self.accumulator.complete(d, ack);
+                continue;
+            }
+            let error = Error::Broker {
+                topic: d.topic.to_string(),
+                partition: Some(d.partition),
+                code,
+                message: p.error_message.as_ref().map(|m| m.to_string()),
+            };
+            if invalidates_metadata(code) {
+                self.metadata.request_refresh();
+            }
+            if code.is_retriable() {
+                self.retry_or_fail(d, error, now);
+            } else {
+                self.accumulator.fail(d, error);
+            }
+        }
+    }
+
+    fn retry_or_fail(&self, d: Drained, error: Error, now: Instant) {
+        if d.batch.attempts >= self.config.retries {
+            self.accumulator.fail(d, error);
+        } else {
+            let backoff = self.backoff(d.batch.attempts);
+            self.accumulator.retry(d, error, backoff, now);
+        }
+    }
+
+    /// Ends every connection.
+    fn close_connections(&self) {
+        let nodes = std::mem::take(&mut *self.nodes.lock().unwrap_or_else(|e| e.into_inner()));
+        for state in nodes.into_values() {
+            if let NodeState::Ready(c) = state {
+                c.close();
+            }
+        }
+    }
+}
+
+/// Errors after which the producer's view of leaders is stale (Java: InvalidMetadataException).
+fn invalidates_metadata(code: ErrorCode) -> bool {
+    matches!(code.0, 3 | 5 | 6 | 56 | 74 | 75 | 100 | 103)
+}
+
+fn reconnect_backoff(initial: Duration, failures: u32) -> Duration {
+    initial
+        .saturating_mul(1u32 << failures.min(10))
+        .min(Duration::from_secs(1))
+}
+
+fn nanos_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// One ProduceRequest for the drained batches, grouped by topic. Marks them as sent.
+fn produce_request(batches: &mut [Drained], acks: Acks, timeout: Duration) -> ProduceRequest {
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    for d in batches.iter_mut() {
+        d.batch.sent = true;
+        let data = PartitionProduceData::default()
+            .with_index(d.partition)
+            .with_records(Some(d.batch.bytes()));
+        match topics.iter_mut().find(|t| &*t.name.0 == &*d.topic) {
+            Some(t) => t.partition_data.push(data),
+            None => topics.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(d.topic.to_string())))
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    ProduceRequest::default()
+        .with_acks(acks.as_i16())
+        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_topic_data(topics)
+}
+
+/// The sender task: drain ready batches, send them, sleep until the next linger deadline or wake-up.
+pub(crate) async fn run_sender(inner: Arc<Inner>) {
+    let c = &inner.config;
+    loop {
+        let now = Instant::now();
+        let cluster = inner.metadata.snapshot();
+        let closing = inner.is_closing();
+        let next_expiry = inner.accumulator.expire(now);
+        let ready = inner.accumulator.ready(&cluster, now, closing);
+        if ready.unknown_leader {
+            inner.metadata.request_refresh();
+        }
+        let mut next = earliest(ready.next_check, next_expiry);
+        for node in ready.nodes {
+            match inner.connection(node, now) {
+                Some(conn) if conn.in_flight() < c.max_in_flight => {
+                    let batches = inner.accumulator.drain(&cluster, node, c.max_request_size, now);
+                    if !batches.is_empty() {
+                        inner.send_produce(conn, batches);
+                    }
+                }
+                // Full: the answer wakes us.
+                Some(_) => {}
+                None => next = earliest(next, Some(now + c.reconnect_backoff.max(Duration::from_millis(10)))),
+            }
+        }
+        if closing && !inner.accumulator.has_incomplete() {
+            break;
+        }
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = inner.wake.notified() => {}
+            _ = sleep => {}
+        }
+    }
+    inner.close_connections();
+    inner.stopped.send_replace(true);
+    inner.metadata.refresh.notify_one();
+}
+
+/// The metadata task: refresh when asked (at most once per `retry.backoff.ms`) and when the
+/// snapshot is older than `metadata.max.age.ms`.
+pub(crate) async fn run_metadata(inner: Arc<Inner>) {
+    let c = &inner.config;
+    let mut stopped = inner.stopped.subscribe();
+    let mut failures = 0u32;
+    loop {
+        let due = inner
+            .metadata
+            .snapshot()
+            .updated
+            .map_or_else(Instant::now, |u| u + c.metadata_max_age);
+        if !inner.metadata.take_forced() {
+            tokio::select! {
+                _ = inner.metadata.refresh.notified() => {}
+                _ = tokio::time::sleep_until(due.into()) => {}
+                _ = stopped.wait_for(|&s| s) => return,
+            }
+            inner.metadata.take_forced();
+        }
+        if *stopped.borrow() {
+            return;
+        }
+        match inner.refresh_metadata().await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "metadata refresh failed");
+                inner.metadata.request_refresh();
+                inner.metadata.bump();
+            }
+        }
+        inner.wake.notify_one();
+        // Never more than one refresh per backoff, however many ask.
+        tokio::time::sleep(inner.backoff(failures.saturating_sub(1))).await;
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
