@@ -250,3 +250,6 @@ fn name<T>() -> &'static str {
     let full = std::any::type_name::<T>();
     full.rsplit("::").next().unwrap_or(full)
 }
+
+#[cfg(test)]
+mod tests;
