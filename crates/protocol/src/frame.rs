@@ -84,13 +84,13 @@ pub fn correlation_id(frame: &[u8]) -> Result<i32, DecodeError> {
         .ok_or(DecodeError::Truncated)
 }
 
-/// Decodes a response frame: header (version from `R::Response::header_version(version)`; note ApiVersions responses
-/// always use header v0 — check what kafka-protocol returns and make it right) then body; trailing bytes are an error.
+/// Decodes a response frame: header (version from `R::Response::header_version(version)`)
+/// then body; trailing bytes are an error. Returns the correlation id and the body.
 ///
-/// kafka-protocol's `ApiVersionsResponse::header_version` does return 0 for every
-/// version (KIP-511), so no special case is needed here; for the version fallback
-/// ApiVersions also needs, see [`decode_api_versions_response`]. Returns the correlation
-/// id and the body.
+/// ApiVersions responses always use header v0 (KIP-511), and kafka-protocol's
+/// `ApiVersionsResponse::header_version` does return 0 for every version, so no special
+/// case is needed here. For the body-version fallback ApiVersions also needs, use
+/// [`decode_api_versions_response`].
 pub fn decode_response<R: Request>(
     frame: BytesMut,
     version: i16,

@@ -10,6 +10,33 @@
 //! memory; decoders never panic on input and never size an allocation by a length from
 //! the wire alone (see [`frame::decode_response`] for the one exception, inside
 //! kafka-protocol).
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use kafka_producer_protocol::kafka_protocol::messages::produce_request::{
+//!     PartitionProduceData, TopicProduceData,
+//! };
+//! use kafka_producer_protocol::kafka_protocol::messages::{ProduceRequest, TopicName};
+//! use kafka_producer_protocol::murmur2::partition_for_key;
+//! use kafka_producer_protocol::{frame, BatchBuilder, BatchParams};
+//!
+//! let partition = partition_for_key(b"user-42", 6);
+//! let mut batch = BatchBuilder::new(1024);
+//! batch.try_append(1_700_000_000_000, Some(b"user-42"), Some(b"hello"), &[], 16_384);
+//! let records = batch.finish(BatchParams::default());
+//!
+//! let request = ProduceRequest::default()
+//!     .with_acks(-1)
+//!     .with_timeout_ms(30_000)
+//!     .with_topic_data(vec![TopicProduceData::default()
+//!         .with_name(TopicName("events".into()))
+//!         .with_partition_data(vec![PartitionProduceData::default()
+//!             .with_index(partition as i32)
+//!             .with_records(Some(records))])]);
+//! let mut wire = BytesMut::new();
+//! frame::encode_request(&mut wire, 9, 1, Some("my-app"), &request)?;
+//! # Ok::<(), kafka_producer_protocol::EncodeError>(())
+//! ```
 
 pub mod batch;
 pub mod error;
