@@ -1,1 +1,33 @@
 //! Test support: the real local Kafka cluster and the independent reader.
+//!
+//! Integration tests get the cluster that `scripts/kafka up` started from the `KAFKA_BOOTSTRAP` environment variable:
+//!
+//! ```no_run
+//! # fn main() {
+//! let Some(cluster) = kafka_producer_testkit::cluster() else { return };
+//! let topic = kafka_producer_testkit::Cluster::random_topic("smoke");
+//! cluster.create_topic(&topic, 3, 3, &[]);
+//! // ... produce with the client under test ...
+//! let records = cluster.read_topic(&topic);
+//! # let _ = records;
+//! # }
+//! ```
+//!
+//! Without `KAFKA_BOOTSTRAP` such a test prints `SKIPPED: <test> needs KAFKA_BOOTSTRAP` and passes, so `cargo test`
+//! works on a machine without Java. `scripts/test` and CI set `KPROD_REQUIRE_KAFKA=1`, which turns a missing cluster
+//! into a failure: a CI run never goes green without having talked to Kafka.
+//!
+//! Everything that checks what reached the broker goes through Kafka's own Java client and tools (`scripts/kafka
+//! tool ...`), never through this project's code, so a bug in our protocol layer cannot hide itself.
+//!
+//! # Disruptive tests
+//!
+//! A test that stops or restarts nodes would break tests running beside it. Such tests have names starting with
+//! `disruptive_`; `scripts/test` runs everything else first (`--skip disruptive_`) and then the disruptive ones alone
+//! (`--test-threads=1`). Use [`Cluster::outage`] in them so that the node comes back even when the test fails.
+
+mod cluster;
+mod record;
+
+pub use cluster::{cluster, wait_until, Cluster, NodeOutage, PartitionInfo};
+pub use record::ReadRecord;

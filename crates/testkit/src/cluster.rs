@@ -1,0 +1,485 @@
+//! The cluster under test, driven through `scripts/kafka`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use crate::record::ReadRecord;
+
+/// How long one harness call (a JVM running a tool or a node start) may take before the test fails.
+const CALL_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The cluster named by `KAFKA_BOOTSTRAP`.
+///
+/// Returns `None` after printing `SKIPPED: <test> needs KAFKA_BOOTSTRAP` to stderr when the variable is unset, so a
+/// test can `let Some(cluster) = cluster() else { return };`. With `KPROD_REQUIRE_KAFKA=1` (set by `scripts/test` and
+/// CI) it panics instead.
+pub fn cluster() -> Option<Cluster> {
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_default();
+    if !bootstrap.trim().is_empty() {
+        return Some(Cluster::new(bootstrap.trim().to_string()));
+    }
+    let test = thread::current().name().unwrap_or("this test").to_string();
+    if std::env::var("KPROD_REQUIRE_KAFKA").as_deref() == Ok("1") {
+        panic!(
+            "{test} needs a Kafka cluster, and KPROD_REQUIRE_KAFKA=1 forbids skipping it, but KAFKA_BOOTSTRAP is not \
+             set. Start one with `scripts/kafka up` and export the KAFKA_BOOTSTRAP=... line it prints, or run \
+             `scripts/test`, which does both."
+        );
+    }
+    // Straight to the stderr handle, not eprintln!: libtest captures the macros, and a skip must be visible.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test} needs KAFKA_BOOTSTRAP");
+    None
+}
+
+/// Polls `condition` every 200 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A running Kafka cluster: its bootstrap servers and the repository whose `scripts/kafka` manages it.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    bootstrap: String,
+    root: PathBuf,
+}
+
+/// One partition of a topic, as the Java Admin client describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PartitionInfo {
+    /// Partition index.
+    pub partition: i32,
+    /// Node id of the leader, or -1 when the partition has none.
+    pub leader: i32,
+    /// Node ids of all replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// Node ids of the in-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+impl Cluster {
+    fn new(bootstrap: String) -> Cluster {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root = root.canonicalize().unwrap_or(root);
+        Cluster { bootstrap, root }
+    }
+
+    /// The bootstrap servers, e.g. `127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The bootstrap servers one by one.
+    pub fn broker_addresses(&self) -> Vec<String> {
+        self.bootstrap
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// A topic name that no other test (or earlier run) uses: `prefix` (invalid characters replaced by `_`), then
+    /// the time, the process id and a per-process counter.
+    pub fn random_topic(prefix: &str) -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let prefix: String = prefix
+            .chars()
+            .take(100)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{prefix}-{:x}-{}-{n}",
+            nanos & 0xffff_ffff_ffff,
+            std::process::id()
+        )
+    }
+
+    /// Creates a topic with Kafka's `kafka-topics` tool (`configs` become `--config k=v`) and waits until every
+    /// partition has a leader. Panics with the tool's stderr on failure.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        configs: &[(&str, &str)],
+    ) {
+        let partitions_arg = partitions.to_string();
+        let replication_arg = replication.to_string();
+        let config_args: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec![
+            "--bootstrap-server",
+            &self.bootstrap,
+            "--create",
+            "--topic",
+            name,
+            "--partitions",
+            &partitions_arg,
+            "--replication-factor",
+            &replication_arg,
+        ];
+        for config in &config_args {
+            args.extend(["--config", config]);
+        }
+        self.checked_tool("kafka-topics", &args, None);
+        let described = self.inspect_topic("wait-topic", name);
+        assert_eq!(
+            described.len(),
+            partitions as usize,
+            "topic {name} has {described:?}"
+        );
+    }
+
+    /// Leader, replicas and ISR of every partition of a topic, sorted by partition. Panics if the topic does not
+    /// exist.
+    pub fn describe_topic(&self, name: &str) -> Vec<PartitionInfo> {
+        self.inspect_topic("topic", name)
+    }
+
+    /// Every record of the topic, from the beginning up to the end offsets at the time of the call, sorted by
+    /// partition and offset, read by the independent Java reader.
+    pub fn read_topic(&self, name: &str) -> Vec<ReadRecord> {
+        let out = self.checked_tool(
+            "reader",
+            &["--bootstrap", &self.bootstrap, "--topic", name],
+            None,
+        );
+        out.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| ReadRecord::from_json_line(l).unwrap_or_else(|e| panic!("reader output: {e}")))
+            .collect()
+    }
+
+    /// Stops node `node` (SIGTERM and wait for it, or SIGKILL when `hard`). Its data stays for
+    /// [`start_node`](Cluster::start_node). Only for tests named `disruptive_*`; prefer [`outage`](Cluster::outage).
+    pub fn stop_node(&self, node: i32, hard: bool) {
+        self.ensure_managed();
+        let node = node.to_string();
+        let mut args = vec!["stop-node", node.as_str()];
+        if hard {
+            args.push("--hard");
+        }
+        self.checked_script(&args, None);
+    }
+
+    /// Starts node `node` again on its data and waits until it serves metadata that lists all running nodes.
+    pub fn start_node(&self, node: i32) {
+        self.ensure_managed();
+        self.checked_script(&["start-node", &node.to_string()], None);
+    }
+
+    /// Stops a node until the returned guard is ended or dropped; dropping it restarts the node even when the test
+    /// panicked, so a failing disruptive test does not leave the cluster short of a node for later tests.
+    pub fn outage(&self, node: i32, hard: bool) -> NodeOutage<'_> {
+        self.stop_node(node, hard);
+        NodeOutage {
+            cluster: self,
+            node,
+            ended: false,
+        }
+    }
+
+    /// How many brokers are registered and unfenced, as the Java Admin client's `describeCluster` reports them.
+    /// A killed broker still counts until its session times out (6 s with `scripts/kafka`'s settings).
+    pub fn broker_count(&self) -> usize {
+        #[derive(Deserialize)]
+        struct Brokers {
+            brokers: Vec<serde_json::Value>,
+        }
+        let out = self.checked_tool(
+            "inspect",
+            &["brokers", "--bootstrap", &self.bootstrap],
+            None,
+        );
+        let brokers: Brokers = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("inspect brokers printed {out:?}: {e}"));
+        brokers.brokers.len()
+    }
+
+    /// Sends one record per key (value = key) with the Java client's default partitioner and acks=all, and returns
+    /// each key with the partition the Java client chose, in the order given.
+    pub fn java_produce_keys(&self, topic: &str, keys: &[String]) -> Vec<(String, i32)> {
+        #[derive(Deserialize)]
+        struct Sent {
+            key: String,
+            partition: i32,
+        }
+        let mut input = String::new();
+        for key in keys {
+            assert!(
+                !key.contains(['\n', '\r']),
+                "ref-producer keys are lines; {key:?} has a line break"
+            );
+            input.push_str(key);
+            input.push('\n');
+        }
+        let out = self.checked_tool(
+            "ref-producer",
+            &["--bootstrap", &self.bootstrap, "--topic", topic],
+            Some(input.as_bytes()),
+        );
+        let sent: Vec<(String, i32)> = out
+            .lines()
+            .map(|l| {
+                let s: Sent = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("ref-producer printed {l:?}: {e}"));
+                (s.key, s.partition)
+            })
+            .collect();
+        assert_eq!(sent.len(), keys.len(), "ref-producer printed {out:?}");
+        sent
+    }
+
+    /// Runs `scripts/kafka tool NAME ARGS...` (a Kafka tool such as `kafka-topics`, or `reader`, `ref-producer`,
+    /// `inspect`) and returns its output whatever the exit status. Tool logs are on stderr.
+    pub fn tool(&self, name: &str, args: &[&str]) -> Output {
+        self.tool_inner(name, args, None)
+    }
+
+    /// [`tool`](Cluster::tool) with `input` on the tool's stdin, e.g. for `kafka-console-producer`.
+    pub fn tool_with_input(&self, name: &str, args: &[&str], input: &[u8]) -> Output {
+        self.tool_inner(name, args, Some(input))
+    }
+
+    fn tool_inner(&self, name: &str, args: &[&str], input: Option<&[u8]>) -> Output {
+        let mut command = self.script();
+        command.arg("tool").arg(name).args(args);
+        run(command, input, None).unwrap_or_else(|e| panic!("scripts/kafka tool {name}: {e}"))
+    }
+
+    fn inspect_topic(&self, command: &str, name: &str) -> Vec<PartitionInfo> {
+        #[derive(Deserialize)]
+        struct Topic {
+            partitions: Vec<PartitionInfo>,
+        }
+        let out = self.checked_tool(
+            "inspect",
+            &[command, "--bootstrap", &self.bootstrap, "--topic", name],
+            None,
+        );
+        let topic: Topic =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect printed {out:?}: {e}"));
+        topic.partitions
+    }
+
+    fn checked_tool(&self, name: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+        let mut all = vec!["tool", name];
+        all.extend_from_slice(args);
+        self.checked_script(&all, stdin)
+    }
+
+    /// Runs `scripts/kafka ARGS...` with a time bound; panics with its stderr unless it succeeds; returns stdout.
+    fn checked_script(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
+        let mut command = self.script();
+        command.args(args);
+        let what = format!("scripts/kafka {}", args.join(" "));
+        let output =
+            run(command, stdin, Some(CALL_TIMEOUT)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        if !output.status.success() {
+            panic!(
+                "{what} failed ({})\n--- stderr ---\n{}\n--- stdout ---\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr),
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        String::from_utf8(output.stdout)
+            .unwrap_or_else(|e| panic!("{what} printed invalid UTF-8: {e}"))
+    }
+
+    fn script(&self) -> Command {
+        let mut command = Command::new(self.root.join("scripts/kafka"));
+        // Relative KAFKA_STATE_DIR values mean the same here as in scripts/test, which runs from the repo root.
+        command.current_dir(&self.root);
+        command
+    }
+
+    /// Node control works on the cluster that `scripts/kafka` started from this repository; refuse anything else
+    /// rather than stop a node of a different cluster.
+    fn ensure_managed(&self) {
+        let state = match std::env::var_os("KAFKA_STATE_DIR") {
+            Some(dir) => self.root.join(dir),
+            None => self.root.join("target/kafka"),
+        };
+        let managed = std::fs::read_to_string(state.join("bootstrap")).unwrap_or_default();
+        assert_eq!(
+            managed.trim(),
+            self.bootstrap,
+            "KAFKA_BOOTSTRAP is not the cluster that scripts/kafka runs from {} (its bootstrap file says {:?}); \
+             stopping and starting nodes only works on that one",
+            state.display(),
+            managed.trim()
+        );
+    }
+}
+
+/// A node stopped by [`Cluster::outage`]; the node is started again by [`end`](NodeOutage::end) or on drop.
+#[derive(Debug)]
+pub struct NodeOutage<'a> {
+    cluster: &'a Cluster,
+    node: i32,
+    ended: bool,
+}
+
+impl NodeOutage<'_> {
+    /// Starts the node again and waits until it serves (panics if it does not).
+    pub fn end(mut self) {
+        self.ended = true;
+        self.cluster.start_node(self.node);
+    }
+}
+
+impl Drop for NodeOutage<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        // No panic here: this may run while the test is already unwinding.
+        let mut command = self.cluster.script();
+        command.args(["start-node", &self.node.to_string()]);
+        match run(command, None, Some(CALL_TIMEOUT)) {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => eprintln!(
+                "restarting node {} failed: {}",
+                self.node,
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(e) => eprintln!("restarting node {} failed: {e}", self.node),
+        }
+    }
+}
+
+/// Runs a command to completion, feeding `stdin`, and kills it when it outlives `timeout`.
+fn run(
+    mut command: Command,
+    stdin: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> Result<Output, String> {
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
+    let input = stdin.map(<[u8]>::to_vec);
+    let mut child_stdin = child.stdin.take();
+    let writer = thread::spawn(move || {
+        if let (Some(pipe), Some(input)) = (child_stdin.as_mut(), input) {
+            // A tool that exits early closes the pipe; its exit status tells what went wrong.
+            let _ = pipe.write_all(&input);
+        }
+    });
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if timeout.is_some_and(|t| started.elapsed() > t) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            return Err(format!(
+                "killed after {:?}; stderr:\n{}",
+                timeout.unwrap_or_default(),
+                String::from_utf8_lossy(&stderr)
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_topics_are_valid_and_distinct() {
+        let a = Cluster::random_topic("smoke test/é");
+        let b = Cluster::random_topic("smoke test/é");
+        assert_ne!(a, b);
+        assert!(a.starts_with("smoke_test__-"), "{a}");
+        assert!(a.len() <= 249);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn broker_addresses_split_the_bootstrap() {
+        let cluster = Cluster::new("127.0.0.1:19092, 127.0.0.1:29092,".to_string());
+        assert_eq!(
+            cluster.broker_addresses(),
+            ["127.0.0.1:19092", "127.0.0.1:29092"]
+        );
+    }
+
+    #[test]
+    fn finds_the_repository_scripts() {
+        let cluster = Cluster::new(String::new());
+        assert!(
+            cluster.root.join("scripts/kafka").is_file(),
+            "{}",
+            cluster.root.display()
+        );
+    }
+
+    #[test]
+    fn run_feeds_stdin_and_times_out() {
+        let mut cat = Command::new("cat");
+        cat.arg("-");
+        let output = run(cat, Some(b"hello\n"), Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(output.stdout, b"hello\n");
+        let mut sleep = Command::new("sleep");
+        sleep.arg("10");
+        assert!(run(sleep, None, Some(Duration::from_millis(100)))
+            .unwrap_err()
+            .contains("killed"));
+    }
+}

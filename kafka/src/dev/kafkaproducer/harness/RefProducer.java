@@ -1,0 +1,75 @@
+package dev.kafkaproducer.harness;
+
+import java.io.BufferedReader;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStreamWriter;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+/**
+ * The Java reference producer: sends one record per stdin line, with the line as key and as value, using the Java
+ * client's default partitioner (no partitioner.class set) and acks=all, then prints where each record landed. Interop
+ * tests compare this client's key-to-partition mapping with ours.
+ */
+public final class RefProducer {
+    private static final String USAGE = "usage: ref-producer --bootstrap HOST:PORT[,...] --topic TOPIC < keys\n"
+        + "Reads one key per line; prints {\"key\":K,\"partition\":P,\"offset\":O} per record after flush.";
+
+    private RefProducer() {}
+
+    public static void main(String[] args) throws IOException {
+        Cli cli = new Cli(USAGE, args);
+        String bootstrap = cli.required("--bootstrap");
+        String topic = cli.required("--topic");
+
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.CLIENT_ID_CONFIG, "kprod-ref-producer");
+        props.put(ProducerConfig.ACKS_CONFIG, "all");
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+
+        List<String> keys = new ArrayList<>();
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            keys.add(line);
+        }
+
+        StringBuilder out = new StringBuilder();
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (String key : keys) {
+                sent.add(producer.send(new ProducerRecord<>(topic, key, key)));
+            }
+            producer.flush();
+            for (int i = 0; i < keys.size(); i++) {
+                RecordMetadata metadata = sent.get(i).get();
+                out.append("{\"key\":");
+                Json.string(out, keys.get(i))
+                    .append(",\"partition\":").append(metadata.partition())
+                    .append(",\"offset\":").append(metadata.offset())
+                    .append("}\n");
+            }
+        } catch (ExecutionException e) {
+            Cli.die("ref-producer", "send failed: " + e.getCause());
+        } catch (InterruptedException | RuntimeException e) {
+            Cli.die("ref-producer", e.toString());
+        }
+        PrintWriter writer = new PrintWriter(new BufferedWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8)));
+        writer.print(out);
+        writer.flush();
+        System.exit(writer.checkError() ? 1 : 0);
+    }
+}
