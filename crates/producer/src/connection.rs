@@ -318,7 +318,7 @@ async fn negotiate_versions(
                 });
             }
         };
-        let (_, resp) = frame::decode_response::<ApiVersionsRequest>(frame, version).map_err(|e| {
+        let (_, resp) = frame::decode_api_versions_response(frame, version).map_err(|e| {
             Error::Protocol {
                 broker: addr.to_string(),
                 message: format!("cannot decode ApiVersions: {e}"),
