@@ -1,3 +1,59 @@
 //! `kprod`: produce to Kafka from the command line.
+//!
+//! ```text
+//! printf 'seoul:{"temp":10}\n' | kprod produce -b localhost:9092 -t weather_realtime --key-separator :
+//! ```
+//!
+//! Exit status: 0 when every record was delivered, 1 when any failed (or the cluster could not be
+//! used), 2 for a bad command line or producer property.
 
-fn main() {}
+mod produce;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Produce records to Kafka from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "kprod", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Produce(produce::ProduceArgs),
+}
+
+/// Exit status for a bad command line or configuration, as clap uses for usage errors.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Produce(args) => produce::run(args),
+    };
+    match result {
+        Ok(summary) if summary.all_delivered() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("kprod: {e:#}");
+            if is_config_error(&e) {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn is_config_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<kafka_producer::Error>(),
+            Some(kafka_producer::Error::Config { .. })
+        )
+    })
+}
