@@ -151,7 +151,12 @@ impl Accumulator {
 
     /// The queues of `topic`, grown to `partition_count` partitions if the topic grew.
     pub(crate) fn topic(&self, topic: &str, partition_count: usize) -> Arc<TopicQueues> {
-        if let Some(tq) = self.topics.read().unwrap_or_else(|e| e.into_inner()).get(topic) {
+        if let Some(tq) = self
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+        {
             if tq.partitions.len() >= partition_count {
                 return tq.clone();
             }
@@ -199,7 +204,9 @@ impl Accumulator {
             .unwrap_or_else(|e| e.into_inner());
         if let Some(batch) = queue.batches.back_mut().filter(|b| !b.closed) {
             if let Some(builder) = batch.builder.as_mut() {
-                if let Some(index) = builder.try_append(timestamp, key, value, headers, self.batch_size) {
+                if let Some(index) =
+                    builder.try_append(timestamp, key, value, headers, self.batch_size)
+                {
                     batch.record_count += 1;
                     let full = builder.size_in_bytes() >= self.batch_size;
                     batch.closed = full;
@@ -256,7 +263,13 @@ impl Accumulator {
         timestamp: i64,
     ) -> DeliveryFuture {
         self.pending_records.fetch_add(1, Ordering::Relaxed);
-        DeliveryFuture::new(outcome.clone(), tq.name.clone(), partition, index, timestamp)
+        DeliveryFuture::new(
+            outcome.clone(),
+            tq.name.clone(),
+            partition,
+            index,
+            timestamp,
+        )
     }
 
     /// Takes `bytes` of buffer memory, waiting until `deadline` for room.
@@ -273,7 +286,9 @@ impl Accumulator {
     }
 
     pub(crate) fn release(&self, bytes: usize) {
-        self.buffer.permits.add_permits(bytes.min(self.buffer.total));
+        self.buffer
+            .permits
+            .add_permits(bytes.min(self.buffer.total));
     }
 
     pub(crate) fn buffer_memory(&self) -> usize {
@@ -334,7 +349,9 @@ impl Accumulator {
             let meta = cluster.topics.get(&*tq.name);
             for (p, queue) in tq.partitions.iter().enumerate() {
                 let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
-                let Some(front) = queue.batches.front() else { continue };
+                let Some(front) = queue.batches.front() else {
+                    continue;
+                };
                 let Some(leader) = meta.and_then(|m| m.leader(p as i32)) else {
                     ready.unknown_leader = true;
                     continue;
@@ -369,7 +386,9 @@ impl Accumulator {
         let mut drained = Vec::new();
         let mut size = 0;
         for tq in self.all_topics() {
-            let Some(meta) = cluster.topics.get(&*tq.name) else { continue };
+            let Some(meta) = cluster.topics.get(&*tq.name) else {
+                continue;
+            };
             for (p, queue_arc) in tq.partitions.iter().enumerate() {
                 if meta.leader(p as i32) != Some(node) {
                     continue;
@@ -378,7 +397,9 @@ impl Accumulator {
                 if queue.in_flight || queue.backoff_until.is_some_and(|u| u > now) {
                     continue;
                 }
-                let Some(front) = queue.batches.front() else { continue };
+                let Some(front) = queue.batches.front() else {
+                    continue;
+                };
                 if !drained.is_empty() && size + front.size() > max_request_size {
                     return drained;
                 }
@@ -522,13 +543,22 @@ mod tests {
     }
 
     fn acc(batch_size: usize, linger_ms: u64) -> Accumulator {
-        Accumulator::new(batch_size, Duration::from_millis(linger_ms), Duration::from_secs(10), 1 << 20)
+        Accumulator::new(
+            batch_size,
+            Duration::from_millis(linger_ms),
+            Duration::from_secs(10),
+            1 << 20,
+        )
     }
 
     fn add(a: &Accumulator, tq: &TopicQueues, p: i32, v: &[u8], now: Instant) -> DeliveryFuture {
         match a.append(tq, p, 0, None, Some(v), &[], None, now) {
             Some(x) => x.future,
-            None => a.append(tq, p, 0, None, Some(v), &[], Some(a.batch_size), now).unwrap().future,
+            None => {
+                a.append(tq, p, 0, None, Some(v), &[], Some(a.batch_size), now)
+                    .unwrap()
+                    .future
+            }
         }
     }
 
@@ -542,7 +572,10 @@ mod tests {
         let r = a.ready(&c, t0, false);
         assert!(r.nodes.is_empty());
         assert_eq!(r.next_check, Some(t0 + Duration::from_millis(5)));
-        assert_eq!(a.ready(&c, t0 + Duration::from_millis(5), false).nodes, vec![1]);
+        assert_eq!(
+            a.ready(&c, t0 + Duration::from_millis(5), false).nodes,
+            vec![1]
+        );
         a.begin_flush();
         assert_eq!(a.ready(&c, t0, false).nodes, vec![1]);
         a.end_flush();
@@ -578,11 +611,20 @@ mod tests {
         let mut d = a.drain(&c, 1, 1 << 20, now);
         let first = d.pop().unwrap();
         let bytes = first.batch.sealed.clone().unwrap();
-        a.retry(first, Error::Closed { topic: None }, Duration::from_millis(10), now);
+        a.retry(
+            first,
+            Error::Closed { topic: None },
+            Duration::from_millis(10),
+            now,
+        );
         assert!(a.drain(&c, 1, 1 << 20, now).is_empty(), "backing off");
         let later = now + Duration::from_millis(10);
         let mut d = a.drain(&c, 1, 1 << 20, later);
-        assert_eq!(d[0].batch.sealed.clone().unwrap(), bytes, "the same batch, first");
+        assert_eq!(
+            d[0].batch.sealed.clone().unwrap(),
+            bytes,
+            "the same batch, first"
+        );
         assert_eq!(d.pop().unwrap().batch.attempts, 1);
     }
 
@@ -593,15 +635,27 @@ mod tests {
         let c = cluster(vec![1]);
         let now = Instant::now();
         assert!(a.reserve(100, now + Duration::from_secs(1)).await);
-        let f = a.append(&tq, 0, 5, None, Some(b"v"), &[], Some(100), now).unwrap().future;
+        let f = a
+            .append(&tq, 0, 5, None, Some(b"v"), &[], Some(100), now)
+            .unwrap()
+            .future;
         assert_eq!(a.pending_records(), 1);
         let d = a.drain(&c, 1, 1 << 20, now).pop().unwrap();
-        a.complete(d, BatchAck { base_offset: Some(42), log_append_time: None });
+        a.complete(
+            d,
+            BatchAck {
+                base_offset: Some(42),
+                log_append_time: None,
+            },
+        );
         let md = f.await.unwrap();
         assert_eq!(md.offset, Some(42));
         assert_eq!(a.pending_records(), 0);
         assert!(!a.has_incomplete());
-        assert!(a.reserve(1 << 20, now + Duration::from_millis(10)).await, "all memory is back");
+        assert!(
+            a.reserve(1 << 20, now + Duration::from_millis(10)).await,
+            "all memory is back"
+        );
     }
 
     #[tokio::test]
@@ -613,7 +667,16 @@ mod tests {
         assert!(a.expire(now + Duration::from_secs(9)).is_some());
         assert!(a.expire(now + Duration::from_secs(10)).is_none());
         let e = f.await.unwrap_err();
-        assert!(matches!(e, Error::DeliveryTimeout { possibly_persisted: false, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::DeliveryTimeout {
+                    possibly_persisted: false,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -622,6 +685,9 @@ mod tests {
         let t0 = Instant::now();
         assert!(a.reserve(100, t0).await);
         assert!(a.reserve(100, t0).await);
-        assert!(!a.reserve(100, Instant::now() + Duration::from_millis(20)).await);
+        assert!(
+            !a.reserve(100, Instant::now() + Duration::from_millis(20))
+                .await
+        );
     }
 }

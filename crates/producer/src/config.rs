@@ -131,9 +131,10 @@ impl ProducerConfig {
     /// A configuration with Kafka's defaults and the given `bootstrap.servers`
     /// (`host:port`, comma-separated for several).
     pub fn new(bootstrap_servers: &str) -> Self {
-        let mut config = ProducerConfig::default();
-        config.bootstrap_servers = split_servers(bootstrap_servers);
-        config
+        ProducerConfig {
+            bootstrap_servers: split_servers(bootstrap_servers),
+            ..ProducerConfig::default()
+        }
     }
 
     /// Builds a configuration from `key=value` properties; later keys win.
@@ -168,14 +169,21 @@ impl ProducerConfig {
                     "0" => Acks::None,
                     "1" => Acks::Leader,
                     "all" | "-1" => Acks::All,
-                    _ => return Err(Error::config(key, format!("`{value}` is not one of 0, 1, all, -1"))),
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!("`{value}` is not one of 0, 1, all, -1"),
+                        ))
+                    }
                 }
             }
             "linger.ms" => self.linger = millis(key, value, 0)?,
             "batch.size" => self.batch_size = int(key, value, 0, i32::MAX as u64)? as usize,
             "buffer.memory" => self.buffer_memory = int(key, value, 1, u32::MAX as u64)? as usize,
             "max.block.ms" => self.max_block = millis(key, value, 0)?,
-            "max.request.size" => self.max_request_size = int(key, value, 1, i32::MAX as u64)? as usize,
+            "max.request.size" => {
+                self.max_request_size = int(key, value, 1, i32::MAX as u64)? as usize
+            }
             "request.timeout.ms" => self.request_timeout = millis(key, value, 1)?,
             "delivery.timeout.ms" => self.delivery_timeout = millis(key, value, 1)?,
             "metadata.max.age.ms" => self.metadata_max_age = millis(key, value, 0)?,
@@ -199,7 +207,9 @@ impl ProducerConfig {
                     "gzip" | "snappy" | "lz4" | "zstd" => {
                         return Err(Error::config(
                             key,
-                            format!("`{value}` is not supported yet by this version; only `none` is"),
+                            format!(
+                                "`{value}` is not supported yet by this version; only `none` is"
+                            ),
                         ))
                     }
                     _ => {
@@ -221,7 +231,10 @@ impl ProducerConfig {
                 let known: Vec<&str> = KNOWN_KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(Error::config(
                     key,
-                    format!("unknown property; known properties are: {}", known.join(", ")),
+                    format!(
+                        "unknown property; known properties are: {}",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -379,12 +392,7 @@ pub(crate) fn parse_properties(text: &str) -> std::result::Result<BTreeMap<Strin
 
 /// Splits `host:port` into its parts; IPv6 hosts are written `[::1]:9092`.
 pub(crate) fn parse_host_port(server: &str) -> Result<(String, u16)> {
-    let bad = || {
-        Error::config(
-            "bootstrap.servers",
-            format!("`{server}` is not host:port"),
-        )
-    };
+    let bad = || Error::config("bootstrap.servers", format!("`{server}` is not host:port"));
     let (host, port) = server.rsplit_once(':').ok_or_else(bad)?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
@@ -421,7 +429,10 @@ fn boolean(key: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(Error::config(key, format!("`{value}` is not true or false"))),
+        _ => Err(Error::config(
+            key,
+            format!("`{value}` is not true or false"),
+        )),
     }
 }
 
@@ -472,7 +483,10 @@ mod tests {
         let e = ProducerConfig::from_properties([("bootstrap.servers", "nohostport")])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("bootstrap.servers") && e.contains("host:port"), "{e}");
+        assert!(
+            e.contains("bootstrap.servers") && e.contains("host:port"),
+            "{e}"
+        );
         let e = ProducerConfig::from_properties([
             ("bootstrap.servers", "a:1"),
             ("delivery.timeout.ms", "1000"),

@@ -185,7 +185,11 @@ impl Connection {
 
     /// Sends a request and waits for its response, at most `request.timeout.ms`.
     /// A timeout closes the connection, as the Java client does: its answer can no longer be trusted.
-    pub(crate) async fn call<R: Request>(&self, req: &R, version: i16) -> Result<R::Response, Error> {
+    pub(crate) async fn call<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response, Error> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let correlation_id = self.enqueue(req, version, Some(reply_tx), None)?;
         self.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -237,13 +241,23 @@ impl Connection {
     ) -> Result<i32, Error> {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let mut bytes = BytesMut::new();
-        frame::encode_request(&mut bytes, version, correlation_id, Some(&self.client_id), req)
-            .map_err(|e| Error::Protocol {
-                broker: self.addr().to_string(),
-                message: format!("cannot encode {} v{version}: {e}", api_name::<R>()),
-            })?;
+        frame::encode_request(
+            &mut bytes,
+            version,
+            correlation_id,
+            Some(&self.client_id),
+            req,
+        )
+        .map_err(|e| Error::Protocol {
+            broker: self.addr().to_string(),
+            message: format!("cannot encode {} v{version}: {e}", api_name::<R>()),
+        })?;
         if let Some(reply) = reply {
-            let mut pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if pending.closed {
                 return Err(self.network_error("connection closed"));
             }
@@ -305,10 +319,12 @@ async fn negotiate_versions(
         stream.write_all(&buf).await.map_err(io)?;
         let mut rbuf = BytesMut::with_capacity(4096);
         let frame = loop {
-            if let Some(f) = frame::split_frame(&mut rbuf, MAX_FRAME).map_err(|e| Error::Protocol {
-                broker: addr.to_string(),
-                message: format!("bad ApiVersions frame: {e}"),
-            })? {
+            if let Some(f) =
+                frame::split_frame(&mut rbuf, MAX_FRAME).map_err(|e| Error::Protocol {
+                    broker: addr.to_string(),
+                    message: format!("bad ApiVersions frame: {e}"),
+                })?
+            {
                 break f;
             }
             if stream.read_buf(&mut rbuf).await.map_err(io)? == 0 {
@@ -318,12 +334,11 @@ async fn negotiate_versions(
                 });
             }
         };
-        let (_, resp) = frame::decode_api_versions_response(frame, version).map_err(|e| {
-            Error::Protocol {
+        let (_, resp) =
+            frame::decode_api_versions_response(frame, version).map_err(|e| Error::Protocol {
                 broker: addr.to_string(),
                 message: format!("cannot decode ApiVersions: {e}"),
-            }
-        })?;
+            })?;
         // 35 = UNSUPPORTED_VERSION: try the version every broker speaks.
         if resp.error_code == 35 && version != 0 {
             continue;
@@ -377,7 +392,10 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        let mut slices: Vec<Bytes> = batch.iter_mut().map(|o| std::mem::take(&mut o.bytes).freeze()).collect();
+        let mut slices: Vec<Bytes> = batch
+            .iter_mut()
+            .map(|o| std::mem::take(&mut o.bytes).freeze())
+            .collect();
         let result = write_all_vectored(&mut write, &mut slices).await;
         let failed = result.is_err();
         for o in batch.drain(..) {

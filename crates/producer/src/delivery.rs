@@ -49,7 +49,11 @@ impl BatchOutcome {
     }
 
     /// The outcome if known; otherwise registers `waker` in `slot` (reusing the slot on re-polls).
-    fn poll_result(&self, waker: &Waker, slot: &mut Option<usize>) -> Option<Result<BatchAck, Error>> {
+    fn poll_result(
+        &self,
+        waker: &Waker,
+        slot: &mut Option<usize>,
+    ) -> Option<Result<BatchAck, Error>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = &state.result {
             return Some(r.clone());

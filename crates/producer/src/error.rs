@@ -60,7 +60,9 @@ pub enum Error {
     },
 
     /// The record can never be sent: it is larger than `max.request.size` or `buffer.memory`.
-    #[error("{topic}: the record is {size} bytes when serialized, larger than {limit_name} ({limit})")]
+    #[error(
+        "{topic}: the record is {size} bytes when serialized, larger than {limit_name} ({limit})"
+    )]
     RecordTooLarge {
         /// The topic the record was for.
         topic: String,
@@ -160,11 +162,15 @@ fn partition_suffix(p: Option<i32>) -> String {
 }
 
 fn reason_suffix(reason: &Option<ErrorCode>) -> String {
-    reason.map(|c| format!(" (last error: {c})")).unwrap_or_default()
+    reason
+        .map(|c| format!(" (last error: {c})"))
+        .unwrap_or_default()
 }
 
 fn last_error_suffix(e: &Option<Box<Error>>) -> String {
-    e.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+    e.as_ref()
+        .map(|e| format!("; last error: {e}"))
+        .unwrap_or_default()
 }
 
 impl Error {
@@ -187,9 +193,8 @@ impl Error {
     pub fn partition(&self) -> Option<i32> {
         match self {
             Error::Broker { partition, .. } => *partition,
-            Error::InvalidPartition { partition, .. } | Error::DeliveryTimeout { partition, .. } => {
-                Some(*partition)
-            }
+            Error::InvalidPartition { partition, .. }
+            | Error::DeliveryTimeout { partition, .. } => Some(*partition),
             _ => None,
         }
     }

@@ -124,7 +124,9 @@ impl Producer {
         inner.closing.store(true, Ordering::Release);
         inner.wake.notify_one();
         let mut stopped = inner.stopped.subscribe();
-        let graceful = tokio::time::timeout(timeout, stopped.wait_for(|&s| s)).await.is_ok();
+        let graceful = tokio::time::timeout(timeout, stopped.wait_for(|&s| s))
+            .await
+            .is_ok();
         if graceful {
             return Ok(());
         }
@@ -180,10 +182,9 @@ fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<Delivery
     let now = Instant::now();
     let (tq, partition, sticky) = place(inner, &cluster, r)?;
     let timestamp = r.timestamp.unwrap_or_else(now_millis);
-    match inner
-        .accumulator
-        .append(&tq, partition, timestamp, r.key, r.value, r.headers, None, now)
-    {
+    match inner.accumulator.append(
+        &tq, partition, timestamp, r.key, r.value, r.headers, None, now,
+    ) {
         Some(a) => {
             if sticky {
                 lock(&tq.sticky).appended(size, inner.accumulator.batch_size());
@@ -221,7 +222,16 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
     let timestamp = r.timestamp.unwrap_or_else(now_millis);
     let a = inner
         .accumulator
-        .append(&tq, partition, timestamp, r.key, r.value, r.headers, Some(reserve), Instant::now())
+        .append(
+            &tq,
+            partition,
+            timestamp,
+            r.key,
+            r.value,
+            r.headers,
+            Some(reserve),
+            Instant::now(),
+        )
         .expect("with memory reserved, append always succeeds");
     if sticky {
         lock(&tq.sticky).appended(size, inner.accumulator.batch_size());
@@ -246,7 +256,10 @@ fn check_size(inner: &Inner, r: &RawRecord<'_>) -> Result<usize> {
     let size = record_size_upper_bound(r.key.map(<[u8]>::len), r.value.map(<[u8]>::len), r.headers)
         + RECORD_BATCH_OVERHEAD;
     let c = &inner.config;
-    for (limit_name, limit) in [("max.request.size", c.max_request_size), ("buffer.memory", c.buffer_memory)] {
+    for (limit_name, limit) in [
+        ("max.request.size", c.max_request_size),
+        ("buffer.memory", c.buffer_memory),
+    ] {
         if size > limit {
             return Err(Error::RecordTooLarge {
                 topic: r.topic.to_string(),
@@ -410,6 +423,9 @@ impl<K: ?Sized, V: ?Sized> Clone for TypedProducer<K, V> {
     }
 }
 
+/// A serialized key and value, borrowed from the scratch buffers.
+type KeyValue<'b> = (Option<&'b [u8]>, Option<&'b [u8]>);
+
 thread_local! {
     /// Scratch buffers for serializing, so a typed send needs no allocation of its own.
     static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -422,7 +438,11 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         key: impl Serializer<K> + 'static,
         value: impl Serializer<V> + 'static,
     ) -> Result<Self> {
-        Ok(Self::from_producer(Producer::new(config).await?, key, value))
+        Ok(Self::from_producer(
+            Producer::new(config).await?,
+            key,
+            value,
+        ))
     }
 
     /// Wraps an existing producer; it shares the buffer and connections with every other handle.
@@ -481,7 +501,7 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         record: &ProducerRecord<'_, &K, &V>,
         kbuf: &'b mut Vec<u8>,
         vbuf: &'b mut Vec<u8>,
-    ) -> Result<(Option<&'b [u8]>, Option<&'b [u8]>)> {
+    ) -> Result<KeyValue<'b>> {
         let err = |part, e: crate::error::BoxError| Error::Serialization {
             topic: record.topic.to_string(),
             part,
@@ -491,14 +511,18 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         vbuf.clear();
         let key = match record.key {
             Some(k) => {
-                self.key.serialize(record.topic, k, kbuf).map_err(|e| err("key", e))?;
+                self.key
+                    .serialize(record.topic, k, kbuf)
+                    .map_err(|e| err("key", e))?;
                 Some(&kbuf[..])
             }
             None => None,
         };
         let value = match record.value {
             Some(v) => {
-                self.value.serialize(record.topic, v, vbuf).map_err(|e| err("value", e))?;
+                self.value
+                    .serialize(record.topic, v, vbuf)
+                    .map_err(|e| err("value", e))?;
                 Some(&vbuf[..])
             }
             None => None,
@@ -560,7 +584,12 @@ impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
             .thread_name("kafka-producer")
             .enable_all()
             .build()
-            .map_err(|e| Error::config("(runtime)", format!("cannot start the producer's runtime: {e}")))?;
+            .map_err(|e| {
+                Error::config(
+                    "(runtime)",
+                    format!("cannot start the producer's runtime: {e}"),
+                )
+            })?;
         let close_timeout = config.delivery_timeout;
         let producer = runtime.block_on(TypedProducer::new(config, key, value))?;
         Ok(BlockingProducer {

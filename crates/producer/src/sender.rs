@@ -93,9 +93,13 @@ impl Inner {
         let inner = self.clone();
         tokio::spawn(async move {
             let c = &inner.config;
-            let result =
-                Connection::connect(&addr, &c.client_id, c.connection_setup_timeout, c.request_timeout)
-                    .await;
+            let result = Connection::connect(
+                &addr,
+                &c.client_id,
+                c.connection_setup_timeout,
+                c.request_timeout,
+            )
+            .await;
             let state = match result {
                 Ok(conn) => NodeState::Ready(conn),
                 Err(e) => {
@@ -132,15 +136,30 @@ impl Inner {
         }
         let known: Vec<(Option<i32>, String)> = {
             let snapshot = self.metadata.snapshot();
-            let mut brokers: Vec<_> = snapshot.brokers.iter().map(|(&id, a)| (Some(id), a.clone())).collect();
+            let mut brokers: Vec<_> = snapshot
+                .brokers
+                .iter()
+                .map(|(&id, a)| (Some(id), a.clone()))
+                .collect();
             brokers.sort();
             brokers
         };
-        let bootstrap = self.config.bootstrap_servers.iter().map(|a| (None, a.clone()));
+        let bootstrap = self
+            .config
+            .bootstrap_servers
+            .iter()
+            .map(|a| (None, a.clone()));
         let mut failures = Vec::new();
         for (node, addr) in known.into_iter().chain(bootstrap) {
             let c = &self.config;
-            match Connection::connect(&addr, &c.client_id, c.connection_setup_timeout, c.request_timeout).await {
+            match Connection::connect(
+                &addr,
+                &c.client_id,
+                c.connection_setup_timeout,
+                c.request_timeout,
+            )
+            .await
+            {
                 Ok(conn) => {
                     if let Some(node) = node {
                         self.nodes
@@ -167,7 +186,9 @@ impl Inner {
             .metadata
             .wanted()
             .into_iter()
-            .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t)))))
+            .map(|t| {
+                MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t))))
+            })
             .collect();
         let req = MetadataRequest::default()
             .with_topics(Some(topics))
@@ -185,7 +206,8 @@ impl Inner {
         let base = exp.min(c.retry_backoff_max);
         // ±20% jitter, as the Java client, so many producers do not retry in step.
         let jitter = (nanos_now() % 400) as f64 / 1000.0 - 0.2;
-        base.mul_f64(1.0 + jitter).max(c.retry_backoff.min(c.retry_backoff_max))
+        base.mul_f64(1.0 + jitter)
+            .max(c.retry_backoff.min(c.retry_backoff_max))
     }
 
     /// Sends one ProduceRequest and handles its answer in the background.
@@ -213,13 +235,23 @@ impl Inner {
         });
     }
 
-    fn handle_produce(&self, batches: Vec<Drained>, result: Result<Option<ProduceResponse>, Error>) {
+    fn handle_produce(
+        &self,
+        batches: Vec<Drained>,
+        result: Result<Option<ProduceResponse>, Error>,
+    ) {
         let now = Instant::now();
         let resp = match result {
             Ok(Some(resp)) => resp,
             Ok(None) => {
                 for d in batches {
-                    self.accumulator.complete(d, BatchAck { base_offset: None, log_append_time: None });
+                    self.accumulator.complete(
+                        d,
+                        BatchAck {
+                            base_offset: None,
+                            log_append_time: None,
+                        },
+                    );
                 }
                 return;
             }
@@ -235,13 +267,16 @@ impl Inner {
             let answer = resp
                 .responses
                 .iter()
-                .filter(|t| &*t.name.0 == &*d.topic)
+                .filter(|t| *t.name.0 == *d.topic)
                 .flat_map(|t| t.partition_responses.iter())
                 .find(|p| p.index == d.partition);
             let Some(p) = answer else {
                 let e = Error::Protocol {
                     broker: String::new(),
-                    message: format!("no answer for {}-{} in the produce response", d.topic, d.partition),
+                    message: format!(
+                        "no answer for {}-{} in the produce response",
+                        d.topic, d.partition
+                    ),
                 };
                 self.retry_or_fail(d, e, now);
                 continue;
@@ -318,7 +353,7 @@ fn produce_request(batches: &mut [Drained], acks: Acks, timeout: Duration) -> Pr
         let data = PartitionProduceData::default()
             .with_index(d.partition)
             .with_records(Some(d.batch.bytes()));
-        match topics.iter_mut().find(|t| &*t.name.0 == &*d.topic) {
+        match topics.iter_mut().find(|t| *t.name.0 == *d.topic) {
             Some(t) => t.partition_data.push(data),
             None => topics.push(
                 TopicProduceData::default()
@@ -349,14 +384,21 @@ pub(crate) async fn run_sender(inner: Arc<Inner>) {
         for node in ready.nodes {
             match inner.connection(node, now) {
                 Some(conn) if conn.in_flight() < c.max_in_flight => {
-                    let batches = inner.accumulator.drain(&cluster, node, c.max_request_size, now);
+                    let batches = inner
+                        .accumulator
+                        .drain(&cluster, node, c.max_request_size, now);
                     if !batches.is_empty() {
                         inner.send_produce(conn, batches);
                     }
                 }
                 // Full: the answer wakes us.
                 Some(_) => {}
-                None => next = earliest(next, Some(now + c.reconnect_backoff.max(Duration::from_millis(10)))),
+                None => {
+                    next = earliest(
+                        next,
+                        Some(now + c.reconnect_backoff.max(Duration::from_millis(10))),
+                    )
+                }
             }
         }
         if closing && !inner.accumulator.has_incomplete() {

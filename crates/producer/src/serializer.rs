@@ -84,7 +84,8 @@ mod tests {
 
     #[test]
     fn closures_and_their_errors() {
-        let upper = |s: &String| -> Result<Vec<u8>, std::io::Error> { Ok(s.to_uppercase().into_bytes()) };
+        let upper =
+            |s: &String| -> Result<Vec<u8>, std::io::Error> { Ok(s.to_uppercase().into_bytes()) };
         assert_eq!(ser(&upper, &"a".to_string()).unwrap(), b"A");
         let failing = |_: &u32| -> Result<Vec<u8>, String> { Err("no".into()) };
         assert_eq!(ser(&failing, &1).unwrap_err().to_string(), "no");

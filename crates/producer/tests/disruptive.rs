@@ -31,17 +31,20 @@ async fn disruptive_acks_all_with_two_brokers_down_never_acknowledges_falsely() 
         c.set(k, v).unwrap();
     }
     let producer = Producer::new(c).await.unwrap();
+    // Sends record `i` and waits for its outcome.
     let send = |i: usize| {
         let (producer, t) = (producer.clone(), t.clone());
         async move {
-            producer
-                .send(ProducerRecord::new(&t).key(format!("k{}", i % 3)).value(format!("{i}")))
+            let key = format!("k{}", i % 3);
+            let delivery = producer
+                .send(ProducerRecord::new(&t).key(key).value(format!("{i}")))
                 .await
-                .unwrap()
+                .unwrap();
+            delivery.await
         }
     };
     for i in 0..10 {
-        send(i).await.await.unwrap();
+        send(i).await.unwrap();
     }
 
     // Graceful stops: the controller takes the stopped brokers out of the ISR at once.
@@ -49,12 +52,13 @@ async fn disruptive_acks_all_with_two_brokers_down_never_acknowledges_falsely() 
     let three = cluster.outage(3, false);
     let (mut acked, mut failed) = (0, 0);
     for i in 10..20 {
-        match send(i).await.await {
+        match send(i).await {
             Ok(md) => panic!("record {i} acknowledged with one replica in sync: {md:?}"),
             Err(e) => {
                 let text = e.to_string();
                 assert!(
-                    text.contains("NOT_ENOUGH_REPLICAS") || matches!(e, Error::DeliveryTimeout { .. }),
+                    text.contains("NOT_ENOUGH_REPLICAS")
+                        || matches!(e, Error::DeliveryTimeout { .. }),
                     "record {i}: {text}"
                 );
                 failed += 1;
@@ -64,14 +68,21 @@ async fn disruptive_acks_all_with_two_brokers_down_never_acknowledges_falsely() 
     three.end();
     two.end();
     for i in 20..30 {
-        send(i).await.await.unwrap();
+        send(i).await.unwrap();
         acked += 1;
     }
     producer.close(Duration::from_secs(10)).await.unwrap();
     let read = cluster.read_topic(&t);
-    let values: Vec<usize> = read.iter().map(|r| r.value_str().unwrap().parse().unwrap()).collect();
+    let values: Vec<usize> = read
+        .iter()
+        .map(|r| r.value_str().unwrap().parse().unwrap())
+        .collect();
     for i in (0..10).chain(20..30) {
-        assert_eq!(values.iter().filter(|&&v| v == i).count(), 1, "acked record {i} once: {values:?}");
+        assert_eq!(
+            values.iter().filter(|&&v| v == i).count(),
+            1,
+            "acked record {i} once: {values:?}"
+        );
     }
     eprintln!(
         "two brokers down: sent 30, acked {}, failed {failed}, lost 0, present after failure {}",
@@ -103,21 +114,34 @@ async fn disruptive_all_brokers_down_memory_stays_bounded_and_every_record_gets_
         .await
         .unwrap();
 
-    let outages = [cluster.outage(1, true), cluster.outage(2, true), cluster.outage(3, true)];
+    let outages = [
+        cluster.outage(1, true),
+        cluster.outage(2, true),
+        cluster.outage(3, true),
+    ];
     let before = rss_kib();
     let value = vec![b'x'; 1000];
     let mut futures = Vec::new();
     let err = loop {
-        match producer.send(ProducerRecord::<&[u8], _>::new(&t).value(&value)).await {
+        match producer
+            .send(ProducerRecord::<&[u8], _>::new(&t).value(&value))
+            .await
+        {
             Ok(f) => futures.push(f),
             Err(e) => break e,
         }
-        assert!(futures.len() < 100_000, "buffer.memory of 1 MiB never filled");
+        assert!(
+            futures.len() < 100_000,
+            "buffer.memory of 1 MiB never filled"
+        );
     };
     let grown_kib = rss_kib().saturating_sub(before);
     assert!(matches!(err, Error::BufferExhausted { .. }), "{err}");
     assert!(err.to_string().contains("buffer.memory"), "{err}");
-    assert!(grown_kib < 16 * 1024, "memory grew by {grown_kib} KiB with a 1 MiB buffer");
+    assert!(
+        grown_kib < 16 * 1024,
+        "memory grew by {grown_kib} KiB with a 1 MiB buffer"
+    );
     let queued = futures.len();
 
     // Close with a short timeout: every pending record fails, and says why.
@@ -138,7 +162,9 @@ async fn disruptive_all_brokers_down_memory_stays_bounded_and_every_record_gets_
     );
 
     // After the brokers return, a new producer works.
-    let producer = Producer::new(ProducerConfig::new(cluster.bootstrap())).await.unwrap();
+    let producer = Producer::new(ProducerConfig::new(cluster.bootstrap()))
+        .await
+        .unwrap();
     let md = producer
         .send(ProducerRecord::new(&t).key("back").value("again"))
         .await
@@ -161,7 +187,12 @@ async fn disruptive_leader_stopped_mid_stream_metadata_follows_and_nothing_is_lo
     let mut futures = Vec::new();
     let mut outage = None;
     for i in 0..600 {
-        futures.push(producer.send(ProducerRecord::new(&t).key("k").value(format!("{i}"))).await.unwrap());
+        futures.push(
+            producer
+                .send(ProducerRecord::new(&t).key("k").value(format!("{i}")))
+                .await
+                .unwrap(),
+        );
         if i % 50 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -177,16 +208,26 @@ async fn disruptive_leader_stopped_mid_stream_metadata_follows_and_nothing_is_lo
     drop(outage);
     let new_leader = cluster.describe_topic(&t)[0].leader;
     let read = cluster.read_topic(&t);
-    let values: Vec<usize> = read.iter().map(|r| r.value_str().unwrap().parse().unwrap()).collect();
+    let values: Vec<usize> = read
+        .iter()
+        .map(|r| r.value_str().unwrap().parse().unwrap())
+        .collect();
     let mut seen = std::collections::HashSet::new();
     let firsts: Vec<usize> = values.iter().copied().filter(|v| seen.insert(*v)).collect();
-    assert_eq!(firsts, (0..600).collect::<Vec<_>>(), "every record, in send order");
+    assert_eq!(
+        firsts,
+        (0..600).collect::<Vec<_>>(),
+        "every record, in send order"
+    );
     for r in &read {
         let v: usize = r.value_str().unwrap().parse().unwrap();
         if offsets[&v] == r.offset {
             continue;
         }
-        assert!(values.iter().filter(|&&x| x == v).count() > 1, "record {v} at an unreported offset");
+        assert!(
+            values.iter().filter(|&&x| x == v).count() > 1,
+            "record {v} at an unreported offset"
+        );
     }
     eprintln!(
         "leader {leader} stopped mid-stream (now {new_leader}): sent 600, acked 600, lost 0, duplicated {}",

@@ -28,7 +28,10 @@ async fn bootstrap_from_one_address_reaches_leaders_on_the_other_brokers() {
     let first = cluster.broker_addresses()[0].clone();
     let info = cluster.describe_topic(&t);
     let leaders: std::collections::BTreeSet<i32> = info.iter().map(|p| p.leader).collect();
-    assert!(leaders.len() >= 2, "partitions spread over several leaders: {info:?}");
+    assert!(
+        leaders.len() >= 2,
+        "partitions spread over several leaders: {info:?}"
+    );
 
     let producer = Producer::new(ProducerConfig::new(&first)).await.unwrap();
     let mut futures = Vec::new();
@@ -36,7 +39,11 @@ async fn bootstrap_from_one_address_reaches_leaders_on_the_other_brokers() {
         let v = format!("p{p}");
         futures.push(
             producer
-                .send(ProducerRecord::<&[u8], _>::new(&t).value(v.as_bytes()).partition(p))
+                .send(
+                    ProducerRecord::<&[u8], _>::new(&t)
+                        .value(v.as_bytes())
+                        .partition(p),
+                )
                 .await
                 .unwrap(),
         );
@@ -64,8 +71,14 @@ async fn unreachable_bootstrap_servers_fail_clearly_and_soon() {
     };
     let msg = err.to_string();
     assert!(matches!(err, Error::Bootstrap { .. }), "{msg}");
-    assert!(msg.contains("127.0.0.1:1") && msg.contains("localhost:1"), "{msg}");
-    assert!(start.elapsed() < Duration::from_secs(30), "bounded by the setup timeout");
+    assert!(
+        msg.contains("127.0.0.1:1") && msg.contains("localhost:1"),
+        "{msg}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "bounded by the setup timeout"
+    );
 }
 
 #[tokio::test]
@@ -94,13 +107,28 @@ async fn same_key_same_partition_as_java_and_in_order() {
     let mut last_seq: HashMap<String, usize> = HashMap::new();
     for r in &read {
         let key = r.key_str().unwrap().to_string();
-        assert_eq!(r.partition as u32, partition_for_key(key.as_bytes(), 5), "key {key:?}");
-        let seq: usize = r.value_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+        assert_eq!(
+            r.partition as u32,
+            partition_for_key(key.as_bytes(), 5),
+            "key {key:?}"
+        );
+        let seq: usize = r
+            .value_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         if let Some(prev) = last_seq.insert(key.clone(), seq) {
             assert!(prev < seq, "key {key:?} out of order: {prev} then {seq}");
         }
     }
-    assert_eq!(last_seq.len(), keys.len(), "the empty key is a key, not a null");
+    assert_eq!(
+        last_seq.len(),
+        keys.len(),
+        "the empty key is a key, not a null"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +140,13 @@ async fn a_thousand_keys_land_where_the_java_producer_puts_them() {
     let mut ours = HashMap::new();
     let mut futures = Vec::new();
     for k in &keys {
-        futures.push((k.clone(), producer.send(ProducerRecord::new(&t).key(k).value(k)).await.unwrap()));
+        futures.push((
+            k.clone(),
+            producer
+                .send(ProducerRecord::new(&t).key(k).value(k))
+                .await
+                .unwrap(),
+        ));
     }
     producer.flush().await.unwrap();
     for (k, f) in futures {
@@ -154,7 +188,11 @@ async fn headers_tombstones_timestamps_and_explicit_partitions_arrive_intact() {
         .await
         .unwrap();
     let f3 = producer
-        .send(ProducerRecord::<&[u8], _>::new(&t).value(vec![0u8, 255, 1]).partition(0))
+        .send(
+            ProducerRecord::<&[u8], _>::new(&t)
+                .value(vec![0u8, 255, 1])
+                .partition(0),
+        )
         .await
         .unwrap();
     producer.flush().await.unwrap();
@@ -178,7 +216,10 @@ async fn headers_tombstones_timestamps_and_explicit_partitions_arrive_intact() {
     let tomb = by_partition[&1];
     assert_eq!((tomb.key_str(), tomb.value.as_ref()), (Some("gone"), None));
     let raw = by_partition[&0];
-    assert_eq!((raw.key.as_ref(), raw.value.as_deref()), (None, Some(&[0u8, 255, 1][..])));
+    assert_eq!(
+        (raw.key.as_ref(), raw.value.as_deref()),
+        (None, Some(&[0u8, 255, 1][..]))
+    );
     // The default timestamp is "now".
     assert!((m3.timestamp - r.timestamp).abs() < 3_600_000 * 24 * 365 * 100);
 }
@@ -197,7 +238,10 @@ async fn typed_json_producer_and_serializer_errors_harm_no_other_record() {
         TypedProducer::new(config(&cluster), StringSerializer, JsonSerializer)
             .await
             .unwrap();
-    let w = Weather { city: "seoul".into(), temp: 10 };
+    let w = Weather {
+        city: "seoul".into(),
+        temp: 10,
+    };
     let ok = producer
         .send(ProducerRecord::new(&t).key("seoul").value(&w))
         .await
@@ -208,16 +252,29 @@ async fn typed_json_producer_and_serializer_errors_harm_no_other_record() {
         producer.producer().clone(),
         StringSerializer,
         |v: &i32| -> Result<Vec<u8>, String> {
-            if *v < 0 { Err(format!("negative: {v}")) } else { Ok(v.to_string().into_bytes()) }
+            if *v < 0 {
+                Err(format!("negative: {v}"))
+            } else {
+                Ok(v.to_string().into_bytes())
+            }
         },
     );
     let err = picky
         .send(ProducerRecord::new(&t).key("busan").value(&-3))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Serialization { part: "value", .. }), "{err}");
-    assert!(err.to_string().contains("negative: -3") && err.to_string().contains(&t), "{err}");
-    let ok2 = picky.send(ProducerRecord::new(&t).key("busan").value(&4)).await.unwrap();
+    assert!(
+        matches!(err, Error::Serialization { part: "value", .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("negative: -3") && err.to_string().contains(&t),
+        "{err}"
+    );
+    let ok2 = picky
+        .send(ProducerRecord::new(&t).key("busan").value(&4))
+        .await
+        .unwrap();
     producer.flush().await.unwrap();
     ok.await.unwrap();
     ok2.await.unwrap();
@@ -241,7 +298,12 @@ async fn many_tasks_share_one_producer() {
             let mut futures = Vec::new();
             for i in 0..250 {
                 let v = format!("{i}");
-                futures.push(producer.send(ProducerRecord::new(&t).key(&key).value(v)).await.unwrap());
+                futures.push(
+                    producer
+                        .send(ProducerRecord::new(&t).key(&key).value(v))
+                        .await
+                        .unwrap(),
+                );
             }
             for f in futures {
                 f.await.unwrap();
@@ -307,7 +369,9 @@ async fn acks_zero_one_and_all() {
     let Some(cluster) = cluster() else { return };
     let t = topic(&cluster, "acks", 1);
     for (acks, expect_offset) in [(Acks::None, false), (Acks::Leader, true), (Acks::All, true)] {
-        let producer = Producer::new(config(&cluster).with_acks(acks)).await.unwrap();
+        let producer = Producer::new(config(&cluster).with_acks(acks))
+            .await
+            .unwrap();
         let f = producer
             .send(ProducerRecord::new(&t).key("k").value(format!("{acks:?}")))
             .await
@@ -333,34 +397,71 @@ async fn bad_input_gets_clear_errors_and_harms_no_other_record() {
     c.set("max.block.ms", "1500").unwrap();
     c.set("max.request.size", "10000").unwrap();
     let producer = Producer::new(c).await.unwrap();
-    let good = producer.send(ProducerRecord::new(&t).key("a").value("before")).await.unwrap();
+    let good = producer
+        .send(ProducerRecord::new(&t).key("a").value("before"))
+        .await
+        .unwrap();
 
     let missing = Cluster::random_topic("missing");
-    let e = producer.send(ProducerRecord::new(&missing).key("a").value("x")).await.unwrap_err();
-    assert!(matches!(e, Error::UnknownTopic { .. }) && e.to_string().contains(&missing), "{e}");
+    let e = producer
+        .send(ProducerRecord::new(&missing).key("a").value("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::UnknownTopic { .. }) && e.to_string().contains(&missing),
+        "{e}"
+    );
 
     let e = producer
         .send(ProducerRecord::<&[u8], _>::new(&t).value(vec![0u8; 20000]))
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::RecordTooLarge { limit_name: "max.request.size", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::RecordTooLarge {
+                limit_name: "max.request.size",
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     let e = producer
         .send(ProducerRecord::new(&t).key("a").value("x").partition(9))
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::InvalidPartition { partition: 9, partition_count: 2, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::InvalidPartition {
+                partition: 9,
+                partition_count: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
 
-    let e = producer.send(ProducerRecord::new("bad topic!").key("a").value("x")).await.unwrap_err();
+    let e = producer
+        .send(ProducerRecord::new("bad topic!").key("a").value("x"))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("bad topic!"), "{e}");
 
-    let good2 = producer.send(ProducerRecord::new(&t).key("a").value("after")).await.unwrap();
+    let good2 = producer
+        .send(ProducerRecord::new(&t).key("a").value("after"))
+        .await
+        .unwrap();
     producer.flush().await.unwrap();
     assert_eq!(good.await.unwrap().offset, Some(0));
     assert_eq!(good2.await.unwrap().offset, Some(1));
 
     producer.close(Duration::from_secs(10)).await.unwrap();
-    let e = producer.send(ProducerRecord::new(&t).key("a").value("late")).await.unwrap_err();
+    let e = producer
+        .send(ProducerRecord::new(&t).key("a").value("late"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Closed { .. }), "{e}");
     assert_eq!(cluster.read_topic(&t).len(), 2);
 }
@@ -383,8 +484,18 @@ async fn custom_partitioner_and_sticky_keyless_records() {
     let mut keyed = Vec::new();
     let mut keyless = Vec::new();
     for i in 0..20 {
-        keyed.push(producer.send(ProducerRecord::new(&t).key(format!("{i}")).value("v")).await.unwrap());
-        keyless.push(producer.send(ProducerRecord::<&[u8], _>::new(&t).value("v")).await.unwrap());
+        keyed.push(
+            producer
+                .send(ProducerRecord::new(&t).key(format!("{i}")).value("v"))
+                .await
+                .unwrap(),
+        );
+        keyless.push(
+            producer
+                .send(ProducerRecord::<&[u8], _>::new(&t).value("v"))
+                .await
+                .unwrap(),
+        );
     }
     producer.flush().await.unwrap();
     for f in keyed {
