@@ -440,8 +440,12 @@ impl Accumulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&batch.id);
-        self.pending_records
-            .fetch_sub(batch.record_count, Ordering::Relaxed);
+        // Saturating: after a forced close the count was reset while answers may still come.
+        let _ = self
+            .pending_records
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(batch.record_count))
+            });
         self.release(batch.reserved);
     }
 
@@ -514,9 +518,13 @@ impl Accumulator {
                 }
             }
         }
-        for outcome in self.incomplete() {
+        // In-flight batches: their outcome is decided now; a late answer is ignored.
+        let in_flight =
+            std::mem::take(&mut *self.incomplete.lock().unwrap_or_else(|e| e.into_inner()));
+        for outcome in in_flight.into_values() {
             outcome.complete(Err(error.clone()));
         }
+        self.pending_records.store(0, Ordering::Relaxed);
     }
 }
 
