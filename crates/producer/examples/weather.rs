@@ -27,13 +27,14 @@ use serde::Serialize;
 
 const TOPIC: &str = "weather_realtime";
 const ROUNDS: u32 = 5;
-/// Each city with a typical temperature, in °C.
-const CITIES: [(&str, f64); 6] = [
+/// Each city with a typical temperature, in °C. With 3 partitions these keys use all three.
+const CITIES: [(&str, f64); 7] = [
     ("seoul", 10.0),
     ("busan", 14.5),
     ("incheon", 9.5),
-    ("daegu", 12.0),
-    ("gwangju", 13.0),
+    ("daejeon", 11.5),
+    ("ulsan", 14.0),
+    ("changwon", 14.5),
     ("jeju", 16.5),
 ];
 
@@ -58,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{TOPIC} has {partitions} partitions; each city's readings all go to one:");
     for (city, _) in CITIES {
         let partition = partition_for_key(city.as_bytes(), partitions as u32);
-        println!("  {city:<8} -> partition {partition}");
+        println!("  {city:<9} -> partition {partition}");
     }
 
     // `send` only queues the record: it returns at once, and the delivery comes later.
