@@ -156,8 +156,10 @@ async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Su
     // Send what is left now rather than after linger.ms. Each record's own outcome, failures
     // included, reaches the reporter through its future, so this result adds nothing.
     let _ = producer.flush().await;
-    let counts = tokio::task::spawn_blocking(move || reporter.join())
-        .await
+    let counts = tokio::task::spawn_blocking(move || reporter.join()).await;
+    // Close on every path, so no record is left behind unreported by a dropped producer.
+    let closed = producer.close(CLOSE_TIMEOUT).await;
+    let counts = counts
         .context("waiting for the reporter")?
         .map_err(|_| anyhow::anyhow!("the reporter thread panicked"))?
         .context("cannot write the report to stdout")?;
@@ -170,8 +172,8 @@ async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Su
         elapsed: started.elapsed(),
     };
     eprintln!("{summary}");
-    producer.close(CLOSE_TIMEOUT).await?;
     read.context("cannot read stdin")?;
+    closed?;
     Ok(summary)
 }
 
