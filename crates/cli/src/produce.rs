@@ -1,7 +1,7 @@
 //! `kprod produce`: one record per stdin line.
 //!
 //! The main thread reads stdin and hands each line to [`Producer::send`] without waiting for its
-//! acknowledgement; the [`DeliveryFuture`]s travel, in input order, through a bounded channel to
+//! acknowledgement; the [`DeliveryFuture`](kafka_producer::DeliveryFuture)s travel, in input order, through a bounded channel to
 //! the reporter thread ([`crate::report`]), which waits for each in turn. So the producer keeps
 //! batching while earlier records are still in flight, and reports come out in input order.
 
