@@ -184,7 +184,9 @@ impl Cluster {
         self.checked_script(&args, None);
     }
 
-    /// Starts node `node` again on its data and waits until it serves metadata that lists all running nodes.
+    /// Starts node `node` again on its data and waits until it serves metadata that lists all running nodes. While
+    /// fewer than a majority of the nodes run there is no controller quorum, so it returns without waiting; the start
+    /// that completes the majority waits for all of them. (Dropping several [`NodeOutage`]s in turn does just that.)
     pub fn start_node(&self, node: i32) {
         self.ensure_managed();
         self.checked_script(&["start-node", &node.to_string()], None);
