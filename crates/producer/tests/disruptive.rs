@@ -114,11 +114,8 @@ async fn disruptive_all_brokers_down_memory_stays_bounded_and_every_record_gets_
         .await
         .unwrap();
 
-    let outages = [
-        cluster.outage(1, true),
-        cluster.outage(2, true),
-        cluster.outage(3, true),
-    ];
+    // A lone node of three cannot form a quorum, so they come back together (`scripts/kafka up`).
+    let outage = WholeClusterOutage::new(&cluster);
     let before = rss_kib();
     let value = vec![b'x'; 1000];
     let mut futures = Vec::new();
@@ -155,13 +152,15 @@ async fn disruptive_all_brokers_down_memory_stays_bounded_and_every_record_gets_
         }
     }
     assert_eq!(closed, queued);
-    drop(outages);
+    drop(outage);
     eprintln!(
         "all brokers down: queued {queued} records of 1000 B in a 1 MiB buffer, then {err}; RSS grew {grown_kib} KiB; \
          close failed all {closed}"
     );
 
-    // After the brokers return, a new producer works.
+    // After the brokers return, a new producer works. (`scripts/kafka up` formats afresh a
+    // cluster with no node running, so the topic is made again.)
+    cluster.create_topic(&t, 3, 3, &[]);
     let producer = Producer::new(ProducerConfig::new(cluster.bootstrap()))
         .await
         .unwrap();
@@ -233,4 +232,26 @@ async fn disruptive_leader_stopped_mid_stream_metadata_follows_and_nothing_is_lo
         "leader {leader} stopped mid-stream (now {new_leader}): sent 600, acked 600, lost 0, duplicated {}",
         values.len() - 600
     );
+}
+
+/// All three nodes killed; on drop, `scripts/kafka up` starts them together and waits.
+struct WholeClusterOutage;
+
+impl WholeClusterOutage {
+    fn new(cluster: &Cluster) -> Self {
+        for node in 1..=3 {
+            cluster.stop_node(node, true);
+        }
+        WholeClusterOutage
+    }
+}
+
+impl Drop for WholeClusterOutage {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka");
+        let status = std::process::Command::new(script).arg("up").status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("scripts/kafka up after the outage failed: {status:?}");
+        }
+    }
 }
