@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use kafka_producer_protocol::batch::{record_size_upper_bound, Header, RECORD_BATCH_OVERHEAD};
 
+use crate::accumulator::{Appended, TopicQueues};
 use crate::config::ProducerConfig;
 use crate::delivery::{BatchOutcome, DeliveryFuture};
 use crate::error::{Error, Result};
@@ -185,15 +186,7 @@ fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<Delivery
     match inner.accumulator.append(
         &tq, partition, timestamp, r.key, r.value, r.headers, None, now,
     ) {
-        Some(a) => {
-            if sticky {
-                lock(&tq.sticky).appended(size, inner.accumulator.batch_size());
-            }
-            if a.wake_sender {
-                inner.wake.notify_one();
-            }
-            Ok(Some(a.future))
-        }
+        Some(a) => Ok(Some(appended(inner, &tq, a, sticky, size))),
         None => Ok(None),
     }
 }
@@ -233,13 +226,24 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
             Instant::now(),
         )
         .expect("with memory reserved, append always succeeds");
+    Ok(appended(inner, &tq, a, sticky, size))
+}
+
+/// After an append: count the bytes for the sticky partitioner, wake the sender if it should look.
+fn appended(
+    inner: &Inner,
+    tq: &TopicQueues,
+    a: Appended,
+    sticky: bool,
+    size: usize,
+) -> DeliveryFuture {
     if sticky {
         lock(&tq.sticky).appended(size, inner.accumulator.batch_size());
     }
     if a.wake_sender {
         inner.wake.notify_one();
     }
-    Ok(a.future)
+    a.future
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -320,7 +324,7 @@ fn place(
     inner: &Inner,
     cluster: &Cluster,
     r: &RawRecord<'_>,
-) -> Result<(Arc<crate::accumulator::TopicQueues>, i32, bool)> {
+) -> Result<(Arc<TopicQueues>, i32, bool)> {
     let meta = &cluster.topics[r.topic];
     let count = meta.partition_count();
     let tq = inner.accumulator.topic(r.topic, count);
