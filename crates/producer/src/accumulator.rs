@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_producer_protocol::batch::{BatchBuilder, BatchParams, Header};
+use kafka_producer_protocol::batch::{BatchBuilder, BatchParams, Compression, Header};
 use tokio::sync::Semaphore;
 
 use crate::delivery::{BatchAck, BatchOutcome, DeliveryFuture};
@@ -62,11 +62,19 @@ impl ProducerBatch {
         self.closed || now.saturating_duration_since(self.created) >= linger
     }
 
-    /// The batch's bytes; sealing happens once, so a retry resends exactly the same batch.
-    pub(crate) fn bytes(&mut self) -> Bytes {
+    /// Seals the batch (header, compression, CRC) if it is not sealed yet. Sealing happens once,
+    /// so a retry resends exactly the same batch.
+    fn seal(&mut self, compression: Compression) {
         if let Some(builder) = self.builder.take() {
-            self.sealed = Some(builder.finish(BatchParams::default()));
+            self.sealed = Some(builder.finish(BatchParams {
+                compression,
+                ..BatchParams::default()
+            }));
         }
+    }
+
+    /// The sealed batch's bytes (empty before `seal`).
+    pub(crate) fn bytes(&self) -> Bytes {
         self.sealed.clone().unwrap_or_default()
     }
 
@@ -108,6 +116,7 @@ pub(crate) struct Accumulator {
     batch_size: usize,
     linger: Duration,
     delivery_timeout: Duration,
+    compression: Compression,
     buffer: BufferPool,
     incomplete: Mutex<HashMap<u64, Arc<BatchOutcome>>>,
     next_batch_id: AtomicU64,
@@ -128,12 +137,14 @@ impl Accumulator {
         linger: Duration,
         delivery_timeout: Duration,
         buffer_memory: usize,
+        compression: Compression,
     ) -> Self {
         Accumulator {
             topics: RwLock::new(HashMap::new()),
             batch_size,
             linger,
             delivery_timeout,
+            compression,
             buffer: BufferPool {
                 permits: Semaphore::new(buffer_memory),
                 total: buffer_memory,
@@ -405,7 +416,7 @@ impl Accumulator {
                 }
                 let mut batch = queue.batches.pop_front().expect("front exists");
                 batch.closed = true;
-                batch.bytes();
+                batch.seal(self.compression);
                 size += batch.size();
                 queue.in_flight = true;
                 drained.push(Drained {
@@ -556,6 +567,7 @@ mod tests {
             Duration::from_millis(linger_ms),
             Duration::from_secs(10),
             1 << 20,
+            Compression::None,
         )
     }
 
@@ -689,7 +701,13 @@ mod tests {
 
     #[tokio::test]
     async fn memory_is_bounded() {
-        let a = Accumulator::new(100, Duration::ZERO, Duration::from_secs(10), 250);
+        let a = Accumulator::new(
+            100,
+            Duration::ZERO,
+            Duration::from_secs(10),
+            250,
+            Compression::None,
+        );
         let t0 = Instant::now();
         assert!(a.reserve(100, t0).await);
         assert!(a.reserve(100, t0).await);

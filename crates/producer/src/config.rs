@@ -43,6 +43,15 @@ pub enum CompressionType {
     None,
 }
 
+impl CompressionType {
+    /// The codec the record batch encoder uses for this setting.
+    pub(crate) fn codec(self) -> kafka_producer_protocol::Compression {
+        match self {
+            CompressionType::None => kafka_producer_protocol::Compression::None,
+        }
+    }
+}
+
 /// The keys this client understands, each with Kafka's default, in the order the docs list them.
 const KNOWN_KEYS: &[(&str, &str)] = &[
     ("bootstrap.servers", ""),

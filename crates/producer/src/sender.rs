@@ -59,6 +59,7 @@ impl Inner {
                 config.linger,
                 config.delivery_timeout,
                 config.buffer_memory,
+                config.compression.codec(),
             ),
             metadata: Metadata::new(),
             partitioner,
