@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! printf 'seoul:{"temp":10}\n' | kprod produce -b localhost:9092 -t weather_realtime --key-separator :
+//! kprod perf -b localhost:9092 --topic bench --num-records 1000000 --record-size 100 --throughput -1
 //! ```
 //!
 //! Exit status: 0 when every record was delivered, 1 when any failed (or the cluster could not be
 //! used), 2 for a bad command line or producer property.
 
+mod perf;
 mod produce;
 mod report;
 
@@ -25,6 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Produce(produce::ProduceArgs),
+    Perf(perf::PerfArgs),
 }
 
 /// Exit status for a bad command line or configuration, as clap uses for usage errors.
@@ -33,11 +36,12 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Produce(args) => produce::run(args),
+        Command::Produce(args) => produce::run(args).map(|summary| summary.all_delivered()),
+        Command::Perf(args) => perf::run(args),
     };
     match result {
-        Ok(summary) if summary.all_delivered() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("kprod: {e:#}");
             if is_config_error(&e) {

@@ -334,7 +334,9 @@ mod tests {
             let cli =
                 <crate::Cli as clap::Parser>::try_parse_from(std::iter::once("kprod").chain(argv))
                     .unwrap();
-            let crate::Command::Produce(args) = cli.command;
+            let crate::Command::Produce(args) = cli.command else {
+                unreachable!("parsed a produce command line")
+            };
             args
         };
         let c = config(&args(&[])).unwrap();

@@ -1,0 +1,344 @@
+//! `kprod perf`: the counterpart of Kafka's `kafka-producer-perf-test`.
+//!
+//! The main thread sends records as fast as the producer takes them (or at `--throughput`), one
+//! payload buffer reused for all of them, and hands each [`DeliveryFuture`] with its send time to
+//! an awaiting task in chunks. That task awaits them in send order and counts each one's latency
+//! when it sees it resolve. Records of different partitions can be acknowledged out of send
+//! order; such a record is counted when the earlier ones have been, so the latency is an upper
+//! bound by at most the skew between partitions.
+
+pub(crate) mod stats;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use kafka_producer::{
+    read_properties_file, DeliveryFuture, Producer, ProducerConfig, ProducerRecord,
+};
+use tokio::sync::mpsc;
+
+use stats::Stats;
+
+/// Measure the producer: send N records of a given size as fast as possible (or at a given rate).
+///
+/// Takes the flags of Kafka's kafka-producer-perf-test and prints what it prints: a progress line
+/// every --reporting-interval, then `N records sent, X records/sec (Y MB/sec), A ms avg latency,
+/// M ms max latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.`, then
+/// `client cpu: C ns/record, peak rss: R MiB`. A record's latency is the time from its send to its
+/// acknowledgement; "MB" is MiB, as in Kafka's tool.
+///
+/// Properties apply in this order, later ones winning: Kafka's defaults, --producer.config,
+/// --producer-props, then -b (bootstrap.servers). The exit status is 0 when every record was
+/// delivered, 1 when any failed, 2 for a bad argument or property.
+#[derive(Debug, Args)]
+pub(crate) struct PerfArgs {
+    /// Brokers to bootstrap from (host:port, comma-separated).
+    #[arg(
+        short = 'b',
+        long = "bootstrap-server",
+        value_name = "HOST:PORT[,HOST:PORT...]"
+    )]
+    bootstrap_server: String,
+
+    /// The topic to produce to.
+    #[arg(long)]
+    topic: String,
+
+    /// How many records to send.
+    #[arg(long, value_name = "N")]
+    num_records: u64,
+
+    /// Bytes per record value (random upper-case letters, the same for every record); no key.
+    #[arg(long, value_name = "BYTES")]
+    record_size: usize,
+
+    /// At most this many records per second; -1 (or any value <= 0) for no limit.
+    #[arg(long, value_name = "RECORDS_PER_SEC", allow_negative_numbers = true)]
+    throughput: f64,
+
+    /// Producer properties by their Kafka names, e.g. --producer-props acks=1 linger.ms=5.
+    #[arg(
+        long = "producer-props",
+        visible_alias = "command-property",
+        value_name = "KEY=VALUE",
+        num_args = 1..,
+        value_parser = property
+    )]
+    producer_props: Vec<(String, String)>,
+
+    /// Read producer properties from a Java .properties file.
+    #[arg(
+        long = "producer.config",
+        visible_alias = "command-config",
+        value_name = "FILE"
+    )]
+    producer_config: Option<PathBuf>,
+
+    /// Milliseconds between progress lines.
+    #[arg(long = "reporting-interval", value_name = "MS", default_value_t = 5000)]
+    reporting_interval: u64,
+}
+
+/// Records per message on the channel to the awaiting task. Small, so that a resolved future
+/// waits little before the awaiting task sees it; large enough that the channel costs little.
+const CHUNK: usize = 64;
+/// Chunks the channel holds; with [`CHUNK`] this bounds the futures in the channel (16 Ki).
+const CHANNEL_CHUNKS: usize = 256;
+/// Every record's outcome is known before `close` is called, so this only covers the goodbye.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Failures printed to stderr, at most.
+const MAX_ERRORS_SHOWN: u64 = 10;
+
+/// One record on its way: its outcome, and when it was handed to `send`.
+type Sent = (DeliveryFuture, Instant);
+
+/// Runs the test and prints its results; `Ok(true)` when every record was delivered.
+pub(crate) fn run(args: PerfArgs) -> anyhow::Result<bool> {
+    let config = config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(perf(args, config))
+}
+
+/// Builds the configuration in the documented order.
+fn config(args: &PerfArgs) -> Result<ProducerConfig, kafka_producer::Error> {
+    let mut config = ProducerConfig::new(&args.bootstrap_server);
+    if let Some(path) = &args.producer_config {
+        for (key, value) in read_properties_file(path)? {
+            config.set(&key, &value)?;
+        }
+    }
+    for (key, value) in &args.producer_props {
+        config.set(key, value)?;
+    }
+    config.set("bootstrap.servers", &args.bootstrap_server)?;
+    config.validate()?;
+    Ok(config)
+}
+
+async fn perf(args: PerfArgs, config: ProducerConfig) -> anyhow::Result<bool> {
+    let producer = Producer::new(config).await?;
+    // Fail once, now, for a missing topic, and keep the metadata wait out of the measurement.
+    producer.partition_count(&args.topic).await?;
+
+    let payload = stats::payload(args.record_size);
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    // Emptied chunks go back to the sender, so steady state allocates no chunks.
+    let (recycle_tx, recycle_rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let start = Instant::now();
+    let interval = Duration::from_millis(args.reporting_interval.max(1));
+    let awaiting = tokio::spawn(await_deliveries(
+        rx,
+        recycle_tx,
+        Stats::new(start, interval),
+        args.record_size,
+    ));
+
+    let sent = send_all(&producer, &args, &payload, start, tx, recycle_rx).await;
+    // Each record's own outcome, failures included, reaches the awaiting task through its
+    // future, so flush's result adds nothing.
+    let _ = producer.flush().await;
+    let outcome = awaiting.await;
+    let end = Instant::now();
+    // Close on every path, so no record is left behind by a dropped producer.
+    let closed = producer.close(CLOSE_TIMEOUT).await;
+    let (stats, failed) = outcome.context("the task awaiting deliveries failed")?;
+    println!("{}", stats.summary(end));
+    println!("{}", stats::resource_line(stats.count()));
+    if let Err((sent, e)) = &sent {
+        eprintln!("kprod perf: stopped after {sent} records: {e}");
+    }
+    if failed > 0 {
+        eprintln!("kprod perf: {failed} records failed");
+    }
+    closed?;
+    Ok(sent.is_ok() && failed == 0)
+}
+
+/// Sends `--num-records` records, passing their futures to the awaiting task in chunks.
+///
+/// Returns the error that stopped it early, with the number of records sent before.
+async fn send_all(
+    producer: &Producer,
+    args: &PerfArgs,
+    payload: &[u8],
+    start: Instant,
+    tx: mpsc::Sender<Vec<Sent>>,
+    mut recycled: mpsc::Receiver<Vec<Sent>>,
+) -> Result<u64, (u64, kafka_producer::Error)> {
+    let throttle = (args.throughput > 0.0).then(|| Duration::from_secs_f64(1.0 / args.throughput));
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for i in 0..args.num_records {
+        if let Some(gap) = throttle {
+            let due = start + gap.mul_f64(i as f64);
+            if due > Instant::now() {
+                // Hand over what is sent before sleeping, so its latency is measured on time.
+                hand_over(&tx, &mut chunk, &mut recycled).await;
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        let record = ProducerRecord::<&[u8], &[u8]>::new(&args.topic).value(payload);
+        let sent_at = Instant::now();
+        let mut send = std::pin::pin!(producer.send(record));
+        let result = match poll_once(&mut send).await {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                // The producer is waiting for buffer.memory: let the awaiting task see what is
+                // sent so far, as its acknowledgements are what frees the memory.
+                hand_over(&tx, &mut chunk, &mut recycled).await;
+                send.await
+            }
+        };
+        match result {
+            Ok(delivery) => chunk.push((delivery, sent_at)),
+            Err(e) => {
+                hand_over(&tx, &mut chunk, &mut recycled).await;
+                return Err((i, e));
+            }
+        }
+        if chunk.len() == CHUNK {
+            hand_over(&tx, &mut chunk, &mut recycled).await;
+        }
+    }
+    hand_over(&tx, &mut chunk, &mut recycled).await;
+    Ok(args.num_records)
+}
+
+/// Sends `chunk` to the awaiting task (if not empty) and replaces it with an emptied one.
+async fn hand_over(
+    tx: &mpsc::Sender<Vec<Sent>>,
+    chunk: &mut Vec<Sent>,
+    recycled: &mut mpsc::Receiver<Vec<Sent>>,
+) {
+    if chunk.is_empty() {
+        return;
+    }
+    let next = recycled
+        .try_recv()
+        .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+    let full = std::mem::replace(chunk, next);
+    // The awaiting task only ends when this channel closes, so the send cannot fail.
+    let _ = tx.send(full).await;
+}
+
+/// Polls `future` once: its output if it is ready now, `Pending` otherwise (it stays usable).
+async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *future).poll(cx))).await
+}
+
+/// Awaits every future received, in order, counting each acknowledged record's latency and
+/// printing a progress line every interval; returns the statistics and the number of failures.
+async fn await_deliveries(
+    mut rx: mpsc::Receiver<Vec<Sent>>,
+    recycle: mpsc::Sender<Vec<Sent>>,
+    mut stats: Stats,
+    record_size: usize,
+) -> (Stats, u64) {
+    let mut failed = 0u64;
+    while let Some(mut chunk) = rx.recv().await {
+        for (delivery, sent_at) in chunk.drain(..) {
+            match delivery.await {
+                Ok(_) => {
+                    let now = Instant::now();
+                    if let Some(line) = stats.record(now - sent_at, record_size, now) {
+                        println!("{line}");
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    if failed <= MAX_ERRORS_SHOWN {
+                        eprintln!("kprod perf: record failed: {e}");
+                    }
+                }
+            }
+        }
+        let _ = recycle.try_send(chunk);
+    }
+    (stats, failed)
+}
+
+fn property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Result<PerfArgs, clap::Error> {
+        let cli = <crate::Cli as clap::Parser>::try_parse_from(
+            ["kprod", "perf"].iter().chain(argv).copied(),
+        )?;
+        match cli.command {
+            crate::Command::Perf(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kafkas_flags_are_accepted() {
+        let args = parse(&[
+            "-b",
+            "h:1",
+            "--topic",
+            "t",
+            "--num-records",
+            "10",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--producer-props",
+            "acks=1",
+            "linger.ms=5",
+        ])
+        .unwrap();
+        assert_eq!(args.num_records, 10);
+        assert_eq!(args.record_size, 100);
+        assert!(args.throughput < 0.0);
+        assert_eq!(
+            args.producer_props,
+            [
+                ("acks".to_string(), "1".to_string()),
+                ("linger.ms".to_string(), "5".to_string())
+            ]
+        );
+        let c = config(&args).unwrap();
+        assert_eq!(c.acks(), kafka_producer::Acks::Leader);
+        assert_eq!(c.bootstrap_servers(), ["h:1"]);
+    }
+
+    #[test]
+    fn required_flags_and_bad_properties_are_usage_errors() {
+        assert!(parse(&["-b", "h:1", "--topic", "t"]).is_err());
+        let args = parse(&[
+            "-b",
+            "h:1",
+            "--topic",
+            "t",
+            "--num-records",
+            "1",
+            "--record-size",
+            "1",
+            "--throughput",
+            "100",
+            "--command-property",
+            "lingr.ms=1",
+        ])
+        .unwrap();
+        let e = config(&args).unwrap_err().to_string();
+        assert!(e.contains("lingr.ms"), "{e}");
+    }
+}
