@@ -22,16 +22,23 @@
 //! (varlong), offsetDelta (varint), key and value (varint length, -1 for null, then bytes),
 //! header count (varint), and per header a key (varint length, UTF-8) and a value (like
 //! the record value).
+//!
+//! In a compressed batch the records, all of them together, are one compressed stream in the
+//! codec's format ([`Compression`]); the header stays as it is and the CRC covers the compressed
+//! bytes, so it can be checked before decompressing.
 
 mod builder;
+mod compression;
 mod decode;
 #[cfg(test)]
 mod tests;
 
+use std::ops::RangeInclusive;
+
 use bytes::Bytes;
 
 pub use builder::BatchBuilder;
-pub use decode::decode_batches;
+pub use decode::{decode_batches, MAX_DECOMPRESSED};
 
 use crate::varint::varint_len;
 
@@ -77,20 +84,97 @@ pub struct Header {
     pub value: Option<Bytes>,
 }
 
-/// Compression codec of a batch, stored in attribute bits 0-2.
+/// Compression codec of a batch (attribute bits 0-2) and the level it compresses at.
+///
+/// The formats are the ones the Java client writes, so that brokers and every consumer read them:
+/// [`BatchBuilder::finish`] compresses everything after the 61-byte header, and the codec stays in
+/// the attributes even when the data did not get smaller (as in Java). The level is not written
+/// anywhere; a level outside the codec's range is clamped to it (for gzip: treated as the default).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
-    /// Records are stored as they are.
+    /// Records are stored as they are (`compression.type=none`).
     #[default]
     None,
+    /// A gzip stream (RFC 1952). `level` is 1 (fastest) to 9, or -1 for zlib's default (6), as
+    /// `compression.gzip.level`.
+    Gzip {
+        /// Deflate level, see [`Compression::GZIP_LEVELS`].
+        level: i32,
+    },
+    /// Raw snappy blocks of 32 KiB of input each, in snappy-java's stream framing (a 16-byte
+    /// header starting `\x82SNAPPY\0`, then each block behind its big-endian length), which is
+    /// what the Java client writes. Snappy has no levels.
+    Snappy,
+    /// An LZ4 frame (magic `0x184D2204`) of independent 64 KiB blocks, without checksums, with the
+    /// correct header checksum of magic v2 (KIP-57). `level` is 1 to 17, as
+    /// `compression.lz4.level`; like the Java client, the default 9 uses LZ4's fast compressor and
+    /// every other level LZ4 HC at that level.
+    Lz4 {
+        /// LZ4 level, see [`Compression::LZ4_LEVELS`].
+        level: i32,
+    },
+    /// One zstd frame. `level` is -131072 (fastest) to 22, default 3, as `compression.zstd.level`.
+    Zstd {
+        /// zstd level, see [`Compression::ZSTD_LEVELS`].
+        level: i32,
+    },
 }
 
 impl Compression {
-    /// The codec's value in attribute bits 0-2.
+    /// `compression.gzip.level`'s default: zlib's own default level (6).
+    pub const GZIP_DEFAULT_LEVEL: i32 = -1;
+    /// The gzip levels besides [`GZIP_DEFAULT_LEVEL`](Self::GZIP_DEFAULT_LEVEL).
+    pub const GZIP_LEVELS: RangeInclusive<i32> = 1..=9;
+    /// `compression.lz4.level`'s default.
+    pub const LZ4_DEFAULT_LEVEL: i32 = 9;
+    /// The LZ4 levels.
+    pub const LZ4_LEVELS: RangeInclusive<i32> = 1..=17;
+    /// `compression.zstd.level`'s default.
+    pub const ZSTD_DEFAULT_LEVEL: i32 = 3;
+    /// The zstd levels; negative levels trade ratio for speed.
+    pub const ZSTD_LEVELS: RangeInclusive<i32> = -131_072..=22;
+
+    /// gzip at the default level.
+    pub const fn gzip() -> Self {
+        Compression::Gzip {
+            level: Self::GZIP_DEFAULT_LEVEL,
+        }
+    }
+
+    /// LZ4 at the default level.
+    pub const fn lz4() -> Self {
+        Compression::Lz4 {
+            level: Self::LZ4_DEFAULT_LEVEL,
+        }
+    }
+
+    /// zstd at the default level.
+    pub const fn zstd() -> Self {
+        Compression::Zstd {
+            level: Self::ZSTD_DEFAULT_LEVEL,
+        }
+    }
+
+    /// The codec's value in attribute bits 0-2: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
     pub fn attribute_bits(self) -> i16 {
         match self {
             Compression::None => 0,
+            Compression::Gzip { .. } => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 { .. } => 3,
+            Compression::Zstd { .. } => 4,
+        }
+    }
+
+    /// Kafka's name for the codec, as in `compression.type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip { .. } => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 { .. } => "lz4",
+            Compression::Zstd { .. } => "zstd",
         }
     }
 }

@@ -37,6 +37,20 @@ pub enum DecodeError {
     /// A record batch uses a compression codec this crate cannot decode.
     #[error("unsupported record batch compression codec {0}")]
     UnsupportedCompression(u8),
+    /// A compressed record batch's data is not valid for its codec.
+    #[error("invalid {codec} data in a record batch: {reason}")]
+    Decompression {
+        /// Kafka's name of the codec: `gzip`, `snappy`, `lz4` or `zstd`.
+        codec: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A compressed record batch decompresses to more than the decoder accepts.
+    #[error("a compressed record batch holds more than {limit} bytes of records")]
+    DecompressedTooLarge {
+        /// The most the decoder produces, in bytes.
+        limit: usize,
+    },
     /// A length or count read from the wire is negative or larger than allowed.
     #[error("invalid length or count {0}")]
     InvalidLength(i64),

@@ -2,7 +2,8 @@
 //!
 //! - [`varint`]: the zigzag varints of record batch v2.
 //! - [`murmur2`]: the Java client's key hash, for the default partitioner.
-//! - [`batch`]: building and decoding record batches (magic 2).
+//! - [`batch`]: building and decoding record batches (magic 2), compressed with gzip, snappy,
+//!   lz4 or zstd or not at all.
 //! - [`frame`]: size-prefixed request/response frames around [`kafka_protocol`] messages.
 //! - [`error`]: decode errors and Kafka error codes.
 //!

@@ -1,13 +1,14 @@
 //! Writing a batch: records are encoded straight into the final buffer, behind a
-//! reserved header that [`BatchBuilder::finish`] fills in.
+//! reserved header that [`BatchBuilder::finish`] fills in (after compressing the records, if
+//! asked to, into a second buffer behind a header of its own).
 
 use std::fmt;
 
 use bytes::Bytes;
 
 use super::{
-    offset, record_body_len, BatchParams, Header, LOG_OVERHEAD, MAGIC, NO_TIMESTAMP,
-    RECORD_BATCH_OVERHEAD, TRANSACTIONAL_FLAG,
+    compression, offset, record_body_len, BatchParams, Compression, Header, LOG_OVERHEAD, MAGIC,
+    NO_TIMESTAMP, RECORD_BATCH_OVERHEAD, TRANSACTIONAL_FLAG,
 };
 use crate::varint::{put_varint, put_varlong, varint_len, varlong_len};
 
@@ -126,16 +127,21 @@ impl BatchBuilder {
         Some(offset_delta as u32)
     }
 
-    /// Writes the 61-byte header (base offset 0, batch length, partition leader epoch -1, magic 2, CRC32C over
-    /// attributes..end, attributes, last offset delta, base/max timestamp, producer id/epoch, base sequence, record count)
-    /// and returns the finished batch bytes.
+    /// Compresses the records with `params.compression` (if not [`Compression::None`]), writes the
+    /// 61-byte header (base offset 0, batch length, partition leader epoch -1, magic 2, CRC32C over
+    /// attributes..end, attributes, last offset delta, base/max timestamp, producer id/epoch, base
+    /// sequence, record count) and returns the finished batch bytes.
+    ///
+    /// Compressed records are kept even when they came out larger, as the Java client does. Should
+    /// a codec fail (its libraries do only for inputs of gigabytes, which `try_append` never
+    /// builds), the batch is sent uncompressed with compression bits 0, which every reader takes.
     ///
     /// An empty batch gets last offset delta -1 and timestamps -1; Kafka never sends one.
     pub fn finish(self, params: BatchParams) -> Bytes {
-        let mut buf = self.buf;
-        // try_append keeps the batch length within i32.
+        let (mut buf, compression) = compress(self.buf, params.compression);
+        // try_append keeps the uncompressed batch length within i32, and `compress` the compressed one.
         let batch_length = (buf.len() - LOG_OVERHEAD) as i32;
-        let mut attributes = params.compression.attribute_bits();
+        let mut attributes = compression.attribute_bits();
         if params.transactional {
             attributes |= TRANSACTIONAL_FLAG;
         }
@@ -202,6 +208,24 @@ impl fmt::Debug for BatchBuilder {
             .field("first_timestamp", &self.first_timestamp)
             .field("max_timestamp", &self.max_timestamp)
             .finish()
+    }
+}
+
+/// The batch buffer with its records compressed by `codec` behind the reserved header, and the
+/// codec that applies: [`Compression::None`] when there is nothing to do or the codec failed.
+fn compress(buf: Vec<u8>, codec: Compression) -> (Vec<u8>, Compression) {
+    if codec == Compression::None {
+        return (buf, codec);
+    }
+    let mut out = vec![0; RECORD_BATCH_OVERHEAD];
+    match compression::compress(codec, &buf[RECORD_BATCH_OVERHEAD..], &mut out) {
+        // Incompressible records near the i32 limit could come out over it.
+        Ok(()) if i32::try_from(out.len() - LOG_OVERHEAD).is_ok() => {
+            // Codecs reserve for the worst case; the batch may wait for a while in the queue.
+            out.shrink_to_fit();
+            (out, codec)
+        }
+        _ => (buf, Compression::None),
     }
 }
 

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 
 use super::{
-    offset, DecodedBatch, DecodedRecord, Header, COMPRESSION_MASK, LOG_OVERHEAD, MAGIC,
-    RECORD_BATCH_OVERHEAD,
+    compression, offset, DecodedBatch, DecodedRecord, Header, COMPRESSION_MASK, LOG_OVERHEAD,
+    MAGIC, RECORD_BATCH_OVERHEAD,
 };
 use crate::error::DecodeError;
 use crate::varint::{get_varint, get_varlong};
@@ -17,10 +17,15 @@ const MIN_RECORD_LEN: usize = 7;
 /// The smallest possible header: one byte each for key length and value length.
 const MIN_HEADER_LEN: usize = 2;
 
+/// The most a compressed batch may decompress to: 64 MiB, far above Kafka's default
+/// `message.max.bytes` (1 MiB), so a hostile batch cannot make the decoder allocate without bound.
+pub const MAX_DECOMPRESSED: usize = 64 << 20;
+
 /// Decodes one or more concatenated v2 batches, verifying each CRC and rejecting trailing/short data. Never panics.
 ///
-/// An empty input is zero batches. Compressed batches are
-/// [`DecodeError::UnsupportedCompression`] for now.
+/// An empty input is zero batches. Compressed batches (gzip, snappy, lz4, zstd) are decompressed,
+/// up to [`MAX_DECOMPRESSED`] bytes of records each; codecs 5-7 are
+/// [`DecodeError::UnsupportedCompression`].
 pub fn decode_batches(buf: &[u8]) -> Result<Vec<DecodedBatch>, DecodeError> {
     let mut rest = buf;
     let mut batches = Vec::new();
@@ -65,10 +70,6 @@ fn decode_batch(buf: &mut &[u8]) -> Result<DecodedBatch, DecodeError> {
         });
     }
     let attributes = header.i16()?;
-    let compression = attributes & COMPRESSION_MASK;
-    if compression != 0 {
-        return Err(DecodeError::UnsupportedCompression(compression as u8));
-    }
     let last_offset_delta = header.i32()?;
     let base_timestamp = header.i64()?;
     let max_timestamp = header.i64()?;
@@ -79,7 +80,15 @@ fn decode_batch(buf: &mut &[u8]) -> Result<DecodedBatch, DecodeError> {
     let record_count = usize::try_from(record_count)
         .map_err(|_| DecodeError::InvalidLength(record_count.into()))?;
 
-    let mut body = &batch[RECORD_BATCH_OVERHEAD..];
+    let records_section = &batch[RECORD_BATCH_OVERHEAD..];
+    let decompressed;
+    let mut body = match attributes & COMPRESSION_MASK {
+        0 => records_section,
+        codec => {
+            decompressed = compression::decompress(codec, records_section, MAX_DECOMPRESSED)?;
+            &decompressed[..]
+        }
+    };
     let mut records = Vec::with_capacity(record_count.min(body.len() / MIN_RECORD_LEN));
     for _ in 0..record_count {
         records.push(decode_record(&mut body, base_timestamp)?);

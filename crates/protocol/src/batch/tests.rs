@@ -244,15 +244,249 @@ fn record_count_must_match_the_records() {
     }
 }
 
+/// Every codec, at its default level.
+const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::gzip(),
+    Compression::Snappy,
+    Compression::lz4(),
+    Compression::zstd(),
+];
+
+/// A batch of `count` records with compressible text values, keys and a header.
+fn text_batch(count: usize, compression: Compression) -> Bytes {
+    let mut builder = BatchBuilder::new(0);
+    for i in 0..count {
+        let value = format!("reading {i}: temperature {} humidity {}", i % 40, i % 100);
+        builder
+            .try_append(
+                1_700_000_000_000 + i as i64,
+                Some(format!("city-{}", i % 7).as_bytes()),
+                Some(value.as_bytes()),
+                &[header("source", Some(b"station"))],
+                usize::MAX,
+            )
+            .unwrap();
+    }
+    builder.finish(BatchParams {
+        compression,
+        ..BatchParams::default()
+    })
+}
+
 #[test]
-fn compressed_batches_are_reported_not_misread() {
-    let mut gzip = sample_batch().to_vec();
-    gzip[offset::ATTRIBUTES + 1] = 1;
-    fix_crc(&mut gzip);
+fn attribute_bits_are_kafkas_codec_ids() {
+    let bits: Vec<i16> = CODECS.iter().map(|c| c.attribute_bits()).collect();
+    assert_eq!(bits, [0, 1, 2, 3, 4]);
+    let names: Vec<&str> = CODECS.iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["none", "gzip", "snappy", "lz4", "zstd"]);
+    for codec in CODECS {
+        let bytes = text_batch(3, codec);
+        let attributes =
+            i16::from_be_bytes([bytes[offset::ATTRIBUTES], bytes[offset::ATTRIBUTES + 1]]);
+        assert_eq!(attributes, codec.attribute_bits(), "{codec:?}");
+        let batch = &decode_batches(&bytes).unwrap()[0];
+        assert_eq!(batch.attributes, codec.attribute_bits());
+        assert_eq!(batch.records.len(), 3);
+    }
+}
+
+#[test]
+fn compressed_records_are_in_each_codecs_own_format() {
+    let records = |codec| text_batch(2000, codec).slice(RECORD_BATCH_OVERHEAD..);
+    let plain = records(Compression::None);
+    // gzip member header: 1f 8b, deflate.
+    assert_eq!(records(Compression::gzip())[..3], [0x1f, 0x8b, 0x08]);
+    // snappy-java's stream header, then the first block's big-endian length.
+    let snappy = records(Compression::Snappy);
+    assert_eq!(&snappy[..16], b"\x82SNAPPY\0\0\0\0\x01\0\0\0\x01");
+    let first_block = u32::from_be_bytes(snappy[16..20].try_into().unwrap()) as usize;
+    let block = snap::raw::Decoder::new()
+        .decompress_vec(&snappy[20..20 + first_block])
+        .unwrap();
+    assert_eq!(block, plain[..32 * 1024], "blocks of 32 KiB of input");
+    // LZ4 frame: magic 0x184D2204 little-endian, FLG 0x60, BD 0x40, header checksum 0x82,
+    // and the frame decodes with liblz4's own frame decoder.
+    let lz4 = records(Compression::lz4());
+    assert_eq!(lz4[..7], [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82]);
+    let mut decoded = Vec::new();
+    std::io::Read::read_to_end(&mut lz4::Decoder::new(&lz4[..]).unwrap(), &mut decoded).unwrap();
+    assert_eq!(decoded, plain);
+    // zstd frame magic 0xFD2FB528 little-endian.
+    let zstd = records(Compression::zstd());
+    assert_eq!(zstd[..4], [0x28, 0xb5, 0x2f, 0xfd]);
+    assert_eq!(zstd::decode_all(&zstd[..]).unwrap(), plain);
+    for codec in &CODECS[1..] {
+        let compressed = records(*codec);
+        assert!(
+            compressed.len() < plain.len() / 3,
+            "{codec:?}: {} of {}",
+            compressed.len(),
+            plain.len()
+        );
+    }
+}
+
+#[test]
+fn levels_change_the_output_and_every_level_decodes() {
+    let at = |compression| text_batch(500, compression);
+    let records = |bytes: &Bytes| decode_batches(bytes).unwrap().remove(0).records;
+    let plain = records(&at(Compression::None));
+    for (low, high) in [
+        (
+            Compression::Gzip { level: 1 },
+            Compression::Gzip { level: 9 },
+        ),
+        (
+            Compression::Lz4 { level: 1 },
+            Compression::Lz4 { level: 17 },
+        ),
+        (
+            Compression::Zstd { level: -131_072 },
+            Compression::Zstd { level: 19 },
+        ),
+    ] {
+        let (low_bytes, high_bytes) = (at(low), at(high));
+        assert!(low_bytes.len() > high_bytes.len(), "{low:?} vs {high:?}");
+        assert_eq!(records(&low_bytes), plain, "{low:?}");
+        assert_eq!(records(&high_bytes), plain, "{high:?}");
+    }
+    // Levels out of range are clamped (gzip: the default), never an error or a panic.
+    for codec in [
+        Compression::Gzip { level: 0 },
+        Compression::Gzip { level: 100 },
+        Compression::Lz4 { level: -3 },
+        Compression::Lz4 { level: 1000 },
+        Compression::Zstd { level: i32::MIN },
+        Compression::Zstd { level: i32::MAX },
+    ] {
+        let bytes = at(codec);
+        assert_eq!(
+            decode_batches(&bytes).unwrap()[0].records.len(),
+            500,
+            "{codec:?}"
+        );
+    }
+}
+
+#[test]
+fn incompressible_records_keep_the_codec_as_in_java() {
+    // Pseudo-random bytes (xorshift): every codec's output is larger than its input.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..300)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    for codec in CODECS {
+        let mut builder = BatchBuilder::new(0);
+        builder
+            .try_append(1, None, Some(&noise), &[], usize::MAX)
+            .unwrap();
+        let uncompressed_size = builder.size_in_bytes();
+        let bytes = builder.finish(BatchParams {
+            compression: codec,
+            ..BatchParams::default()
+        });
+        if codec != Compression::None {
+            assert!(bytes.len() > uncompressed_size, "{codec:?}");
+        }
+        let batch = &decode_batches(&bytes).unwrap()[0];
+        assert_eq!(batch.attributes, codec.attribute_bits());
+        assert_eq!(batch.records[0].value.as_deref(), Some(&noise[..]));
+    }
+}
+
+/// Replaces a batch's records section, fixing batchLength and the CRC.
+fn with_records_section(batch: &[u8], section: &[u8]) -> Vec<u8> {
+    let mut out = [&batch[..RECORD_BATCH_OVERHEAD], section].concat();
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    out[offset::BATCH_LENGTH..offset::PARTITION_LEADER_EPOCH]
+        .copy_from_slice(&length.to_be_bytes());
+    fix_crc(&mut out);
+    out
+}
+
+#[test]
+fn corrupt_compressed_records_are_errors_not_panics() {
+    for codec in &CODECS[1..] {
+        let good = text_batch(300, *codec);
+        let section = &good[RECORD_BATCH_OVERHEAD..];
+        let cut = with_records_section(&good, &section[..section.len() / 2]);
+        let garbage = with_records_section(&good, &[0xff; 200]);
+        let empty = with_records_section(&good, &[]);
+        for (what, bad) in [("cut", cut), ("garbage", garbage), ("empty", empty)] {
+            let err = decode_batches(&bad).unwrap_err();
+            assert!(
+                matches!(err, DecodeError::Decompression { codec: name, .. } if name == codec.name()),
+                "{codec:?} {what}: {err:?}"
+            );
+        }
+        // Flipped bytes anywhere in the compressed data: an error, or records that decode.
+        for at in (0..section.len()).step_by(section.len() / 300 + 1) {
+            let mut flipped = section.to_vec();
+            flipped[at] ^= 0x55;
+            let _ = decode_batches(&with_records_section(&good, &flipped));
+        }
+    }
+    // Plain records marked as compressed are not misread either.
+    let plain = sample_batch();
+    let mut marked = plain.to_vec();
+    marked[offset::ATTRIBUTES + 1] = 1;
+    fix_crc(&mut marked);
     assert!(matches!(
-        decode_batches(&gzip),
-        Err(DecodeError::UnsupportedCompression(1))
+        decode_batches(&marked),
+        Err(DecodeError::Decompression { codec: "gzip", .. })
     ));
+    for codec in 5..=7 {
+        marked[offset::ATTRIBUTES + 1] = codec;
+        fix_crc(&mut marked);
+        assert!(matches!(
+            decode_batches(&marked),
+            Err(DecodeError::UnsupportedCompression(c)) if c == codec
+        ));
+    }
+}
+
+#[test]
+fn decompression_is_bounded() {
+    // Raw snappy whose header claims 100 MiB: refused before anything is allocated.
+    let mut claim = Vec::new();
+    let mut n = 100u32 << 20;
+    while n >= 0x80 {
+        claim.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    claim.push(n as u8);
+    claim.push(0);
+    let batch = with_records_section(&text_batch(1, Compression::Snappy), &claim);
+    assert!(matches!(
+        decode_batches(&batch),
+        Err(DecodeError::DecompressedTooLarge {
+            limit: MAX_DECOMPRESSED
+        })
+    ));
+    // A real stream just over the limit: zstd of zeros is small and fast to make.
+    let zeros = zstd::bulk::compress(&vec![0u8; MAX_DECOMPRESSED + 1], 1).unwrap();
+    let batch = with_records_section(&text_batch(1, Compression::zstd()), &zeros);
+    assert!(matches!(
+        decode_batches(&batch),
+        Err(DecodeError::DecompressedTooLarge { .. })
+    ));
+}
+
+#[test]
+fn multi_block_batches_round_trip() {
+    // Over 64 KiB of records: several snappy (32 KiB) and lz4 (64 KiB) blocks.
+    let plain = decode_batches(&text_batch(5000, Compression::None)).unwrap();
+    assert!(text_batch(5000, Compression::None).len() > 200_000);
+    for codec in &CODECS[1..] {
+        let batch = &decode_batches(&text_batch(5000, *codec)).unwrap()[0];
+        assert_eq!(batch.records, plain[0].records, "{codec:?}");
+    }
 }
 
 #[test]
@@ -277,11 +511,14 @@ struct Input {
 }
 
 fn bytes_strategy() -> impl Strategy<Value = Option<Vec<u8>>> {
-    // Null, empty and non-empty, with lengths that cross the 1-byte varint boundary (63).
+    // Null, empty, random and repetitive (compressible), with lengths that cross the 1-byte
+    // varint boundary (63).
     prop_oneof![
         Just(None),
         Just(Some(Vec::new())),
         proptest::collection::vec(any::<u8>(), 1..100).prop_map(Some),
+        (proptest::collection::vec(any::<u8>(), 1..8), 1..300usize)
+            .prop_map(|(unit, len)| Some(unit.into_iter().cycle().take(len).collect())),
     ]
 }
 
@@ -319,16 +556,40 @@ fn input_strategy() -> impl Strategy<Value = Input> {
         })
 }
 
+fn compression_strategy() -> impl Strategy<Value = Compression> {
+    prop_oneof![
+        Just(Compression::None),
+        prop_oneof![
+            Just(Compression::GZIP_DEFAULT_LEVEL),
+            Compression::GZIP_LEVELS
+        ]
+        .prop_map(|level| Compression::Gzip { level }),
+        Just(Compression::Snappy),
+        Compression::LZ4_LEVELS.prop_map(|level| Compression::Lz4 { level }),
+        prop_oneof![Just(*Compression::ZSTD_LEVELS.start()), -10..=22]
+            .prop_map(|level| Compression::Zstd { level }),
+    ]
+}
+
 fn params_strategy() -> impl Strategy<Value = BatchParams> {
-    (any::<i64>(), any::<i16>(), any::<i32>(), any::<bool>()).prop_map(
-        |(producer_id, producer_epoch, base_sequence, transactional)| BatchParams {
-            producer_id,
-            producer_epoch,
-            base_sequence,
-            compression: Compression::None,
-            transactional,
-        },
+    (
+        any::<i64>(),
+        any::<i16>(),
+        any::<i32>(),
+        compression_strategy(),
+        any::<bool>(),
     )
+        .prop_map(
+            |(producer_id, producer_epoch, base_sequence, compression, transactional)| {
+                BatchParams {
+                    producer_id,
+                    producer_epoch,
+                    base_sequence,
+                    compression,
+                    transactional,
+                }
+            },
+        )
 }
 
 proptest! {
@@ -354,7 +615,9 @@ proptest! {
         }
         let size = builder.size_in_bytes();
         let bytes = builder.finish(params);
-        prop_assert_eq!(bytes.len(), size);
+        if params.compression == Compression::None {
+            prop_assert_eq!(bytes.len(), size);
+        }
 
         let batches = decode_batches(&bytes).unwrap();
         prop_assert_eq!(batches.len(), 1);
@@ -364,7 +627,8 @@ proptest! {
         prop_assert_eq!(batch.partition_leader_epoch, -1);
         prop_assert_eq!(batch.magic, 2);
         prop_assert_eq!(batch.crc, crc32c::crc32c(&bytes[offset::ATTRIBUTES..]));
-        prop_assert_eq!(batch.attributes, if params.transactional { 0x10 } else { 0 });
+        let transactional = if params.transactional { 0x10 } else { 0 };
+        prop_assert_eq!(batch.attributes, params.compression.attribute_bits() | transactional);
         prop_assert_eq!(batch.last_offset_delta, n - 1);
         prop_assert_eq!(batch.base_timestamp, inputs[0].timestamp);
         prop_assert_eq!(batch.max_timestamp, inputs.iter().map(|r| r.timestamp).max().unwrap());
@@ -391,9 +655,14 @@ proptest! {
     fn mutated_batches_never_panic(
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         keep_crc_valid: bool,
+        codec in 0..6usize,
     ) {
-        // Start from a valid batch so the edits reach record parsing, not just the header.
-        let mut bytes = sample_batch().to_vec();
+        // Start from a valid batch so the edits reach record parsing (or decompression), not
+        // just the header.
+        let mut bytes = match CODECS.get(codec) {
+            Some(compression) => text_batch(20, *compression).to_vec(),
+            None => sample_batch().to_vec(),
+        };
         for (at, byte) in edits {
             let at = at % bytes.len();
             bytes[at] = byte;
