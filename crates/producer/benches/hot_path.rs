@@ -1,0 +1,132 @@
+//! CPU cost of the produce hot path, without a network: encoding a record into its batch,
+//! sealing a batch (header + CRC32C), choosing a partition for a key, and encoding a
+//! ProduceRequest. `cargo bench -p kafka-producer --bench hot_path`.
+
+#![allow(missing_docs)] // criterion_main! generates an undocumented `main`.
+
+use std::hint::black_box;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use kafka_producer::partition_for_key;
+use kafka_producer_protocol::kafka_protocol::messages::produce_request::{
+    PartitionProduceData, TopicProduceData,
+};
+use kafka_producer_protocol::kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_producer_protocol::{frame, BatchBuilder, BatchParams};
+
+/// `batch.size`'s default: the batch the producer fills before it starts another.
+const BATCH_SIZE: usize = 16_384;
+const TIMESTAMP: i64 = 1_700_000_000_000;
+
+/// A batch of `BATCH_SIZE` filled with `value`-sized records; returns it and its record count.
+fn full_batch(value: &[u8]) -> (BatchBuilder, u64) {
+    let mut batch = BatchBuilder::new(BATCH_SIZE);
+    let mut n = 0;
+    while batch
+        .try_append(TIMESTAMP + n as i64, None, Some(value), &[], BATCH_SIZE)
+        .is_some()
+    {
+        n += 1;
+    }
+    (batch, n)
+}
+
+/// Appending records to an empty batch until it is full: per record, what `send` pays to encode.
+fn append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch_append");
+    for size in [100usize, 1000] {
+        let value = vec![b'x'; size];
+        let (_, per_batch) = full_batch(&value);
+        group.throughput(Throughput::Elements(per_batch));
+        group.bench_function(format!("{size}B"), |b| {
+            b.iter(|| {
+                let (batch, n) = full_batch(black_box(&value));
+                black_box(batch);
+                n
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Sealing a full 16 KiB batch: the header and the CRC32C over it.
+fn finish(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch_finish");
+    for size in [100usize, 1000] {
+        let value = vec![b'x'; size];
+        let (batch, _) = full_batch(&value);
+        group.throughput(Throughput::Bytes(batch.size_in_bytes() as u64));
+        drop(batch);
+        group.bench_function(format!("16KiB_of_{size}B"), |b| {
+            b.iter_batched(
+                || full_batch(&value).0,
+                |batch| batch.finish(BatchParams::default()),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+/// The Java client's murmur2 key partitioner, for 16-byte keys over 6 partitions.
+fn partition(c: &mut Criterion) {
+    let keys: Vec<[u8; 16]> = (0u64..1024)
+        .map(|i| {
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&i.to_le_bytes());
+            k[8..].copy_from_slice(&(i * 0x9E37_79B9).to_be_bytes());
+            k
+        })
+        .collect();
+    let mut group = c.benchmark_group("partition_for_key");
+    group.throughput(Throughput::Elements(keys.len() as u64));
+    group.bench_function("16B_key_6_partitions", |b| {
+        b.iter(|| {
+            keys.iter()
+                .map(|k| partition_for_key(black_box(k), 6))
+                .sum::<u32>()
+        })
+    });
+    group.finish();
+}
+
+/// A ProduceRequest (v9) carrying six full 16 KiB batches, encoded into a reused buffer.
+fn encode_request(c: &mut Criterion) {
+    let value = vec![b'x'; 100];
+    let batches: Vec<Bytes> = (0..6)
+        .map(|_| full_batch(&value).0.finish(BatchParams::default()))
+        .collect();
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName("bench".into()))
+            .with_partition_data(
+                batches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, batch)| {
+                        PartitionProduceData::default()
+                            .with_index(i as i32)
+                            .with_records(Some(batch.clone()))
+                    })
+                    .collect(),
+            )]);
+    let bytes: usize = batches.iter().map(Bytes::len).sum();
+    let mut group = c.benchmark_group("encode_request");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    let mut buf = BytesMut::with_capacity(bytes + 1024);
+    group.bench_function("produce_v9_6x16KiB", |b| {
+        b.iter(|| {
+            buf.clear();
+            frame::encode_request(&mut buf, 9, 1, Some("bench"), black_box(&request))
+                .expect("encodes");
+            buf.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, finish, partition, encode_request);
+criterion_main!(benches);
