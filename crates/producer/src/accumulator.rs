@@ -4,9 +4,11 @@
 //! queue). The sender drains the front batch of each partition whose leader it is talking to.
 //! Everything here is synchronous and takes `now` as an argument.
 //!
-//! Ordering invariant: at most one batch per partition is in flight (`PartitionQueue::in_flight`).
-//! A batch that must be retried goes back to the front of its queue, so a partition's records reach
-//! the log in the order `send` was called, whatever the retries.
+//! Ordering invariant: without idempotence at most one batch per partition is in flight; with it,
+//! up to `max.in.flight.requests.per.connection`, each carrying a sequence number assigned once, at
+//! its first drain. A batch that must be retried goes back to the front of its queue in sequence
+//! order and is resent alone (nothing else of its partition in flight), so a partition's records
+//! reach the log in the order `send` was called, whatever the retries.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -33,10 +35,76 @@ pub(crate) struct TopicQueues {
 #[derive(Default)]
 pub(crate) struct PartitionQueue {
     batches: VecDeque<ProducerBatch>,
-    /// A batch of this partition is in a request whose answer has not come back.
-    in_flight: bool,
+    /// Batches of this partition in requests whose answers have not come back.
+    in_flight: usize,
     /// No retry before this instant.
     backoff_until: Option<Instant>,
+    /// Idempotence: the producer id and epoch this partition's sequences belong to.
+    producer: Option<ProducerIdEpoch>,
+    /// Idempotence: the sequence of the next new batch.
+    next_sequence: i32,
+    /// Idempotence: the last sequence the broker acknowledged under `producer` (-1: none).
+    last_acked: i32,
+}
+
+/// The identity the broker deduplicates by (KIP-98): a producer id and its epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerIdEpoch {
+    pub(crate) id: i64,
+    pub(crate) epoch: i16,
+}
+
+impl PartitionQueue {
+    /// Whether the front batch may go now, with `limit` batches of a partition in flight at most.
+    /// A retried batch (it has a sequence) goes alone, so retries never overtake each other.
+    fn can_send(&self, now: Instant, limit: usize, producer: Option<ProducerIdEpoch>) -> bool {
+        let Some(front) = self.batches.front() else {
+            return false;
+        };
+        if self.backoff_until.is_some_and(|u| u > now) {
+            return false;
+        }
+        // A new epoch starts its sequences at 0: only once the old epoch's batches are answered.
+        if producer.is_some() && self.producer != producer && self.in_flight > 0 {
+            return false;
+        }
+        if front.sequence.is_some() {
+            self.in_flight == 0
+        } else {
+            self.in_flight < limit
+        }
+    }
+
+    /// Moves this partition to a new producer id/epoch: sequences restart at 0, and batches
+    /// waiting for a retry are renumbered in their order.
+    fn restart_sequences(&mut self, producer: ProducerIdEpoch) {
+        self.producer = Some(producer);
+        self.next_sequence = 0;
+        self.last_acked = -1;
+        for batch in self.batches.iter_mut().filter(|b| b.sequence.is_some()) {
+            let seq = self.next_sequence;
+            self.next_sequence = next_sequence(seq, batch.record_count);
+            batch.resequence(producer, seq);
+        }
+    }
+
+    /// Puts a batch back in front, in sequence order among the other batches waiting for a retry.
+    fn reinsert(&mut self, batch: ProducerBatch) {
+        let at = match batch.sequence {
+            Some(seq) => self
+                .batches
+                .iter()
+                .position(|b| b.sequence.is_none_or(|s| s > seq))
+                .unwrap_or(self.batches.len()),
+            None => 0,
+        };
+        self.batches.insert(at, batch);
+    }
+}
+
+/// Sequences wrap from `i32::MAX` to 0, as the broker expects.
+fn next_sequence(seq: i32, records: usize) -> i32 {
+    ((i64::from(seq) + records as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 /// One batch: being filled, then sealed (its bytes fixed for every retry), then in flight.
@@ -52,6 +120,8 @@ pub(crate) struct ProducerBatch {
     /// Bytes of `buffer.memory` this batch holds.
     reserved: usize,
     pub(crate) attempts: u32,
+    /// Idempotence: the base sequence written in the batch, fixed at first drain.
+    pub(crate) sequence: Option<i32>,
     /// A request carrying it was sent: the broker may have written it.
     pub(crate) sent: bool,
     pub(crate) last_error: Option<Error>,
@@ -64,12 +134,32 @@ impl ProducerBatch {
 
     /// Seals the batch (header, compression, CRC) if it is not sealed yet. Sealing happens once,
     /// so a retry resends exactly the same batch.
-    fn seal(&mut self, compression: Compression) {
+    fn seal(&mut self, compression: Compression, producer: Option<(ProducerIdEpoch, i32)>) {
         if let Some(builder) = self.builder.take() {
-            self.sealed = Some(builder.finish(BatchParams {
+            let mut params = BatchParams {
                 compression,
                 ..BatchParams::default()
-            }));
+            };
+            if let Some((p, seq)) = producer {
+                params.producer_id = p.id;
+                params.producer_epoch = p.epoch;
+                params.base_sequence = seq;
+                self.sequence = Some(seq);
+            }
+            self.sealed = Some(builder.finish(params));
+        }
+    }
+
+    /// Rewrites the producer id, epoch and base sequence of a sealed batch (after an epoch bump).
+    fn resequence(&mut self, producer: ProducerIdEpoch, seq: i32) {
+        if let Some(sealed) = &self.sealed {
+            self.sealed = Some(crate::sequence::rewrite_producer_state(
+                sealed,
+                producer.id,
+                producer.epoch,
+                seq,
+            ));
+            self.sequence = Some(seq);
         }
     }
 
@@ -117,6 +207,12 @@ pub(crate) struct Accumulator {
     linger: Duration,
     delivery_timeout: Duration,
     compression: Compression,
+    /// How many batches of one partition may be in flight: 1, or with idempotence
+    /// `max.in.flight.requests.per.connection`.
+    in_flight_per_partition: usize,
+    /// A batch with a sequence number failed for good: the partition's sequence has a gap, and
+    /// the producer must move to a new epoch.
+    sequence_gap: std::sync::atomic::AtomicBool,
     buffer: BufferPool,
     incomplete: Mutex<HashMap<u64, Arc<BatchOutcome>>>,
     next_batch_id: AtomicU64,
@@ -138,6 +234,7 @@ impl Accumulator {
         delivery_timeout: Duration,
         buffer_memory: usize,
         compression: Compression,
+        in_flight_per_partition: usize,
     ) -> Self {
         Accumulator {
             topics: RwLock::new(HashMap::new()),
@@ -145,6 +242,8 @@ impl Accumulator {
             linger,
             delivery_timeout,
             compression,
+            in_flight_per_partition: in_flight_per_partition.max(1),
+            sequence_gap: Default::default(),
             buffer: BufferPool {
                 permits: Semaphore::new(buffer_memory),
                 total: buffer_memory,
@@ -256,6 +355,7 @@ impl Accumulator {
             outcome: outcome.clone(),
             reserved,
             attempts: 0,
+            sequence: None,
             sent: false,
             last_error: None,
         });
@@ -349,7 +449,13 @@ impl Accumulator {
 
     /// Finds the leaders that have a batch to send now, and when to look again.
     /// `closing` makes every batch ready, like a flush.
-    pub(crate) fn ready(&self, cluster: &Cluster, now: Instant, closing: bool) -> Ready {
+    pub(crate) fn ready(
+        &self,
+        cluster: &Cluster,
+        now: Instant,
+        closing: bool,
+        producer: Option<ProducerIdEpoch>,
+    ) -> Ready {
         let flushing = closing || self.flushes.load(Ordering::Acquire) > 0;
         let mut ready = Ready {
             nodes: Vec::new(),
@@ -367,11 +473,14 @@ impl Accumulator {
                     ready.unknown_leader = true;
                     continue;
                 };
-                if queue.in_flight || ready.nodes.contains(&leader) {
+                if ready.nodes.contains(&leader) {
                     continue;
                 }
                 if let Some(until) = queue.backoff_until.filter(|&u| u > now) {
                     ready.next_check = Some(ready.next_check.map_or(until, |c| c.min(until)));
+                    continue;
+                }
+                if !queue.can_send(now, self.in_flight_per_partition, producer) {
                     continue;
                 }
                 if flushing || queue.batches.len() > 1 || front.is_ready(now, self.linger) {
@@ -393,6 +502,7 @@ impl Accumulator {
         node: i32,
         max_request_size: usize,
         now: Instant,
+        producer: Option<ProducerIdEpoch>,
     ) -> Vec<Drained> {
         let mut drained = Vec::new();
         let mut size = 0;
@@ -405,8 +515,11 @@ impl Accumulator {
                     continue;
                 }
                 let mut queue = queue_arc.lock().unwrap_or_else(|e| e.into_inner());
-                if queue.in_flight || queue.backoff_until.is_some_and(|u| u > now) {
+                if !queue.can_send(now, self.in_flight_per_partition, producer) {
                     continue;
+                }
+                if let Some(p) = producer.filter(|&p| queue.producer != Some(p)) {
+                    queue.restart_sequences(p);
                 }
                 let Some(front) = queue.batches.front() else {
                     continue;
@@ -416,9 +529,17 @@ impl Accumulator {
                 }
                 let mut batch = queue.batches.pop_front().expect("front exists");
                 batch.closed = true;
-                batch.seal(self.compression);
+                let sequence = match producer {
+                    Some(p) if batch.sequence.is_none() && batch.builder.is_some() => {
+                        let seq = queue.next_sequence;
+                        queue.next_sequence = next_sequence(seq, batch.record_count);
+                        Some((p, seq))
+                    }
+                    _ => None,
+                };
+                batch.seal(self.compression, sequence);
                 size += batch.size();
-                queue.in_flight = true;
+                queue.in_flight += 1;
                 drained.push(Drained {
                     topic: tq.name.clone(),
                     partition: p as i32,
@@ -441,11 +562,47 @@ impl Accumulator {
     }
 
     fn finish(&self, d: Drained, result: Result<BatchAck, Error>) {
-        d.queue.lock().unwrap_or_else(|e| e.into_inner()).in_flight = false;
+        {
+            let mut queue = d.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.in_flight = queue.in_flight.saturating_sub(1);
+            if let (Ok(_), Some(seq)) = (&result, d.batch.sequence) {
+                // Answers may be handled out of order; the broker's view only moves forward.
+                let last = next_sequence(seq, d.batch.record_count.saturating_sub(1));
+                queue.last_acked = queue.last_acked.max(last);
+            }
+        }
         self.settle(&d.batch, result);
     }
 
+    /// Whether this batch is the next one the broker expects for its partition: its sequence
+    /// follows the last acknowledged one. An OUT_OF_ORDER_SEQUENCE_NUMBER for any other batch
+    /// only means an earlier one is being retried.
+    pub(crate) fn is_next_expected(&self, d: &Drained) -> bool {
+        let queue = d.queue.lock().unwrap_or_else(|e| e.into_inner());
+        d.batch.sequence == Some(next_sequence(queue.last_acked, 1))
+    }
+
+    /// Whether the broker acknowledged later sequences of this batch's partition (same epoch):
+    /// it accepts sequence n+1 only after n, so this batch is in the log although its own answer
+    /// was lost. Resending it would only get OUT_OF_ORDER_SEQUENCE_NUMBER once it has left the
+    /// broker's window of the last 5 batches.
+    pub(crate) fn acknowledged_after(&self, d: &Drained) -> bool {
+        let queue = d.queue.lock().unwrap_or_else(|e| e.into_inner());
+        d.batch.sequence.is_some_and(|seq| {
+            let last = i64::from(seq) + d.batch.record_count as i64 - 1;
+            i64::from(queue.last_acked) >= last
+        })
+    }
+
+    /// Reports, once, that a sequenced batch failed for good since the last call.
+    pub(crate) fn take_sequence_gap(&self) -> bool {
+        self.sequence_gap.swap(false, Ordering::AcqRel)
+    }
+
     fn settle(&self, batch: &ProducerBatch, result: Result<BatchAck, Error>) {
+        if result.is_err() && batch.sequence.is_some() {
+            self.sequence_gap.store(true, Ordering::Release);
+        }
         batch.outcome.complete(result);
         self.incomplete
             .lock()
@@ -470,9 +627,9 @@ impl Accumulator {
         }
         d.batch.last_error = Some(error);
         let mut queue = d.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.in_flight = false;
+        queue.in_flight = queue.in_flight.saturating_sub(1);
         queue.backoff_until = Some(now + backoff);
-        queue.batches.push_front(d.batch);
+        queue.reinsert(d.batch);
     }
 
     fn timeout_error(
@@ -568,6 +725,7 @@ mod tests {
             Duration::from_secs(10),
             1 << 20,
             Compression::None,
+            1,
         )
     }
 
@@ -589,17 +747,18 @@ mod tests {
         let c = cluster(vec![1, 2]);
         let t0 = Instant::now();
         let _f = add(&a, &tq, 0, b"x", t0);
-        let r = a.ready(&c, t0, false);
+        let r = a.ready(&c, t0, false, None);
         assert!(r.nodes.is_empty());
         assert_eq!(r.next_check, Some(t0 + Duration::from_millis(5)));
         assert_eq!(
-            a.ready(&c, t0 + Duration::from_millis(5), false).nodes,
+            a.ready(&c, t0 + Duration::from_millis(5), false, None)
+                .nodes,
             vec![1]
         );
         a.begin_flush();
-        assert_eq!(a.ready(&c, t0, false).nodes, vec![1]);
+        assert_eq!(a.ready(&c, t0, false, None).nodes, vec![1]);
         a.end_flush();
-        assert_eq!(a.ready(&c, t0, true).nodes, vec![1]);
+        assert_eq!(a.ready(&c, t0, true, None).nodes, vec![1]);
     }
 
     #[test]
@@ -612,12 +771,12 @@ mod tests {
         for _ in 0..5 {
             futures.push(add(&a, &tq, 0, &[0u8; 60], now));
         }
-        assert_eq!(a.ready(&c, now, false).nodes, vec![7]);
-        let d = a.drain(&c, 7, 1 << 20, now);
+        assert_eq!(a.ready(&c, now, false, None).nodes, vec![7]);
+        let d = a.drain(&c, 7, 1 << 20, now, None);
         assert_eq!(d.len(), 1, "one batch per partition per request");
         assert!(d[0].batch.record_count < 5);
         // The partition is muted until the answer comes back.
-        assert!(a.drain(&c, 7, 1 << 20, now).is_empty());
+        assert!(a.drain(&c, 7, 1 << 20, now, None).is_empty());
     }
 
     #[test]
@@ -628,7 +787,7 @@ mod tests {
         let now = Instant::now();
         let _f1 = add(&a, &tq, 0, &[1u8; 60], now);
         let _f2 = add(&a, &tq, 0, &[2u8; 60], now);
-        let mut d = a.drain(&c, 1, 1 << 20, now);
+        let mut d = a.drain(&c, 1, 1 << 20, now, None);
         let first = d.pop().unwrap();
         let bytes = first.batch.sealed.clone().unwrap();
         a.retry(
@@ -637,9 +796,9 @@ mod tests {
             Duration::from_millis(10),
             now,
         );
-        assert!(a.drain(&c, 1, 1 << 20, now).is_empty(), "backing off");
+        assert!(a.drain(&c, 1, 1 << 20, now, None).is_empty(), "backing off");
         let later = now + Duration::from_millis(10);
-        let mut d = a.drain(&c, 1, 1 << 20, later);
+        let mut d = a.drain(&c, 1, 1 << 20, later, None);
         assert_eq!(
             d[0].batch.sealed.clone().unwrap(),
             bytes,
@@ -660,7 +819,7 @@ mod tests {
             .unwrap()
             .future;
         assert_eq!(a.pending_records(), 1);
-        let d = a.drain(&c, 1, 1 << 20, now).pop().unwrap();
+        let d = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
         a.complete(
             d,
             BatchAck {
@@ -707,6 +866,7 @@ mod tests {
             Duration::from_secs(10),
             250,
             Compression::None,
+            1,
         );
         let t0 = Instant::now();
         assert!(a.reserve(100, t0).await);
@@ -715,5 +875,113 @@ mod tests {
             !a.reserve(100, Instant::now() + Duration::from_millis(20))
                 .await
         );
+    }
+
+    fn idempotent(max_in_flight: usize) -> Accumulator {
+        Accumulator::new(
+            100,
+            Duration::ZERO,
+            Duration::from_secs(10),
+            1 << 20,
+            Compression::None,
+            max_in_flight,
+        )
+    }
+
+    fn seq_of(d: &Drained) -> (i16, i32) {
+        let b = &kafka_producer_protocol::decode_batches(&d.batch.bytes()).unwrap()[0];
+        assert_eq!(Some(b.base_sequence), d.batch.sequence);
+        (b.producer_epoch, b.base_sequence)
+    }
+
+    #[test]
+    fn sequences_are_assigned_once_at_drain_with_up_to_five_in_flight() {
+        let a = idempotent(5);
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let now = Instant::now();
+        let p0 = ProducerIdEpoch { id: 9, epoch: 0 };
+        let _f: Vec<_> = (0..7).map(|_| add(&a, &tq, 0, &[0u8; 60], now)).collect();
+        let mut drained = Vec::new();
+        for _ in 0..7 {
+            drained.extend(a.drain(&c, 1, 1 << 20, now, Some(p0)));
+        }
+        assert_eq!(drained.len(), 5, "five batches of one partition in flight");
+        let seqs: Vec<_> = drained.iter().map(seq_of).collect();
+        assert_eq!(seqs, [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4)]);
+
+        // The second and third fail (a lost connection): they come back in sequence order and go
+        // again one at a time, with the same bytes, once nothing else is in flight.
+        let mut it = drained.into_iter();
+        let first = it.next().unwrap();
+        let (second, third) = (it.next().unwrap(), it.next().unwrap());
+        let bytes2 = second.batch.bytes();
+        a.retry(third, Error::Closed { topic: None }, Duration::ZERO, now);
+        a.retry(second, Error::Closed { topic: None }, Duration::ZERO, now);
+        a.complete(
+            first,
+            BatchAck {
+                base_offset: Some(0),
+                log_append_time: None,
+            },
+        );
+        assert!(
+            a.drain(&c, 1, 1 << 20, now, Some(p0)).is_empty(),
+            "two still in flight"
+        );
+        for d in it {
+            a.complete(
+                d,
+                BatchAck {
+                    base_offset: Some(3),
+                    log_append_time: None,
+                },
+            );
+        }
+        let retried = a.drain(&c, 1, 1 << 20, now, Some(p0));
+        assert_eq!(retried.len(), 1);
+        assert_eq!(retried[0].batch.bytes(), bytes2, "resent unchanged");
+        assert!(
+            a.drain(&c, 1, 1 << 20, now, Some(p0)).is_empty(),
+            "a retry goes alone"
+        );
+    }
+
+    #[test]
+    fn a_new_epoch_restarts_sequences_and_renumbers_waiting_retries() {
+        let a = idempotent(5);
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let now = Instant::now();
+        let p0 = ProducerIdEpoch { id: 9, epoch: 0 };
+        let p1 = ProducerIdEpoch { id: 9, epoch: 1 };
+        let _f: Vec<_> = (0..3).map(|_| add(&a, &tq, 0, &[0u8; 60], now)).collect();
+        let mut d = a.drain(&c, 1, 1 << 20, now, Some(p0));
+        d.extend(a.drain(&c, 1, 1 << 20, now, Some(p0)));
+        assert_eq!(d.len(), 2);
+        let second = d.pop().unwrap();
+        let first = d.pop().unwrap();
+        a.fail(first, Error::Closed { topic: None });
+        assert!(a.take_sequence_gap(), "a sequenced batch failed for good");
+        assert!(!a.take_sequence_gap(), "reported once");
+        // Under the new epoch nothing goes while an old-epoch batch is in flight.
+        assert!(a.drain(&c, 1, 1 << 20, now, Some(p1)).is_empty());
+        a.retry(second, Error::Closed { topic: None }, Duration::ZERO, now);
+        let again = a.drain(&c, 1, 1 << 20, now, Some(p1));
+        assert_eq!(
+            seq_of(&again[0]),
+            (1, 0),
+            "the retry renumbered from 0 under epoch 1"
+        );
+        a.complete(
+            again.into_iter().next().unwrap(),
+            BatchAck {
+                base_offset: Some(1),
+                log_append_time: None,
+            },
+        );
+        let third = a.drain(&c, 1, 1 << 20, now, Some(p1));
+        assert_eq!(seq_of(&third[0]), (1, 1));
+        assert!(a.is_next_expected(&third[0]));
     }
 }

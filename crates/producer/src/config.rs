@@ -5,8 +5,11 @@
 //! value is an [`Error::Config`] that names the key and says what is allowed.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
+
+use kafka_producer_protocol::Compression;
 
 use crate::error::{Error, Result};
 
@@ -34,20 +37,73 @@ impl Acks {
     }
 }
 
-/// `compression.type`.
+/// `compression.type`: the codec every batch is compressed with, in the format the Java client
+/// writes. The levels are `compression.gzip.level`, `compression.lz4.level` and
+/// `compression.zstd.level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CompressionType {
     /// No compression (the default).
     #[default]
     None,
+    /// gzip.
+    Gzip,
+    /// snappy, in snappy-java's framing.
+    Snappy,
+    /// An LZ4 frame.
+    Lz4,
+    /// zstd (brokers 2.1 and later).
+    Zstd,
 }
 
 impl CompressionType {
-    /// The codec the record batch encoder uses for this setting.
-    pub(crate) fn codec(self) -> kafka_producer_protocol::Compression {
+    /// Kafka's name for it, as `compression.type` takes it.
+    pub fn name(self) -> &'static str {
         match self {
-            CompressionType::None => kafka_producer_protocol::Compression::None,
+            CompressionType::None => "none",
+            CompressionType::Gzip => "gzip",
+            CompressionType::Snappy => "snappy",
+            CompressionType::Lz4 => "lz4",
+            CompressionType::Zstd => "zstd",
+        }
+    }
+}
+
+/// `compression.type` and the `compression.<codec>.level` settings, which Kafka keeps apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompressionConfig {
+    pub(crate) kind: CompressionType,
+    pub(crate) gzip_level: i32,
+    pub(crate) lz4_level: i32,
+    pub(crate) zstd_level: i32,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            kind: CompressionType::None,
+            gzip_level: Compression::GZIP_DEFAULT_LEVEL,
+            lz4_level: Compression::LZ4_DEFAULT_LEVEL,
+            zstd_level: Compression::ZSTD_DEFAULT_LEVEL,
+        }
+    }
+}
+
+impl CompressionConfig {
+    /// The codec, with its level, that batches are sealed with.
+    pub(crate) fn codec(self) -> Compression {
+        match self.kind {
+            CompressionType::None => Compression::None,
+            CompressionType::Gzip => Compression::Gzip {
+                level: self.gzip_level,
+            },
+            CompressionType::Snappy => Compression::Snappy,
+            CompressionType::Lz4 => Compression::Lz4 {
+                level: self.lz4_level,
+            },
+            CompressionType::Zstd => Compression::Zstd {
+                level: self.zstd_level,
+            },
         }
     }
 }
@@ -69,8 +125,12 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("retry.backoff.ms", "100"),
     ("retry.backoff.max.ms", "1000"),
     ("max.in.flight.requests.per.connection", "5"),
-    ("enable.idempotence", "false"),
+    // Default true, unless acks, retries or max.in.flight conflict (see `idempotent`).
+    ("enable.idempotence", ""),
     ("compression.type", "none"),
+    ("compression.gzip.level", "-1"),
+    ("compression.lz4.level", "9"),
+    ("compression.zstd.level", "3"),
     ("partitioner.ignore.keys", "false"),
     ("socket.connection.setup.timeout.ms", "10000"),
     ("reconnect.backoff.ms", "50"),
@@ -96,7 +156,9 @@ pub struct ProducerConfig {
     pub(crate) retry_backoff: Duration,
     pub(crate) retry_backoff_max: Duration,
     pub(crate) max_in_flight: usize,
-    pub(crate) compression: CompressionType,
+    /// `enable.idempotence` as the user set it; `None` means the default.
+    pub(crate) enable_idempotence: Option<bool>,
+    pub(crate) compression: CompressionConfig,
     pub(crate) partitioner_ignore_keys: bool,
     pub(crate) connection_setup_timeout: Duration,
     pub(crate) reconnect_backoff: Duration,
@@ -120,7 +182,8 @@ impl Default for ProducerConfig {
             retry_backoff: Duration::ZERO,
             retry_backoff_max: Duration::ZERO,
             max_in_flight: 0,
-            compression: CompressionType::None,
+            enable_idempotence: None,
+            compression: CompressionConfig::default(),
             partitioner_ignore_keys: false,
             connection_setup_timeout: Duration::ZERO,
             reconnect_backoff: Duration::ZERO,
@@ -202,25 +265,14 @@ impl ProducerConfig {
             "max.in.flight.requests.per.connection" => {
                 self.max_in_flight = int(key, value, 1, 1000)? as usize
             }
-            "enable.idempotence" => {
-                if boolean(key, value)? {
-                    return Err(Error::config(
-                        key,
-                        "`true` is not supported yet by this version; set it to false",
-                    ));
-                }
-            }
+            "enable.idempotence" => self.enable_idempotence = Some(boolean(key, value)?),
             "compression.type" => {
-                self.compression = match value {
+                self.compression.kind = match value {
                     "none" => CompressionType::None,
-                    "gzip" | "snappy" | "lz4" | "zstd" => {
-                        return Err(Error::config(
-                            key,
-                            format!(
-                                "`{value}` is not supported yet by this version; only `none` is"
-                            ),
-                        ))
-                    }
+                    "gzip" => CompressionType::Gzip,
+                    "snappy" => CompressionType::Snappy,
+                    "lz4" => CompressionType::Lz4,
+                    "zstd" => CompressionType::Zstd,
                     _ => {
                         return Err(Error::config(
                             key,
@@ -228,6 +280,20 @@ impl ProducerConfig {
                         ))
                     }
                 }
+            }
+            "compression.gzip.level" => {
+                self.compression.gzip_level = level(
+                    key,
+                    value,
+                    Compression::GZIP_LEVELS,
+                    Some(Compression::GZIP_DEFAULT_LEVEL),
+                )?
+            }
+            "compression.lz4.level" => {
+                self.compression.lz4_level = level(key, value, Compression::LZ4_LEVELS, None)?
+            }
+            "compression.zstd.level" => {
+                self.compression.zstd_level = level(key, value, Compression::ZSTD_LEVELS, None)?
             }
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = boolean(key, value)?,
             "socket.connection.setup.timeout.ms" => {
@@ -272,6 +338,11 @@ impl ProducerConfig {
                 ),
             ));
         }
+        if self.enable_idempotence == Some(true) {
+            if let Some(conflict) = self.idempotence_conflict() {
+                return Err(Error::config("enable.idempotence", conflict));
+            }
+        }
         if self.retry_backoff_max < self.retry_backoff {
             return Err(Error::config(
                 "retry.backoff.max.ms",
@@ -279,6 +350,34 @@ impl ProducerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether the producer is idempotent. As in the Java client: on by default, unless `acks`,
+    /// `retries` or `max.in.flight.requests.per.connection` conflict with it and it was not asked for
+    /// explicitly (then those settings are an error, see [`ProducerConfig::validate`]).
+    pub fn idempotent(&self) -> bool {
+        self.enable_idempotence.unwrap_or(true) && self.idempotence_conflict().is_none()
+    }
+
+    fn idempotence_conflict(&self) -> Option<String> {
+        if self.acks != Acks::All {
+            Some("requires acks=all".into())
+        } else if self.max_in_flight > 5 {
+            Some(format!(
+                "requires max.in.flight.requests.per.connection <= 5 (it is {})",
+                self.max_in_flight
+            ))
+        } else if self.retries == 0 {
+            Some("requires retries > 0".into())
+        } else {
+            None
+        }
+    }
+
+    /// Sets `enable.idempotence`.
+    pub fn with_idempotence(mut self, enable: bool) -> Self {
+        self.enable_idempotence = Some(enable);
+        self
     }
 
     /// The configured `bootstrap.servers`.
@@ -363,6 +462,17 @@ impl ProducerConfig {
         self.partitioner_ignore_keys = ignore;
         self
     }
+
+    /// The configured `compression.type`.
+    pub fn compression(&self) -> CompressionType {
+        self.compression.kind
+    }
+
+    /// Sets `compression.type`; the level stays that of `compression.<codec>.level`.
+    pub fn with_compression(mut self, compression: CompressionType) -> Self {
+        self.compression.kind = compression;
+        self
+    }
 }
 
 /// Reads `key=value` pairs from a Java properties file.
@@ -434,6 +544,25 @@ fn millis(key: &str, value: &str, min: u64) -> Result<Duration> {
     int(key, value, min, i64::MAX as u64).map(Duration::from_millis)
 }
 
+/// A compression level: an integer in `levels`, or the codec's `default` where Kafka allows it
+/// outside the range (gzip's -1).
+fn level(key: &str, value: &str, levels: RangeInclusive<i32>, default: Option<i32>) -> Result<i32> {
+    match value.parse::<i32>() {
+        Ok(v) if levels.contains(&v) || Some(v) == default => Ok(v),
+        _ => {
+            let or_default = default.map(|d| format!(" or {d}")).unwrap_or_default();
+            Err(Error::config(
+                key,
+                format!(
+                    "`{value}` is not an integer in [{}, {}]{or_default}",
+                    levels.start(),
+                    levels.end()
+                ),
+            ))
+        }
+    }
+}
+
 fn boolean(key: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -503,6 +632,122 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("delivery.timeout.ms"), "{e}");
+    }
+
+    #[test]
+    fn idempotence_is_on_unless_settings_conflict() {
+        assert!(ProducerConfig::new("a:1").idempotent());
+        let quiet = ProducerConfig::new("a:1").with_acks(Acks::Leader);
+        assert!(!quiet.idempotent(), "acks=1 turns the default off");
+        quiet.validate().unwrap();
+        let e = ProducerConfig::from_properties([
+            ("bootstrap.servers", "a:1"),
+            ("enable.idempotence", "true"),
+            ("acks", "1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("enable.idempotence") && e.contains("acks=all"),
+            "{e}"
+        );
+        let e = ProducerConfig::from_properties([
+            ("bootstrap.servers", "a:1"),
+            ("enable.idempotence", "true"),
+            ("max.in.flight.requests.per.connection", "6"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("<= 5"), "{e}");
+        let off = ProducerConfig::new("a:1").with_idempotence(false);
+        assert!(!off.idempotent());
+    }
+
+    #[test]
+    fn compression_types_and_levels_map_to_codecs() {
+        let c = ProducerConfig::new("a:1");
+        assert_eq!(c.compression(), CompressionType::None);
+        assert_eq!(c.compression.codec(), Compression::None);
+        let codec = |props: &[(&str, &str)]| {
+            let mut c = ProducerConfig::new("a:1");
+            for (k, v) in props {
+                c.set(k, v).unwrap();
+            }
+            c.compression.codec()
+        };
+        // Kafka's defaults: gzip -1 (zlib's own), lz4 9, zstd 3.
+        assert_eq!(
+            codec(&[("compression.type", "gzip")]),
+            Compression::Gzip { level: -1 }
+        );
+        assert_eq!(
+            codec(&[("compression.type", "snappy")]),
+            Compression::Snappy
+        );
+        assert_eq!(
+            codec(&[("compression.type", "lz4")]),
+            Compression::Lz4 { level: 9 }
+        );
+        assert_eq!(
+            codec(&[("compression.type", "zstd")]),
+            Compression::Zstd { level: 3 }
+        );
+        // Levels apply whatever the order of the keys, and only to their own codec.
+        let levels = [
+            ("compression.gzip.level", "9"),
+            ("compression.lz4.level", "17"),
+            ("compression.zstd.level", "-131072"),
+        ];
+        for (kind, expected) in [
+            ("gzip", Compression::Gzip { level: 9 }),
+            ("lz4", Compression::Lz4 { level: 17 }),
+            ("zstd", Compression::Zstd { level: -131_072 }),
+            ("none", Compression::None),
+        ] {
+            let mut props = levels.to_vec();
+            props.push(("compression.type", kind));
+            assert_eq!(codec(&props), expected);
+            props.rotate_right(1);
+            assert_eq!(codec(&props), expected);
+        }
+        let typed = ProducerConfig::new("a:1").with_compression(CompressionType::Zstd);
+        assert_eq!(typed.compression(), CompressionType::Zstd);
+        assert_eq!(typed.compression.codec(), Compression::Zstd { level: 3 });
+        assert_eq!(typed.compression().name(), "zstd");
+    }
+
+    #[test]
+    fn bad_compression_settings_name_the_key_and_the_range() {
+        let mut c = ProducerConfig::new("a:1");
+        for value in ["brotli", "GZIP", ""] {
+            let e = c.set("compression.type", value).unwrap_err().to_string();
+            assert!(
+                e.contains("compression.type") && e.contains("none, gzip, snappy, lz4, zstd"),
+                "{e}"
+            );
+        }
+        for (key, bad, range) in [
+            ("compression.gzip.level", "0", "[1, 9] or -1"),
+            ("compression.gzip.level", "10", "[1, 9] or -1"),
+            ("compression.gzip.level", "-2", "[1, 9] or -1"),
+            ("compression.lz4.level", "0", "[1, 17]"),
+            ("compression.lz4.level", "18", "[1, 17]"),
+            ("compression.lz4.level", "-1", "[1, 17]"),
+            ("compression.zstd.level", "23", "[-131072, 22]"),
+            ("compression.zstd.level", "-131073", "[-131072, 22]"),
+            ("compression.zstd.level", "fast", "[-131072, 22]"),
+        ] {
+            let e = c.set(key, bad).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(range), "{key}={bad}: {e}");
+        }
+        // Nothing was changed by the refused values.
+        assert_eq!(c.compression, CompressionConfig::default());
+        c.set("compression.zstd.level", "-5").unwrap();
+        c.set("compression.gzip.level", " 1 ").unwrap();
+        assert_eq!(
+            (c.compression.zstd_level, c.compression.gzip_level),
+            (-5, 1)
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::Metadata => 12,
         // v13 names topics by id only (KIP-516); we name them.
         ApiKey::Produce => 12,
+        // v5 adds TRANSACTION_ABORTABLE, for transactions only.
+        ApiKey::InitProducerId => 4,
         _ => -1,
     }
 }

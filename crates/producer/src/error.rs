@@ -131,6 +131,14 @@ pub enum Error {
         message: String,
     },
 
+    /// No producer id for idempotence: InitProducerId failed (e.g. CLUSTER_AUTHORIZATION_FAILED,
+    /// when the principal may not write idempotently).
+    #[error("could not get a producer id for idempotence (InitProducerId): {code}")]
+    ProducerId {
+        /// The broker's error code.
+        code: ErrorCode,
+    },
+
     /// The broker sent something this client cannot understand.
     #[error("protocol error from broker {broker}: {message}")]
     Protocol {
@@ -202,7 +210,7 @@ impl Error {
     /// The broker's error code, if a broker answered with one.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Error::Broker { code, .. } => Some(*code),
+            Error::Broker { code, .. } | Error::ProducerId { code } => Some(*code),
             _ => None,
         }
     }
@@ -210,7 +218,7 @@ impl Error {
     /// Whether doing the same thing again later may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::Broker { code, .. } => code.is_retriable(),
+            Error::Broker { code, .. } | Error::ProducerId { code } => code.is_retriable(),
             Error::Network { .. }
             | Error::Bootstrap { .. }
             | Error::BufferExhausted { .. }

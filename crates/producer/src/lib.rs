@@ -32,6 +32,7 @@ mod partitioner;
 mod producer;
 mod record;
 mod sender;
+mod sequence;
 mod serializer;
 
 pub use config::{read_properties_file, Acks, CompressionType, ProducerConfig};

@@ -72,6 +72,7 @@ impl Producer {
         config.validate()?;
         let inner = Arc::new(Inner::new(config, partitioner));
         inner.refresh_metadata().await?;
+        inner.init_producer_id().await?;
         tokio::spawn(run_sender(inner.clone()));
         tokio::spawn(run_metadata(inner.clone()));
         Ok(Producer {

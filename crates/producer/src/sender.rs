@@ -16,13 +16,14 @@ use kafka_producer_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
 use kafka_producer_protocol::kafka_protocol::messages::{
-    ApiKey, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, InitProducerIdRequest, MetadataRequest, ProduceRequest, ProduceResponse, ProducerId,
+    TopicName,
 };
 use kafka_producer_protocol::kafka_protocol::protocol::StrBytes;
 use kafka_producer_protocol::ErrorCode;
 use tokio::sync::{watch, Notify};
 
-use crate::accumulator::{Accumulator, Drained};
+use crate::accumulator::{Accumulator, Drained, ProducerIdEpoch};
 use crate::config::{Acks, ProducerConfig};
 use crate::connection::Connection;
 use crate::delivery::BatchAck;
@@ -43,6 +44,15 @@ pub(crate) struct Inner {
     /// Set when the sender task has ended.
     pub(crate) stopped: watch::Sender<bool>,
     nodes: Mutex<HashMap<i32, NodeState>>,
+    /// With idempotence: the producer id and epoch, `None` until InitProducerId answered.
+    idempotence: Option<Mutex<IdempotenceState>>,
+}
+
+#[derive(Default)]
+struct IdempotenceState {
+    current: Option<ProducerIdEpoch>,
+    /// An InitProducerId request is under way.
+    fetching: bool,
 }
 
 enum NodeState {
@@ -60,6 +70,11 @@ impl Inner {
                 config.delivery_timeout,
                 config.buffer_memory,
                 config.compression.codec(),
+                if config.idempotent() {
+                    config.max_in_flight
+                } else {
+                    1
+                },
             ),
             metadata: Metadata::new(),
             partitioner,
@@ -67,6 +82,7 @@ impl Inner {
             closing: AtomicBool::new(false),
             stopped: watch::channel(false).0,
             nodes: Mutex::new(HashMap::new()),
+            idempotence: config.idempotent().then(Default::default),
             config,
         }
     }
@@ -112,14 +128,31 @@ impl Inner {
                     }
                 }
             };
-            inner
-                .nodes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(node, state);
+            inner.set_node(node, state);
             inner.wake.notify_one();
         });
         None
+    }
+
+    /// Records a node's new state, keeping an open connection that is already there: one
+    /// connection per broker, so a partition's requests are never reordered across two sockets.
+    /// Returns the node's open connection, if it has one now.
+    fn set_node(&self, node: i32, state: NodeState) -> Option<Connection> {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(NodeState::Ready(open)) = nodes.get(&node) {
+            if !open.is_closed() {
+                if let NodeState::Ready(extra) = state {
+                    extra.close();
+                }
+                return Some(open.clone());
+            }
+        }
+        let open = match &state {
+            NodeState::Ready(c) => Some(c.clone()),
+            _ => None,
+        };
+        nodes.insert(node, state);
+        open
     }
 
     /// Any live connection, for metadata: an open one, else a known broker, else each bootstrap
@@ -163,10 +196,9 @@ impl Inner {
             {
                 Ok(conn) => {
                     if let Some(node) = node {
-                        self.nodes
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(node, NodeState::Ready(conn.clone()));
+                        return Ok(self.set_node(node, NodeState::Ready(conn)).unwrap_or_else(
+                            || unreachable!("a Ready state yields its connection"),
+                        ));
                     }
                     return Ok(conn);
                 }
@@ -199,6 +231,98 @@ impl Inner {
         let cluster = self.metadata.snapshot().updated_with(&resp, Instant::now());
         self.metadata.replace(cluster);
         Ok(())
+    }
+
+    /// The producer id and epoch to write in new batches; `None` without idempotence.
+    /// With idempotence and no id yet, starts fetching one and returns `Err(())`: send nothing.
+    fn producer_id(self: &Arc<Self>) -> Result<Option<ProducerIdEpoch>, ()> {
+        let Some(state) = &self.idempotence else {
+            return Ok(None);
+        };
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = state.current {
+            return Ok(Some(p));
+        }
+        if !state.fetching {
+            state.fetching = true;
+            let inner = self.clone();
+            tokio::spawn(async move {
+                let result = inner.init_producer_id().await;
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "InitProducerId failed; retrying");
+                    tokio::time::sleep(inner.backoff(0)).await;
+                }
+                if let Some(state) = &inner.idempotence {
+                    state.lock().unwrap_or_else(|e| e.into_inner()).fetching = false;
+                }
+                inner.wake.notify_one();
+            });
+        }
+        Err(())
+    }
+
+    /// Asks any broker for a producer id (InitProducerId without a transactional id, KIP-98),
+    /// retrying retriable errors (a broker still loading its transaction state answers
+    /// COORDINATOR_LOAD_IN_PROGRESS) for up to `max.block.ms`.
+    pub(crate) async fn init_producer_id(&self) -> Result<(), Error> {
+        let deadline = Instant::now() + self.config.max_block;
+        let mut attempt = 0;
+        loop {
+            match self.try_init_producer_id().await {
+                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "InitProducerId: retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_init_producer_id(&self) -> Result<(), Error> {
+        let Some(state) = &self.idempotence else {
+            return Ok(());
+        };
+        let conn = self.any_connection().await?;
+        let version = conn.version(ApiKey::InitProducerId)?;
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(i32::MAX)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let resp = conn.call(&req, version).await?;
+        let code = ErrorCode(resp.error_code);
+        if !code.is_ok() {
+            return Err(Error::ProducerId { code });
+        }
+        let id = ProducerIdEpoch {
+            id: resp.producer_id.0,
+            epoch: resp.producer_epoch,
+        };
+        tracing::debug!(
+            producer_id = id.id,
+            epoch = id.epoch,
+            "idempotent producer id"
+        );
+        state.lock().unwrap_or_else(|e| e.into_inner()).current = Some(id);
+        Ok(())
+    }
+
+    /// Moves to the next epoch after a sequence gap, as the Java client does for an idempotent
+    /// producer: the broker accepts a higher epoch starting at sequence 0. At the last epoch, a new
+    /// producer id is fetched instead.
+    fn bump_epoch(&self) {
+        if let Some(state) = &self.idempotence {
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            state.current = match state.current {
+                Some(p) if p.epoch < i16::MAX => Some(ProducerIdEpoch {
+                    id: p.id,
+                    epoch: p.epoch + 1,
+                }),
+                _ => None,
+            };
+            tracing::debug!(producer = ?state.current, "producer epoch bumped");
+        }
     }
 
     fn backoff(&self, attempts: u32) -> Duration {
@@ -283,6 +407,55 @@ impl Inner {
                 continue;
             };
             let code = ErrorCode(p.error_code);
+            if d.batch.sequence.is_some() {
+                match code {
+                    // The broker already has this batch (a retry of one whose answer was lost).
+                    ErrorCode::DUPLICATE_SEQUENCE_NUMBER => {
+                        self.accumulator.complete(
+                            d,
+                            BatchAck {
+                                base_offset: None,
+                                log_append_time: None,
+                            },
+                        );
+                        continue;
+                    }
+                    // Not the next batch: an earlier one is being retried; this one follows it.
+                    // The next batch: a real gap (a lost batch), so a new epoch.
+                    ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+                        if self.accumulator.acknowledged_after(&d) =>
+                    {
+                        self.accumulator.complete(
+                            d,
+                            BatchAck {
+                                base_offset: None,
+                                log_append_time: None,
+                            },
+                        );
+                        continue;
+                    }
+                    ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER | ErrorCode::UNKNOWN_PRODUCER_ID => {
+                        let known_log_start = p.log_start_offset >= 0;
+                        if code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+                            && !self.accumulator.is_next_expected(&d)
+                        {
+                            // Retried after the batch before it, which the broker is still missing.
+                        } else if code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER || known_log_start
+                        {
+                            self.bump_epoch();
+                        }
+                        let error = Error::Broker {
+                            topic: d.topic.to_string(),
+                            partition: Some(d.partition),
+                            code,
+                            message: p.error_message.as_ref().map(|m| m.to_string()),
+                        };
+                        self.retry_or_fail(d, error, now);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             if code.is_ok() {
                 let ack = BatchAck {
                     base_offset: Some(p.base_offset),
@@ -377,17 +550,26 @@ pub(crate) async fn run_sender(inner: Arc<Inner>) {
         let cluster = inner.metadata.snapshot();
         let closing = inner.is_closing();
         let next_expiry = inner.accumulator.expire(now);
-        let ready = inner.accumulator.ready(&cluster, now, closing);
+        if inner.accumulator.take_sequence_gap() {
+            inner.bump_epoch();
+        }
+        // With idempotence, nothing goes before the producer has an id.
+        let (producer, nodes_to_send) = match inner.producer_id() {
+            Ok(p) => (p, true),
+            Err(()) => (None, false),
+        };
+        let ready = inner.accumulator.ready(&cluster, now, closing, producer);
         if ready.unknown_leader {
             inner.metadata.request_refresh();
         }
         let mut next = earliest(ready.next_check, next_expiry);
-        for node in ready.nodes {
+        for node in ready.nodes.into_iter().filter(|_| nodes_to_send) {
             match inner.connection(node, now) {
                 Some(conn) if conn.in_flight() < c.max_in_flight => {
-                    let batches = inner
-                        .accumulator
-                        .drain(&cluster, node, c.max_request_size, now);
+                    let batches =
+                        inner
+                            .accumulator
+                            .drain(&cluster, node, c.max_request_size, now, producer);
                     if !batches.is_empty() {
                         inner.send_produce(conn, batches);
                     }

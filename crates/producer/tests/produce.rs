@@ -381,12 +381,14 @@ async fn acks_zero_one_and_all() {
         assert_eq!(md.offset.is_some(), expect_offset, "{acks:?}: {md:?}");
         producer.close(Duration::from_secs(10)).await.unwrap();
     }
-    let values: Vec<String> = cluster
+    // acks=0 promises nothing about when the broker appends, so only the set is checked.
+    let mut values: Vec<String> = cluster
         .read_topic(&t)
         .iter()
         .map(|r| r.value_str().unwrap().to_string())
         .collect();
-    assert_eq!(values, ["None", "Leader", "All"]);
+    values.sort();
+    assert_eq!(values, ["All", "Leader", "None"]);
 }
 
 #[tokio::test]
