@@ -26,8 +26,13 @@
 //! `disruptive_`; `scripts/test` runs everything else first (`--skip disruptive_`) and then the disruptive ones alone
 //! (`--test-threads=1`). Use [`Cluster::outage`] in them so that the node comes back even when the test fails.
 
+mod broker;
 mod cluster;
 mod record;
 
+pub use broker::{
+    Corruption, FakeBroker, FakeConfig, Fault, ProduceAttempt, Rule, RuleBuilder, RuleHandle,
+    Storage, StoredRecord,
+};
 pub use cluster::{cluster, wait_until, Cluster, NodeOutage, PartitionInfo};
 pub use record::ReadRecord;

@@ -1,0 +1,283 @@
+//! A Kafka broker in memory, for tests that need faults a real cluster cannot produce on demand,
+//! and, in sink mode, for benchmarks that measure a client alone.
+
+mod log;
+mod script;
+mod serve;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kafka_producer_protocol::kafka_protocol::messages::ApiKey;
+use kafka_producer_protocol::ErrorCode;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use log::StoredRecord;
+pub use script::{Corruption, Fault, Rule, RuleBuilder, RuleHandle};
+
+use serve::{Shared, State};
+
+/// What a [`FakeBroker`] serves.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// Topics that exist from the start, with their partition counts.
+    pub topics: Vec<(String, u32)>,
+    /// Node ids the broker calls itself; all of them have its address. Partition `p` is led by
+    /// `node_ids[p % len]`, so with several ids a client opens one connection per id, as it
+    /// would to several brokers. Default `[1]`.
+    pub node_ids: Vec<i32>,
+    /// Topics not in `topics` exist with this many partitions as soon as anyone names them
+    /// (the sink's "every topic exists"); `None` (the default) makes them unknown:
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    pub default_partitions: Option<u32>,
+    /// What Produce does with records. Default [`Storage::Keep`].
+    pub storage: Storage,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            topics: Vec::new(),
+            node_ids: vec![1],
+            default_partitions: None,
+            storage: Storage::Keep,
+        }
+    }
+}
+
+impl FakeConfig {
+    /// The sink: every topic exists with `partitions` partitions and Produce is acknowledged
+    /// without decoding or keeping anything.
+    pub fn sink(partitions: u32) -> Self {
+        FakeConfig {
+            default_partitions: Some(partitions),
+            storage: Storage::Discard,
+            ..FakeConfig::default()
+        }
+    }
+}
+
+/// What Produce does with the records it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Storage {
+    /// Decode every batch (CRC, decompression, record layout), enforce the idempotent
+    /// producer's sequence rules, keep the records ([`FakeBroker::records`]) and log every
+    /// attempt ([`FakeBroker::attempts`]).
+    Keep,
+    /// Read only each batch header's record count to assign offsets; keep nothing. For
+    /// benchmarks: a client can be measured without a broker's cost.
+    Discard,
+}
+
+/// One partition's data in one Produce request, as the broker saw and answered it (with
+/// [`Storage::Keep`]). Retries show up as further attempts with the same sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceAttempt {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The first batch's producer id (-1 without idempotence, or when the data was too short).
+    pub producer_id: i64,
+    /// The first batch's producer epoch.
+    pub producer_epoch: i16,
+    /// The first batch's base sequence.
+    pub base_sequence: i32,
+    /// The first batch's record count.
+    pub record_count: usize,
+    /// What the partition was answered (scripted or not); NONE when it was written (or was a
+    /// duplicate), even if the answer was then dropped.
+    pub error: ErrorCode,
+    /// The base offset answered; -1 on error.
+    pub base_offset: i64,
+    /// A retry of a batch already written: answered with its first offset, not written again.
+    pub duplicate: bool,
+}
+
+/// A scripted, fault-injecting Kafka broker on 127.0.0.1, for tests; also the sink for
+/// benchmarks ([`FakeConfig::sink`], the `sink-broker` binary).
+///
+/// It speaks ApiVersions 0..=3, Metadata 4..=12, Produce 3..=12 and InitProducerId 0..=4, and
+/// closes the connection on anything else, as Kafka does. Metadata names itself (under every
+/// id of [`FakeConfig::node_ids`]) as the leader of every partition; InitProducerId hands out
+/// producer ids from 1000 at epoch 0; Produce validates and keeps records per partition with
+/// Kafka's idempotence rules (see [`Storage::Keep`]); `acks=0` gets no response.
+///
+/// Faults are scripted with [`Rule`]s:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kafka_producer_protocol::ErrorCode;
+/// use kafka_producer_testkit::{FakeBroker, FakeConfig, Rule};
+///
+/// # async fn demo() {
+/// let broker = FakeBroker::start(FakeConfig {
+///     topics: vec![("t".into(), 3)],
+///     ..FakeConfig::default()
+/// })
+/// .await;
+/// broker.script(Rule::on_produce().nth(1).respond_error(ErrorCode::NOT_LEADER_OR_FOLLOWER));
+/// broker.script(Rule::on_produce().nth(2).close_connection_after());
+/// let slow = broker.script(Rule::on_produce().nth(3).delay(Duration::from_millis(500)));
+/// // ... run a client against broker.addr() ...
+/// let written = broker.records("t", 0);
+/// assert_eq!(slow.fired(), 1);
+/// broker.stop().await;
+/// # let _ = written;
+/// # }
+/// ```
+///
+/// Everything runs on the caller's tokio runtime; dropping the broker stops it too.
+pub struct FakeBroker {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FakeBroker {
+    /// Starts a broker on an ephemeral port of 127.0.0.1.
+    ///
+    /// # Panics
+    ///
+    /// If it cannot listen (a test cannot go on without it), or outside a tokio runtime.
+    pub async fn start(config: FakeConfig) -> FakeBroker {
+        FakeBroker::bind("127.0.0.1:0", config)
+            .await
+            .unwrap_or_else(|e| panic!("fake broker: cannot listen on 127.0.0.1: {e}"))
+    }
+
+    /// Starts a broker listening on `addr`; it advertises the address it got.
+    pub async fn bind(addr: impl ToSocketAddrs, config: FakeConfig) -> io::Result<FakeBroker> {
+        assert!(
+            !config.node_ids.is_empty(),
+            "FakeConfig::node_ids must not be empty"
+        );
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let mut state = State::default();
+        for (topic, partitions) in &config.topics {
+            state.create_topic(topic, *partitions);
+        }
+        let shared = Arc::new(Shared {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            node_ids: config.node_ids,
+            storage: config.storage,
+            default_partitions: config.default_partitions,
+            state: Mutex::new(state),
+            script: Mutex::default(),
+            scripted: AtomicBool::new(false),
+            counts: (0..128).map(|_| AtomicUsize::new(0)).collect(),
+            accepted: AtomicUsize::new(0),
+            disconnect: watch::channel(0).0,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let accept = tokio::spawn(serve::accept_loop(listener, shared.clone(), stopped));
+        Ok(FakeBroker {
+            shared,
+            addr,
+            stop,
+            accept: Some(accept),
+        })
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The address it listens on.
+    pub fn socket_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Adds a rule; it counts requests from now on. Rules apply in the order they were added
+    /// (see [`Fault`] for how several rules firing on one request combine).
+    pub fn script(&self, rule: Rule) -> RuleHandle {
+        let handle = self.shared.script().add(rule);
+        self.shared.scripted.store(true, Ordering::Release);
+        handle
+    }
+
+    /// Removes every rule: from now on requests are served normally.
+    pub fn clear_script(&self) {
+        let mut script = self.shared.script();
+        script.clear();
+        self.shared
+            .scripted
+            .store(!script.is_empty(), Ordering::Release);
+    }
+
+    /// Creates a topic, or grows it to `partitions`.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        self.shared.state().create_topic(topic, partitions);
+    }
+
+    /// The records stored in `topic`-`partition`, in offset order (empty if there is none).
+    pub fn records(&self, topic: &str, partition: i32) -> Vec<StoredRecord> {
+        let state = self.shared.state();
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| state.topics.get(topic)?.get(p))
+            .map(|log| log.records().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Every Produce attempt for `topic`-`partition`, in arrival order.
+    pub fn attempts(&self, topic: &str, partition: i32) -> Vec<ProduceAttempt> {
+        self.shared
+            .state()
+            .attempts
+            .iter()
+            .filter(|a| a.topic == topic && a.partition == partition)
+            .cloned()
+            .collect()
+    }
+
+    /// How many requests of `api` arrived so far (including those a rule then faulted).
+    pub fn request_count(&self, api: ApiKey) -> usize {
+        self.shared.request_count(api as i16)
+    }
+
+    /// How many connections were accepted so far.
+    pub fn connections_accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::Acquire)
+    }
+
+    /// Closes every open connection now, as a broker restart would; new ones are accepted.
+    pub fn disconnect_all(&self) {
+        self.shared.disconnect.send_modify(|n| *n += 1);
+    }
+
+    /// Stops listening and closes every connection; returns once all of them have ended.
+    pub async fn stop(mut self) {
+        self.stop.send_replace(true);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
+    }
+}
+
+impl Drop for FakeBroker {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+impl std::fmt::Debug for FakeBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeBroker")
+            .field("addr", &self.addr)
+            .field("storage", &self.shared.storage)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

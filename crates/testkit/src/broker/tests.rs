@@ -1,0 +1,705 @@
+//! The fake broker over real sockets, driven with raw requests from the protocol crate.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_producer_protocol::frame;
+use kafka_producer_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_producer_protocol::kafka_protocol::messages::produce_request::{
+    PartitionProduceData, TopicProduceData,
+};
+use kafka_producer_protocol::kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, FetchRequest, InitProducerIdRequest, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_producer_protocol::kafka_protocol::protocol::{Request, StrBytes};
+use kafka_producer_protocol::{BatchBuilder, BatchParams, Compression, DecodeError, ErrorCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::*;
+
+const PRODUCE_V: i16 = 9;
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A bare client: frames requests, reads frames, nothing else.
+struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+    next_cid: i32,
+}
+
+impl Client {
+    async fn connect(broker: &FakeBroker) -> Client {
+        Client {
+            stream: TcpStream::connect(broker.socket_addr()).await.unwrap(),
+            buf: BytesMut::new(),
+            next_cid: 1,
+        }
+    }
+
+    /// Sends a request; returns its correlation id.
+    async fn send<R: Request>(&mut self, version: i16, req: &R) -> i32 {
+        let cid = self.next_cid;
+        self.next_cid += 1;
+        let mut out = BytesMut::new();
+        frame::encode_request(&mut out, version, cid, Some("test"), req).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+        cid
+    }
+
+    /// The next response frame; `None` when the broker closed the connection or sent nothing
+    /// within `within`.
+    async fn frame(&mut self, within: Duration) -> Option<BytesMut> {
+        let read = async {
+            loop {
+                if let Some(f) = frame::split_frame(&mut self.buf, 1 << 20).unwrap() {
+                    return Some(f);
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(within, read).await.ok().flatten()
+    }
+
+    async fn recv<R: Request>(&mut self, version: i16) -> (i32, R::Response) {
+        let f = self.frame(WAIT).await.expect("a response");
+        frame::decode_response::<R>(f, version).unwrap()
+    }
+
+    async fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        let cid = self.send(version, req).await;
+        let (got, resp) = self.recv::<R>(version).await;
+        assert_eq!(got, cid);
+        resp
+    }
+
+    /// True once the broker has closed the connection (within `WAIT`).
+    async fn is_closed(&mut self) -> bool {
+        let read = async {
+            let mut byte = [0u8; 1];
+            matches!(self.stream.read(&mut byte).await, Ok(0) | Err(_))
+        };
+        tokio::time::timeout(WAIT, read).await.unwrap_or(false)
+    }
+}
+
+fn topic_name(t: &str) -> TopicName {
+    TopicName(StrBytes::from_string(t.to_string()))
+}
+
+fn batch(values: &[&str], pid: i64, epoch: i16, seq: i32) -> Bytes {
+    let mut b = BatchBuilder::new(256);
+    for v in values {
+        b.try_append(
+            1_700_000_000_000,
+            Some(b"k"),
+            Some(v.as_bytes()),
+            &[],
+            usize::MAX,
+        )
+        .unwrap();
+    }
+    b.finish(BatchParams {
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        ..BatchParams::default()
+    })
+}
+
+fn produce(acks: i16, parts: &[(&str, i32, Bytes)]) -> ProduceRequest {
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    for (t, p, records) in parts {
+        let data = PartitionProduceData::default()
+            .with_index(*p)
+            .with_records(Some(records.clone()));
+        match topics.iter_mut().find(|d| *d.name.0 == **t) {
+            Some(d) => d.partition_data.push(data),
+            None => topics.push(
+                TopicProduceData::default()
+                    .with_name(topic_name(t))
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(1000)
+        .with_topic_data(topics)
+}
+
+/// (error code, base offset) of each partition in the response, in order.
+fn answers(resp: &ProduceResponse) -> Vec<(i16, i64)> {
+    resp.responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .map(|p| (p.error_code, p.base_offset))
+        .collect()
+}
+
+async fn broker(topics: &[(&str, u32)]) -> FakeBroker {
+    FakeBroker::start(FakeConfig {
+        topics: topics.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+        ..FakeConfig::default()
+    })
+    .await
+}
+
+fn values(broker: &FakeBroker, topic: &str, partition: i32) -> Vec<String> {
+    broker
+        .records(topic, partition)
+        .iter()
+        .map(|r| r.value_str().unwrap().to_string())
+        .collect()
+}
+
+fn metadata_request(topics: &[&str]) -> MetadataRequest {
+    MetadataRequest::default().with_topics(Some(
+        topics
+            .iter()
+            .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
+            .collect(),
+    ))
+}
+
+#[tokio::test]
+async fn api_versions_lists_what_it_speaks_and_answers_newer_versions_at_v0() {
+    let b = broker(&[]).await;
+    let mut c = Client::connect(&b).await;
+    let resp = c.call(3, &ApiVersionsRequest::default()).await;
+    assert_eq!(resp.error_code, 0);
+    let mut keys: Vec<_> = resp
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect();
+    keys.sort();
+    assert_eq!(keys, [(0, 3, 12), (3, 4, 12), (18, 0, 3), (22, 0, 4)]);
+
+    // KIP-511: v4 is beyond us, so the answer is a v0 body saying UNSUPPORTED_VERSION.
+    let cid = c.send(4, &ApiVersionsRequest::default()).await;
+    let f = c.frame(WAIT).await.unwrap();
+    let (got, resp) = frame::decode_api_versions_response(f, 4).unwrap();
+    assert_eq!(got, cid);
+    assert_eq!(ErrorCode(resp.error_code), ErrorCode::UNSUPPORTED_VERSION);
+    assert_eq!(resp.api_keys.len(), 4);
+    assert_eq!(b.request_count(ApiKey::ApiVersions), 2);
+}
+
+#[tokio::test]
+async fn metadata_names_itself_leader_of_every_partition_under_each_node_id() {
+    let b = FakeBroker::start(FakeConfig {
+        topics: vec![("t".into(), 3)],
+        node_ids: vec![1, 2],
+        ..FakeConfig::default()
+    })
+    .await;
+    let mut c = Client::connect(&b).await;
+    let resp: MetadataResponse = c.call(12, &metadata_request(&["t", "nope"])).await;
+    let brokers: Vec<_> = resp
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .collect();
+    assert_eq!(brokers, [(1, b.addr()), (2, b.addr())]);
+    let t = &resp.topics[0];
+    assert_eq!((t.error_code, t.partitions.len()), (0, 3));
+    let leaders: Vec<_> = t.partitions.iter().map(|p| p.leader_id.0).collect();
+    assert_eq!(leaders, [1, 2, 1]);
+    assert_eq!(
+        ErrorCode(resp.topics[1].error_code),
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+    );
+
+    // All topics (null list) at the oldest version spoken.
+    let all: MetadataResponse = c
+        .call(4, &MetadataRequest::default().with_topics(None))
+        .await;
+    assert_eq!(all.topics.len(), 1);
+}
+
+#[tokio::test]
+async fn default_partitions_make_every_topic_exist() {
+    let b = FakeBroker::start(FakeConfig {
+        default_partitions: Some(4),
+        ..FakeConfig::default()
+    })
+    .await;
+    let mut c = Client::connect(&b).await;
+    let resp: MetadataResponse = c.call(12, &metadata_request(&["anything"])).await;
+    assert_eq!(resp.topics[0].partitions.len(), 4);
+    let resp: ProduceResponse = c
+        .call(
+            PRODUCE_V,
+            &produce(-1, &[("other", 3, batch(&["x"], -1, -1, -1))]),
+        )
+        .await;
+    assert_eq!(answers(&resp), [(0, 0)]);
+}
+
+#[tokio::test]
+async fn init_producer_id_hands_out_new_ids_at_epoch_zero() {
+    let b = broker(&[]).await;
+    let mut c = Client::connect(&b).await;
+    let idempotent = InitProducerIdRequest::default().with_transactional_id(None);
+    for (version, expected) in [(4, 1000), (0, 1001)] {
+        let resp = c.call(version, &idempotent).await;
+        assert_eq!(
+            (resp.error_code, resp.producer_id.0, resp.producer_epoch),
+            (0, expected, 0)
+        );
+    }
+    // kafka-protocol's default is an empty transactional id, which Kafka refuses.
+    let resp = c.call(4, &InitProducerIdRequest::default()).await;
+    assert_eq!(ErrorCode(resp.error_code), ErrorCode::INVALID_REQUEST);
+}
+
+#[tokio::test]
+async fn produce_keeps_records_and_assigns_offsets_per_partition() {
+    let b = broker(&[("t", 2)]).await;
+    let mut c = Client::connect(&b).await;
+    let req = produce(
+        -1,
+        &[
+            ("t", 0, batch(&["a", "b"], -1, -1, -1)),
+            ("t", 1, batch(&["c"], -1, -1, -1)),
+            ("u", 0, batch(&["d"], -1, -1, -1)),
+            ("t", 7, batch(&["e"], -1, -1, -1)),
+        ],
+    );
+    let resp: ProduceResponse = c.call(PRODUCE_V, &req).await;
+    assert_eq!(answers(&resp), [(0, 0), (0, 0), (3, -1), (3, -1)]);
+    let resp: ProduceResponse = c
+        .call(3, &produce(1, &[("t", 0, batch(&["f"], -1, -1, -1))]))
+        .await;
+    assert_eq!(answers(&resp), [(0, 2)]);
+
+    assert_eq!(values(&b, "t", 0), ["a", "b", "f"]);
+    assert_eq!(values(&b, "t", 1), ["c"]);
+    let r = &b.records("t", 0)[1];
+    assert_eq!(
+        (r.offset, r.key_str(), r.timestamp),
+        (1, Some("k"), 1_700_000_000_000)
+    );
+    assert_eq!(b.request_count(ApiKey::Produce), 2);
+    assert_eq!(b.attempts("t", 0).len(), 2);
+}
+
+#[tokio::test]
+async fn compressed_batches_are_kept_decompressed() {
+    let b = broker(&[("t", 1)]).await;
+    let mut builder = BatchBuilder::new(256);
+    for v in ["a", "b"] {
+        builder
+            .try_append(1, None, Some(v.as_bytes()), &[], usize::MAX)
+            .unwrap();
+    }
+    let gzip = builder.finish(BatchParams {
+        compression: Compression::Gzip { level: -1 },
+        ..BatchParams::default()
+    });
+    let mut c = Client::connect(&b).await;
+    let resp: ProduceResponse = c.call(PRODUCE_V, &produce(-1, &[("t", 0, gzip)])).await;
+    assert_eq!(answers(&resp), [(0, 0)]);
+    assert_eq!(values(&b, "t", 0), ["a", "b"]);
+}
+
+#[tokio::test]
+async fn bad_batches_are_refused_like_kafka_refuses_them() {
+    let b = broker(&[("t", 1)]).await;
+    let mut c = Client::connect(&b).await;
+    let good = batch(&["a"], -1, -1, -1);
+    let mut bad_crc = good.to_vec();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0xFF;
+    let two = [good.clone(), good.clone()].concat();
+    let resp: ProduceResponse = c
+        .call(
+            PRODUCE_V,
+            &produce(
+                -1,
+                &[
+                    ("t", 0, Bytes::from(bad_crc)),
+                    ("t", 0, Bytes::from(two)),
+                    ("t", 0, Bytes::new()),
+                ],
+            ),
+        )
+        .await;
+    let codes: Vec<_> = answers(&resp).iter().map(|a| ErrorCode(a.0)).collect();
+    assert_eq!(
+        codes,
+        [
+            ErrorCode::CORRUPT_MESSAGE,
+            ErrorCode::INVALID_RECORD,
+            ErrorCode::INVALID_RECORD
+        ]
+    );
+    let resp: ProduceResponse = c.call(PRODUCE_V, &produce(2, &[("t", 0, good)])).await;
+    assert_eq!(
+        ErrorCode(answers(&resp)[0].0),
+        ErrorCode::INVALID_REQUIRED_ACKS
+    );
+    assert!(b.records("t", 0).is_empty());
+}
+
+#[tokio::test]
+async fn idempotent_sequences_are_enforced_and_retries_deduplicated() {
+    let b = broker(&[("t", 1)]).await;
+    let mut c = Client::connect(&b).await;
+    let mut send = async |records: Bytes| {
+        let resp: ProduceResponse = c.call(PRODUCE_V, &produce(-1, &[("t", 0, records)])).await;
+        let (code, offset) = answers(&resp)[0];
+        (ErrorCode(code), offset)
+    };
+    let none = ErrorCode::NONE;
+    assert_eq!(send(batch(&["a", "b"], 1000, 0, 0)).await, (none, 0));
+    assert_eq!(send(batch(&["c"], 1000, 0, 2)).await, (none, 2));
+    // A retry of the first batch: NONE with its original offset, nothing written.
+    assert_eq!(send(batch(&["a", "b"], 1000, 0, 0)).await, (none, 0));
+    assert_eq!(
+        send(batch(&["e"], 1000, 0, 4)).await,
+        (ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+    );
+    assert_eq!(
+        send(batch(&["f"], 1001, 0, 3)).await,
+        (ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, -1),
+        "a new producer starts at 0"
+    );
+    assert_eq!(send(batch(&["g"], 1000, 1, 0)).await, (none, 3));
+    assert_eq!(
+        send(batch(&["h"], 1000, 0, 3)).await,
+        (ErrorCode::INVALID_PRODUCER_EPOCH, -1)
+    );
+
+    assert_eq!(values(&b, "t", 0), ["a", "b", "c", "g"]);
+    let seqs: Vec<_> = b
+        .records("t", 0)
+        .iter()
+        .map(|r| (r.producer_id, r.producer_epoch, r.sequence))
+        .collect();
+    assert_eq!(
+        seqs,
+        [(1000, 0, 0), (1000, 0, 1), (1000, 0, 2), (1000, 1, 0)]
+    );
+    let attempts = b.attempts("t", 0);
+    assert_eq!(attempts.len(), 7);
+    assert!(attempts[2].duplicate && attempts[2].error.is_ok());
+    assert_eq!(
+        (
+            attempts[2].base_sequence,
+            attempts[2].record_count,
+            attempts[2].base_offset
+        ),
+        (0, 2, 0)
+    );
+    assert_eq!(attempts[3].error, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER);
+}
+
+#[tokio::test]
+async fn scripted_errors_hit_the_chosen_requests_and_store_nothing() {
+    let b = broker(&[("t", 2)]).await;
+    let second = b.script(Rule::on_produce().nth(2).respond_error(ErrorCode(6)));
+    let p1 = b.script(
+        Rule::on_produce()
+            .partition("t", 1)
+            .times(1)
+            .respond_error(ErrorCode::NOT_ENOUGH_REPLICAS),
+    );
+    let mut c = Client::connect(&b).await;
+    let mut send = async |v: &str| {
+        let req = produce(
+            -1,
+            &[
+                ("t", 0, batch(&[v], -1, -1, -1)),
+                ("t", 1, batch(&[v], -1, -1, -1)),
+            ],
+        );
+        let resp: ProduceResponse = c.call(PRODUCE_V, &req).await;
+        answers(&resp)
+    };
+    assert_eq!(send("a").await, [(0, 0), (19, -1)]);
+    assert_eq!(send("b").await, [(6, -1), (6, -1)]);
+    assert_eq!(send("c").await, [(0, 1), (0, 0)]);
+    assert_eq!(values(&b, "t", 0), ["a", "c"]);
+    assert_eq!(values(&b, "t", 1), ["c"]);
+    assert_eq!((second.fired(), p1.fired()), (1, 1));
+    let errors: Vec<_> = b.attempts("t", 1).iter().map(|a| a.error.0).collect();
+    assert_eq!(errors, [19, 6, 0]);
+
+    // Metadata errors: the whole topic, or one partition without a leader.
+    b.script(
+        Rule::on_metadata()
+            .nth(1)
+            .respond_error(ErrorCode::LEADER_NOT_AVAILABLE),
+    );
+    b.script(
+        Rule::on_metadata()
+            .partition("t", 1)
+            .nth(2)
+            .respond_error(ErrorCode::LEADER_NOT_AVAILABLE),
+    );
+    let mut c = Client::connect(&b).await;
+    let resp: MetadataResponse = c.call(12, &metadata_request(&["t"])).await;
+    assert_eq!(resp.topics[0].error_code, 5);
+    let resp: MetadataResponse = c.call(12, &metadata_request(&["t"])).await;
+    let parts: Vec<_> = resp.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.error_code, p.leader_id.0))
+        .collect();
+    assert_eq!(parts, [(0, 1), (5, -1)]);
+
+    b.clear_script();
+    let resp: MetadataResponse = c.call(12, &metadata_request(&["t"])).await;
+    assert_eq!(resp.topics[0].partitions[1].leader_id.0, 1);
+}
+
+#[tokio::test]
+async fn a_dropped_response_is_stored_and_the_connection_goes_silent() {
+    let b = broker(&[("t", 1)]).await;
+    b.script(Rule::on_produce().nth(1).drop_response());
+    let mut c = Client::connect(&b).await;
+    c.send(
+        PRODUCE_V,
+        &produce(-1, &[("t", 0, batch(&["a"], -1, -1, -1))]),
+    )
+    .await;
+    c.send(
+        PRODUCE_V,
+        &produce(-1, &[("t", 0, batch(&["b"], -1, -1, -1))]),
+    )
+    .await;
+    assert!(c.frame(Duration::from_millis(300)).await.is_none());
+    assert_eq!(
+        values(&b, "t", 0),
+        ["a"],
+        "the first is written, the second ignored"
+    );
+    // A new connection is served again.
+    let mut c = Client::connect(&b).await;
+    let resp: ProduceResponse = c
+        .call(
+            PRODUCE_V,
+            &produce(-1, &[("t", 0, batch(&["c"], -1, -1, -1))]),
+        )
+        .await;
+    assert_eq!(answers(&resp), [(0, 1)]);
+}
+
+#[tokio::test]
+async fn a_skipped_response_is_stored_and_later_requests_are_answered() {
+    let b = broker(&[("t", 1)]).await;
+    b.script(Rule::on_produce().nth(1).skip_response());
+    let mut c = Client::connect(&b).await;
+    c.send(
+        PRODUCE_V,
+        &produce(-1, &[("t", 0, batch(&["a"], -1, -1, -1))]),
+    )
+    .await;
+    let second = c
+        .send(
+            PRODUCE_V,
+            &produce(-1, &[("t", 0, batch(&["b"], -1, -1, -1))]),
+        )
+        .await;
+    // The next thing on the connection is the answer to the second request.
+    let (cid, resp) = c.recv::<ProduceRequest>(PRODUCE_V).await;
+    assert_eq!((cid, answers(&resp)), (second, vec![(0, 1)]));
+    assert_eq!(values(&b, "t", 0), ["a", "b"]);
+    assert!(c.frame(Duration::from_millis(200)).await.is_none());
+}
+
+#[tokio::test]
+async fn a_connection_cut_before_processing_stores_nothing_and_after_stores() {
+    let b = broker(&[("t", 1)]).await;
+    b.script(Rule::on_produce().nth(1).close_connection_before());
+    b.script(Rule::on_produce().nth(2).close_connection_after());
+    for v in ["lost", "kept"] {
+        let mut c = Client::connect(&b).await;
+        c.send(
+            PRODUCE_V,
+            &produce(-1, &[("t", 0, batch(&[v], -1, -1, -1))]),
+        )
+        .await;
+        assert!(c.is_closed().await, "{v}");
+    }
+    assert_eq!(values(&b, "t", 0), ["kept"]);
+    let mut c = Client::connect(&b).await;
+    let resp: ProduceResponse = c
+        .call(
+            PRODUCE_V,
+            &produce(-1, &[("t", 0, batch(&["next"], -1, -1, -1))]),
+        )
+        .await;
+    assert_eq!(answers(&resp), [(0, 1)]);
+    assert_eq!(b.connections_accepted(), 3);
+}
+
+#[tokio::test]
+async fn corrupt_responses_fail_to_decode_in_the_chosen_way() {
+    let b = broker(&[("t", 1)]).await;
+    b.script(Rule::on_produce().nth(1).corrupt_response());
+    b.script(
+        Rule::on_produce()
+            .nth(2)
+            .corrupt_response_with(Corruption::TrailingBytes),
+    );
+    b.script(
+        Rule::on_produce()
+            .nth(3)
+            .corrupt_response_with(Corruption::WrongCorrelationId),
+    );
+    b.script(
+        Rule::on_produce()
+            .nth(4)
+            .corrupt_response_with(Corruption::Raw(Bytes::from_static(b"\0\0\0\x07junk"))),
+    );
+    b.script(
+        Rule::on_produce()
+            .nth(5)
+            .corrupt_response_with(Corruption::Body(Bytes::from_static(b"\x01"))),
+    );
+    let mut c = Client::connect(&b).await;
+    let mut results = Vec::new();
+    for v in ["a", "b", "c", "d", "e"] {
+        let cid = c
+            .send(
+                PRODUCE_V,
+                &produce(-1, &[("t", 0, batch(&[v], -1, -1, -1))]),
+            )
+            .await;
+        let f = c.frame(WAIT).await.unwrap();
+        let got = frame::correlation_id(&f).unwrap();
+        results.push((
+            got - cid,
+            frame::decode_response::<ProduceRequest>(f, PRODUCE_V),
+        ));
+    }
+    assert!(
+        matches!(results[0], (0, Err(DecodeError::Truncated))),
+        "{:?}",
+        results[0]
+    );
+    assert!(
+        matches!(results[1], (0, Err(DecodeError::TrailingBytes))),
+        "{:?}",
+        results[1]
+    );
+    assert!(matches!(results[2], (1_000_000, Ok(_))), "{:?}", results[2]);
+    assert!(matches!(results[3], (3, Err(_))), "{:?}", results[3]);
+    assert!(matches!(results[4], (0, Err(_))), "{:?}", results[4]);
+    // Processed all the same.
+    assert_eq!(values(&b, "t", 0), ["a", "b", "c", "d", "e"]);
+}
+
+#[tokio::test]
+async fn a_delayed_response_comes_late_and_holds_up_the_connection() {
+    let b = broker(&[("t", 1)]).await;
+    b.script(Rule::on_produce().nth(1).delay(Duration::from_millis(300)));
+    let mut c = Client::connect(&b).await;
+    let start = Instant::now();
+    c.send(
+        PRODUCE_V,
+        &produce(-1, &[("t", 0, batch(&["a"], -1, -1, -1))]),
+    )
+    .await;
+    c.send(
+        PRODUCE_V,
+        &produce(-1, &[("t", 0, batch(&["b"], -1, -1, -1))]),
+    )
+    .await;
+    assert!(c.frame(Duration::from_millis(100)).await.is_none());
+    let (first, _) = c.recv::<ProduceRequest>(PRODUCE_V).await;
+    let (second, _) = c.recv::<ProduceRequest>(PRODUCE_V).await;
+    assert_eq!((first, second), (1, 2));
+    assert!(start.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn acks_zero_gets_no_response() {
+    let b = broker(&[("t", 1)]).await;
+    let mut c = Client::connect(&b).await;
+    c.send(
+        PRODUCE_V,
+        &produce(0, &[("t", 0, batch(&["a"], -1, -1, -1))]),
+    )
+    .await;
+    c.send(
+        PRODUCE_V,
+        &produce(0, &[("nope", 0, batch(&["a"], -1, -1, -1))]),
+    )
+    .await;
+    let resp: ProduceResponse = c
+        .call(
+            PRODUCE_V,
+            &produce(1, &[("t", 0, batch(&["b"], -1, -1, -1))]),
+        )
+        .await;
+    assert_eq!(answers(&resp), [(0, 1)]);
+    assert_eq!(values(&b, "t", 0), ["a", "b"]);
+}
+
+#[tokio::test]
+async fn unsupported_requests_close_the_connection() {
+    let b = broker(&[("t", 1)]).await;
+    let mut c = Client::connect(&b).await;
+    c.send(4, &FetchRequest::default()).await;
+    assert!(c.is_closed().await);
+    let mut c = Client::connect(&b).await;
+    // Produce v13 names topics by id; not spoken here.
+    c.send(13, &ProduceRequest::default()).await;
+    assert!(c.is_closed().await);
+    assert_eq!(b.request_count(ApiKey::Fetch), 1);
+}
+
+#[tokio::test]
+async fn the_sink_counts_records_from_batch_headers_and_keeps_nothing() {
+    let b = FakeBroker::start(FakeConfig::sink(3)).await;
+    let mut c = Client::connect(&b).await;
+    let resp: MetadataResponse = c.call(12, &metadata_request(&["bench"])).await;
+    assert_eq!(resp.topics[0].partitions.len(), 3);
+    let two_batches = [
+        batch(&["a", "b", "c"], -1, -1, -1),
+        batch(&["d", "e"], -1, -1, -1),
+    ]
+    .concat();
+    let req = produce(
+        -1,
+        &[
+            ("bench", 0, Bytes::from(two_batches)),
+            ("bench", 2, batch(&["x"], -1, -1, -1)),
+        ],
+    );
+    let resp: ProduceResponse = c.call(PRODUCE_V, &req).await;
+    assert_eq!(answers(&resp), [(0, 0), (0, 0)]);
+    let resp: ProduceResponse = c.call(PRODUCE_V, &req).await;
+    assert_eq!(answers(&resp), [(0, 5), (0, 1)]);
+    let short = produce(-1, &[("bench", 1, Bytes::from_static(&[0; 20]))]);
+    let resp: ProduceResponse = c.call(PRODUCE_V, &short).await;
+    assert_eq!(ErrorCode(answers(&resp)[0].0), ErrorCode::CORRUPT_MESSAGE);
+    assert!(b.records("bench", 0).is_empty());
+    assert!(b.attempts("bench", 0).is_empty());
+}
+
+#[tokio::test]
+async fn disconnect_all_and_stop_end_connections() {
+    let b = broker(&[("t", 1)]).await;
+    let mut c = Client::connect(&b).await;
+    let _ = c.call(3, &ApiVersionsRequest::default()).await;
+    b.disconnect_all();
+    assert!(c.is_closed().await);
+    let mut c = Client::connect(&b).await;
+    let _ = c.call(3, &ApiVersionsRequest::default()).await;
+    let addr = b.socket_addr();
+    b.stop().await;
+    assert!(c.is_closed().await);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
+}
