@@ -122,8 +122,8 @@ pub(crate) struct ProducerBatch {
     pub(crate) attempts: u32,
     /// Idempotence: the base sequence written in the batch, fixed at first drain.
     pub(crate) sequence: Option<i32>,
-    /// A request carrying it was sent: the broker may have written it.
-    pub(crate) sent: bool,
+    /// A request carrying it got no answer (or one saying so): the broker may have written it.
+    pub(crate) possibly_persisted: bool,
     pub(crate) last_error: Option<Error>,
 }
 
@@ -356,7 +356,7 @@ impl Accumulator {
             reserved,
             attempts: 0,
             sequence: None,
-            sent: false,
+            possibly_persisted: false,
             last_error: None,
         });
         Some(Appended {
@@ -643,7 +643,7 @@ impl Accumulator {
             topic: topic.to_string(),
             partition,
             timeout: self.delivery_timeout,
-            possibly_persisted: batch.sent,
+            possibly_persisted: batch.possibly_persisted,
             last_error: error.or_else(|| batch.last_error.clone()).map(Box::new),
         }
     }

@@ -459,14 +459,27 @@ async fn read_loop(mut read: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>
                         shared.close("a response without a correlation id");
                         return;
                     };
-                    let reply = shared
-                        .pending
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .replies
-                        .remove(&cid);
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(f));
+                    // A broker answers in request order. An answer to nothing we asked, or one
+                    // that skips an earlier request, means the stream can no longer be trusted:
+                    // close at once (as the Java client does) instead of waiting for timeouts.
+                    let reply = {
+                        let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+                        let skipped = pending.replies.keys().any(|&k| k < cid);
+                        match pending.replies.remove(&cid) {
+                            Some(reply) if !skipped => Some(reply),
+                            _ => None,
+                        }
+                    };
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Ok(f));
+                        }
+                        None => {
+                            shared.close(&format!(
+                                "answer with unexpected correlation id {cid}; connection closed"
+                            ));
+                            return;
+                        }
                     }
                 }
                 Ok(None) => break,

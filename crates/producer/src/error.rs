@@ -116,7 +116,8 @@ pub enum Error {
         partition: i32,
         /// `delivery.timeout.ms`.
         timeout: Duration,
-        /// Whether a request carrying the record had been sent: then the broker may have written it.
+        /// Whether the broker may have written the record: a request carrying it got no answer,
+        /// or an answer saying it was written to too few replicas or timed out.
         possibly_persisted: bool,
         /// The last error seen while trying, if any.
         last_error: Option<Box<Error>>,

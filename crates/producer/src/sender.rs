@@ -155,38 +155,48 @@ impl Inner {
         open
     }
 
-    /// Any live connection, for metadata: an open one, else a known broker, else each bootstrap
-    /// server in turn.
-    async fn any_connection(&self) -> Result<Connection, Error> {
-        let open = {
+    /// Runs `op` on one broker after another until it succeeds: open connections first, then
+    /// the known brokers, then each bootstrap server. A broker that accepts the connection but
+    /// fails the request does not stop the search. Fails with [`Error::Bootstrap`] naming every
+    /// address tried and what happened there.
+    async fn on_any_broker<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
+    where
+        F: FnMut(Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let open: Vec<Connection> = {
             let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-            nodes.values().find_map(|s| match s {
-                NodeState::Ready(c) if !c.is_closed() => Some(c.clone()),
-                _ => None,
-            })
+            nodes
+                .values()
+                .filter_map(|s| match s {
+                    NodeState::Ready(c) if !c.is_closed() => Some(c.clone()),
+                    _ => None,
+                })
+                .collect()
         };
-        if let Some(c) = open {
-            return Ok(c);
+        let mut failures = Vec::new();
+        for conn in open {
+            match op(conn.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => failures.push(format!("{}: {e}", conn.addr())),
+            }
         }
-        let known: Vec<(Option<i32>, String)> = {
-            let snapshot = self.metadata.snapshot();
-            let mut brokers: Vec<_> = snapshot
-                .brokers
-                .iter()
-                .map(|(&id, a)| (Some(id), a.clone()))
-                .collect();
-            brokers.sort();
-            brokers
-        };
+        let mut known: Vec<(Option<i32>, String)> = self
+            .metadata
+            .snapshot()
+            .brokers
+            .iter()
+            .map(|(&id, a)| (Some(id), a.clone()))
+            .collect();
+        known.sort();
         let bootstrap = self
             .config
             .bootstrap_servers
             .iter()
             .map(|a| (None, a.clone()));
-        let mut failures = Vec::new();
         for (node, addr) in known.into_iter().chain(bootstrap) {
             let c = &self.config;
-            match Connection::connect(
+            let conn = match Connection::connect(
                 &addr,
                 &c.client_id,
                 c.connection_setup_timeout,
@@ -194,15 +204,25 @@ impl Inner {
             )
             .await
             {
-                Ok(conn) => {
-                    if let Some(node) = node {
-                        return Ok(self.set_node(node, NodeState::Ready(conn)).unwrap_or_else(
-                            || unreachable!("a Ready state yields its connection"),
-                        ));
-                    }
-                    return Ok(conn);
+                Ok(conn) => match node {
+                    Some(node) => self
+                        .set_node(node, NodeState::Ready(conn))
+                        .expect("a Ready state yields its connection"),
+                    None => conn,
+                },
+                Err(e) => {
+                    failures.push(format!("{addr}: {e}"));
+                    continue;
                 }
-                Err(e) => failures.push(format!("{addr}: {e}")),
+            };
+            match op(conn.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    if node.is_none() {
+                        conn.close();
+                    }
+                    failures.push(format!("{addr}: {e}"));
+                }
             }
         }
         Err(Error::Bootstrap {
@@ -213,8 +233,6 @@ impl Inner {
 
     /// One Metadata request for the topics in use; replaces the snapshot.
     pub(crate) async fn refresh_metadata(&self) -> Result<(), Error> {
-        let conn = self.any_connection().await?;
-        let version = conn.version(ApiKey::Metadata)?;
         let topics = self
             .metadata
             .wanted()
@@ -227,7 +245,15 @@ impl Inner {
             .with_topics(Some(topics))
             // As the Java producer: the broker's auto.create.topics.enable decides.
             .with_allow_auto_topic_creation(true);
-        let resp = conn.call(&req, version).await?;
+        let resp = self
+            .on_any_broker(|conn| {
+                let req = &req;
+                async move {
+                    let version = conn.version(ApiKey::Metadata)?;
+                    conn.call(req, version).await
+                }
+            })
+            .await?;
         let cluster = self.metadata.snapshot().updated_with(&resp, Instant::now());
         self.metadata.replace(cluster);
         Ok(())
@@ -283,14 +309,20 @@ impl Inner {
         let Some(state) = &self.idempotence else {
             return Ok(());
         };
-        let conn = self.any_connection().await?;
-        let version = conn.version(ApiKey::InitProducerId)?;
         let req = InitProducerIdRequest::default()
             .with_transactional_id(None)
             .with_transaction_timeout_ms(i32::MAX)
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        let resp = conn.call(&req, version).await?;
+        let resp = self
+            .on_any_broker(|conn| {
+                let req = &req;
+                async move {
+                    let version = conn.version(ApiKey::InitProducerId)?;
+                    conn.call(req, version).await
+                }
+            })
+            .await?;
         let code = ErrorCode(resp.error_code);
         if !code.is_ok() {
             return Err(Error::ProducerId { code });
@@ -382,7 +414,9 @@ impl Inner {
             }
             Err(e) => {
                 self.metadata.request_refresh();
-                for d in batches {
+                for mut d in batches {
+                    // No answer: the broker may have written it.
+                    d.batch.possibly_persisted = true;
                     self.retry_or_fail(d, e.clone(), now);
                 }
                 return;
@@ -474,6 +508,14 @@ impl Inner {
                 self.metadata.request_refresh();
             }
             if code.is_retriable() {
+                let mut d = d;
+                // Written by the leader, not yet by enough replicas; or timed out while waiting.
+                if matches!(
+                    code,
+                    ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND | ErrorCode::REQUEST_TIMED_OUT
+                ) {
+                    d.batch.possibly_persisted = true;
+                }
                 self.retry_or_fail(d, error, now);
             } else {
                 self.accumulator.fail(d, error);
@@ -523,7 +565,6 @@ fn nanos_now() -> u64 {
 fn produce_request(batches: &mut [Drained], acks: Acks, timeout: Duration) -> ProduceRequest {
     let mut topics: Vec<TopicProduceData> = Vec::new();
     for d in batches.iter_mut() {
-        d.batch.sent = true;
         let data = PartitionProduceData::default()
             .with_index(d.partition)
             .with_records(Some(d.batch.bytes()));

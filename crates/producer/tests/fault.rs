@@ -489,11 +489,9 @@ async fn a_partition_without_a_leader_waits_for_one() {
     }
 }
 
-/// The second bootstrap server would answer, but the producer gives up after the first one
-/// accepted the connection and then lost the Metadata answer: `Inner::any_connection` returns the
-/// first connection that opens, and `refresh_metadata`'s failure on it ends `Producer::new`.
+/// The first bootstrap server accepts the connection and then loses the Metadata answer: the
+/// producer moves on to the second one (`Inner::on_any_broker`).
 #[tokio::test]
-#[ignore = "producer bug: Producer::new does not move on to the next bootstrap server when Metadata fails on the first"]
 async fn bootstrap_moves_on_when_a_server_loses_the_metadata_answer() {
     let first = broker(1).await;
     let second = broker(1).await;
