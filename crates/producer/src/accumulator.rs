@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_producer_protocol::batch::{BatchBuilder, BatchParams, Compression, Header};
+use kafka_producer_protocol::batch::{
+    BatchBuilder, BatchParams, Compression, Header, RECORD_BATCH_OVERHEAD,
+};
 use tokio::sync::Semaphore;
 
 use crate::delivery::{BatchAck, BatchOutcome, DeliveryFuture};
@@ -594,6 +596,85 @@ impl Accumulator {
         })
     }
 
+    /// The broker refused the batch as too large (MESSAGE_TOO_LARGE): splits it, in order, into
+    /// parts of at most half its size, which go back to the front of the queue. Their records
+    /// keep their sequence numbers, so later batches stay valid. Hands the batch back when it
+    /// cannot be split (a single record): the caller then fails it.
+    pub(crate) fn split(&self, d: Drained) -> Option<Drained> {
+        let bytes = d.batch.bytes();
+        let decoded = match kafka_producer_protocol::decode_batches(&bytes) {
+            Ok(mut batches) if d.batch.record_count > 1 && batches.len() == 1 => batches.remove(0),
+            _ => return Some(d),
+        };
+        let limit = (bytes.len() / 2).max(RECORD_BATCH_OVERHEAD + 1);
+        // (index of the first record, builder) of each part.
+        let mut parts: Vec<(u32, BatchBuilder)> = Vec::new();
+        for (i, r) in decoded.records.iter().enumerate() {
+            let (key, value) = (r.key.as_deref(), r.value.as_deref());
+            let appended = parts
+                .last_mut()
+                .and_then(|(_, b)| b.try_append(r.timestamp, key, value, &r.headers, limit));
+            if appended.is_none() {
+                let mut b = BatchBuilder::new(limit);
+                b.try_append(r.timestamp, key, value, &r.headers, limit)
+                    .expect("an empty batch takes any record");
+                parts.push((i as u32, b));
+            }
+        }
+        let Drained {
+            batch: parent,
+            queue,
+            ..
+        } = d;
+        let mut outcomes = Vec::with_capacity(parts.len());
+        let mut batches = Vec::with_capacity(parts.len());
+        let mut incomplete = self.incomplete.lock().unwrap_or_else(|e| e.into_inner());
+        incomplete.remove(&parent.id);
+        for (n, (start, builder)) in parts.into_iter().enumerate() {
+            let record_count = builder.record_count() as usize;
+            let outcome = Arc::new(BatchOutcome::default());
+            let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
+            incomplete.insert(id, outcome.clone());
+            outcomes.push((start, outcome.clone()));
+            let mut part = ProducerBatch {
+                id,
+                builder: Some(builder),
+                sealed: None,
+                closed: true,
+                record_count,
+                created: parent.created,
+                outcome,
+                // The parent's memory goes with the first part.
+                reserved: if n == 0 { parent.reserved } else { 0 },
+                attempts: parent.attempts,
+                sequence: None,
+                possibly_persisted: false,
+                last_error: parent.last_error.clone(),
+            };
+            if let Some(seq) = parent.sequence {
+                let producer = ProducerIdEpoch {
+                    id: decoded.producer_id,
+                    epoch: decoded.producer_epoch,
+                };
+                let seq = next_sequence(seq, start as usize);
+                part.seal(self.compression, Some((producer, seq)));
+            }
+            batches.push(part);
+        }
+        drop(incomplete);
+        parent.outcome.split(outcomes);
+        let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.in_flight = queue.in_flight.saturating_sub(1);
+        for part in batches.into_iter().rev() {
+            if part.sequence.is_some() {
+                queue.reinsert(part);
+            } else {
+                queue.batches.push_front(part);
+            }
+        }
+        None
+    }
+
     /// Reports, once, that a sequenced batch failed for good since the last call.
     pub(crate) fn take_sequence_gap(&self) -> bool {
         self.sequence_gap.swap(false, Ordering::AcqRel)
@@ -983,5 +1064,53 @@ mod tests {
         let third = a.drain(&c, 1, 1 << 20, now, Some(p1));
         assert_eq!(seq_of(&third[0]), (1, 1));
         assert!(a.is_next_expected(&third[0]));
+    }
+
+    #[tokio::test]
+    async fn a_split_batch_keeps_order_sequences_and_each_records_offset() {
+        let a = Accumulator::new(
+            1 << 20,
+            Duration::ZERO,
+            Duration::from_secs(10),
+            1 << 22,
+            Compression::None,
+            5,
+        );
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let now = Instant::now();
+        let p0 = ProducerIdEpoch { id: 3, epoch: 2 };
+        let futures: Vec<_> = (0..10u8).map(|i| add(&a, &tq, 0, &[i; 100], now)).collect();
+        let d = a.drain(&c, 1, 1 << 22, now, Some(p0)).pop().unwrap();
+        assert_eq!(d.batch.sequence, Some(0));
+        assert!(a.split(d).is_none(), "ten records split");
+        let mut parts = Vec::new();
+        while let Some(d) = a.drain(&c, 1, 1 << 22, now, Some(p0)).pop() {
+            parts.push(d);
+            // Parts carry sequences: like retries, they go one at a time.
+            let d = parts.last().unwrap();
+            let decoded = &kafka_producer_protocol::decode_batches(&d.batch.bytes()).unwrap()[0];
+            assert_eq!((decoded.producer_id, decoded.producer_epoch), (3, 2));
+            let first = decoded.records[0].value.as_ref().unwrap()[0];
+            assert_eq!(
+                decoded.base_sequence,
+                i32::from(first),
+                "sequence = record number"
+            );
+            let base = 100 + i64::from(first);
+            let d = parts.pop().unwrap();
+            a.complete(
+                d,
+                BatchAck {
+                    base_offset: Some(base),
+                    log_append_time: None,
+                },
+            );
+        }
+        for (i, f) in futures.into_iter().enumerate() {
+            assert_eq!(f.await.unwrap().offset, Some(100 + i as i64));
+        }
+        assert!(!a.has_incomplete());
+        assert_eq!(a.pending_records(), 0);
     }
 }

@@ -192,48 +192,37 @@ impl Connection {
         req: &R,
         version: i16,
     ) -> Result<R::Response, Error> {
+        self.start(req, version)?.response::<R>().await
+    }
+
+    /// Queues a request for writing and returns at once. Requests go on the wire in the order
+    /// of these calls, which is what keeps a partition's batches in order on one connection.
+    pub(crate) fn start<R: Request>(&self, req: &R, version: i16) -> Result<PendingCall, Error> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let correlation_id = self.enqueue(req, version, Some(reply_tx), None)?;
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let _guard = InFlightGuard(&self.in_flight);
-        let frame = match tokio::time::timeout(self.request_timeout, reply_rx).await {
-            Ok(Ok(frame)) => frame?,
-            Ok(Err(_)) => return Err(self.network_error("connection closed")),
-            Err(_) => {
-                self.shared.close("request timed out");
-                return Err(self.network_error(&format!(
-                    "no answer within request.timeout.ms ({} ms); connection closed",
-                    self.request_timeout.as_millis()
-                )));
-            }
-        };
-        let (cid, response) = frame::decode_response::<R>(frame, version).map_err(|e| {
-            self.shared.close("undecodable response");
-            Error::Protocol {
-                broker: self.addr().to_string(),
-                message: format!("cannot decode {} response v{version}: {e}", api_name::<R>()),
-            }
-        })?;
-        if cid != correlation_id {
-            self.shared.close("correlation id mismatch");
-            return Err(Error::Protocol {
-                broker: self.addr().to_string(),
-                message: format!("expected correlation id {correlation_id}, got {cid}"),
-            });
-        }
-        Ok(response)
+        Ok(PendingCall {
+            conn: self.clone(),
+            correlation_id,
+            version,
+            reply: reply_rx,
+        })
     }
 
-    /// Sends a request that gets no response (Produce with acks=0); resolves once written.
-    pub(crate) async fn send_only<R: Request>(&self, req: &R, version: i16) -> Result<(), Error> {
+    /// Queues a request that gets no response (Produce with acks=0); the receiver tells when it
+    /// was written.
+    pub(crate) fn start_send_only<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+    ) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
         let (written_tx, written_rx) = oneshot::channel();
         self.enqueue(req, version, None, Some(written_tx))?;
-        match written_rx.await {
-            Ok(result) => result,
-            Err(_) => Err(self.network_error("connection closed")),
-        }
+        Ok(written_rx)
     }
 
+    /// Takes a correlation id, encodes, registers the reply and hands the bytes to the writer,
+    /// all under one lock: the wire order is the correlation id order, which the reader checks.
     fn enqueue<R: Request>(
         &self,
         req: &R,
@@ -241,6 +230,14 @@ impl Connection {
         reply: Option<Reply>,
         written: Option<oneshot::Sender<Result<(), Error>>>,
     ) -> Result<i32, Error> {
+        let mut pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if pending.closed {
+            return Err(self.network_error("connection closed"));
+        }
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let mut bytes = BytesMut::new();
         frame::encode_request(
@@ -255,14 +252,6 @@ impl Connection {
             message: format!("cannot encode {} v{version}: {e}", api_name::<R>()),
         })?;
         if let Some(reply) = reply {
-            let mut pending = self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if pending.closed {
-                return Err(self.network_error("connection closed"));
-            }
             pending.replies.insert(correlation_id, reply);
         }
         self.tx
@@ -284,11 +273,51 @@ impl Connection {
     }
 }
 
-struct InFlightGuard<'a>(&'a AtomicUsize);
+/// A request on the wire, waiting for its answer. Dropping it forgets the answer.
+pub(crate) struct PendingCall {
+    conn: Connection,
+    correlation_id: i32,
+    version: i16,
+    reply: oneshot::Receiver<Result<BytesMut, Error>>,
+}
 
-impl Drop for InFlightGuard<'_> {
+impl PendingCall {
+    /// The response, at most `request.timeout.ms` after the request was queued.
+    pub(crate) async fn response<R: Request>(mut self) -> Result<R::Response, Error> {
+        let conn = &self.conn;
+        let version = self.version;
+        let frame = match tokio::time::timeout(conn.request_timeout, &mut self.reply).await {
+            Ok(Ok(frame)) => frame?,
+            Ok(Err(_)) => return Err(conn.network_error("connection closed")),
+            Err(_) => {
+                conn.shared.close("request timed out");
+                return Err(conn.network_error(&format!(
+                    "no answer within request.timeout.ms ({} ms); connection closed",
+                    conn.request_timeout.as_millis()
+                )));
+            }
+        };
+        let (cid, response) = frame::decode_response::<R>(frame, version).map_err(|e| {
+            conn.shared.close("undecodable response");
+            Error::Protocol {
+                broker: conn.addr().to_string(),
+                message: format!("cannot decode {} response v{version}: {e}", api_name::<R>()),
+            }
+        })?;
+        if cid != self.correlation_id {
+            conn.shared.close("correlation id mismatch");
+            return Err(Error::Protocol {
+                broker: conn.addr().to_string(),
+                message: format!("expected correlation id {}, got {cid}", self.correlation_id),
+            });
+        }
+        Ok(response)
+    }
+}
+
+impl Drop for PendingCall {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -1,7 +1,8 @@
 //! The outcome of a batch, shared by the handles of all its records.
 //!
 //! One [`BatchOutcome`] is allocated per batch, not per record: a [`DeliveryFuture`] is the batch's
-//! outcome plus the record's index in it, so its offset is `base_offset + index`.
+//! outcome plus the record's index in it, so its offset is `base_offset + index`. A batch the
+//! broker found too large is split; its outcome then points at the outcomes of the parts.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,9 +21,18 @@ pub(crate) struct BatchAck {
     pub(crate) log_append_time: Option<i64>,
 }
 
+/// How a batch ended.
+#[derive(Clone)]
+pub(crate) enum Resolution {
+    /// Acknowledged or failed as a whole.
+    Done(Result<BatchAck, Error>),
+    /// Split into parts, each `(index of its first record in this batch, its outcome)`, in order.
+    Split(Arc<[(u32, Arc<BatchOutcome>)]>),
+}
+
 #[derive(Default)]
 struct State {
-    result: Option<Result<BatchAck, Error>>,
+    result: Option<Resolution>,
     wakers: Vec<Option<Waker>>,
 }
 
@@ -35,6 +45,15 @@ pub(crate) struct BatchOutcome {
 impl BatchOutcome {
     /// Records the outcome and wakes every waiting handle. Only the first call counts.
     pub(crate) fn complete(&self, result: Result<BatchAck, Error>) {
+        self.resolve(Resolution::Done(result));
+    }
+
+    /// Hands the batch's records over to the outcomes of its parts.
+    pub(crate) fn split(&self, parts: Vec<(u32, Arc<BatchOutcome>)>) {
+        self.resolve(Resolution::Split(parts.into()));
+    }
+
+    fn resolve(&self, result: Resolution) {
         let wakers = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if state.result.is_some() {
@@ -49,11 +68,7 @@ impl BatchOutcome {
     }
 
     /// The outcome if known; otherwise registers `waker` in `slot` (reusing the slot on re-polls).
-    fn poll_result(
-        &self,
-        waker: &Waker,
-        slot: &mut Option<usize>,
-    ) -> Option<Result<BatchAck, Error>> {
+    fn poll_result(&self, waker: &Waker, slot: &mut Option<usize>) -> Option<Resolution> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = &state.result {
             return Some(r.clone());
@@ -124,12 +139,49 @@ impl Future for DeliveryFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        match this.outcome.poll_result(cx.waker(), &mut this.slot) {
-            Some(Ok(ack)) => Poll::Ready(Ok(this.metadata(ack))),
-            Some(Err(e)) => Poll::Ready(Err(e)),
-            None => Poll::Pending,
+        loop {
+            match this.outcome.poll_result(cx.waker(), &mut this.slot) {
+                Some(Resolution::Done(Ok(ack))) => return Poll::Ready(Ok(this.metadata(ack))),
+                Some(Resolution::Done(Err(e))) => return Poll::Ready(Err(e)),
+                // Follow the record into the part that holds it.
+                Some(Resolution::Split(parts)) => {
+                    let (start, part) = parts
+                        .iter()
+                        .rev()
+                        .find(|(start, _)| *start <= this.index)
+                        .expect("the first part starts at 0");
+                    this.index -= start;
+                    this.outcome = part.clone();
+                    this.slot = None;
+                }
+                None => return Poll::Pending,
+            }
         }
     }
+}
+
+/// Waits until a batch and, if it was split, every part of it has ended; the first failure, if any.
+pub(crate) async fn settled(outcome: Arc<BatchOutcome>) -> Result<(), Error> {
+    let mut pending = vec![outcome];
+    let mut first_error = None;
+    while let Some(outcome) = pending.pop() {
+        let resolution = std::future::poll_fn(|cx| {
+            let mut slot = None;
+            match outcome.poll_result(cx.waker(), &mut slot) {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        match resolution {
+            Resolution::Done(Ok(_)) => {}
+            Resolution::Done(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Resolution::Split(parts) => pending.extend(parts.iter().map(|(_, p)| p.clone())),
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 impl std::fmt::Debug for DeliveryFuture {

@@ -10,7 +10,7 @@ use kafka_producer_protocol::batch::{record_size_upper_bound, Header, RECORD_BAT
 
 use crate::accumulator::{Appended, TopicQueues};
 use crate::config::ProducerConfig;
-use crate::delivery::{BatchOutcome, DeliveryFuture};
+use crate::delivery::{settled, DeliveryFuture};
 use crate::error::{Error, Result};
 use crate::metadata::Cluster;
 use crate::partitioner::{partition_for_key, Partitioner};
@@ -371,7 +371,7 @@ async fn flush(inner: &Inner) -> Result<()> {
     let mut failed = 0;
     let mut first = None;
     for outcome in inner.accumulator.incomplete() {
-        if let Err(e) = wait(outcome).await {
+        if let Err(e) = settled(outcome).await {
             failed += 1;
             first.get_or_insert(e);
         }
@@ -383,10 +383,6 @@ async fn flush(inner: &Inner) -> Result<()> {
             first: Box::new(first),
         }),
     }
-}
-
-async fn wait(outcome: Arc<BatchOutcome>) -> Result<RecordMetadata> {
-    DeliveryFuture::new(outcome, Arc::from(""), 0, 0, 0).await
 }
 
 fn now_millis() -> i64 {

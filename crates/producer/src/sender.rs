@@ -380,12 +380,24 @@ impl Inner {
         };
         let acks = self.config.acks;
         let req = produce_request(&mut batches, acks, self.config.request_timeout);
+        // Queued here, in the sender task, so requests reach the wire in drain order.
+        let started = if acks == Acks::None {
+            conn.start_send_only(&req, version).map(Err)
+        } else {
+            conn.start(&req, version).map(Ok)
+        };
         let inner = self.clone();
         tokio::spawn(async move {
-            let result = if acks == Acks::None {
-                conn.send_only(&req, version).await.map(|()| None)
-            } else {
-                conn.call(&req, version).await.map(Some)
+            let result = match started {
+                Ok(Ok(call)) => call.response::<ProduceRequest>().await.map(Some),
+                Ok(Err(written)) => match written.await {
+                    Ok(result) => result.map(|()| None),
+                    Err(_) => Err(Error::Network {
+                        broker: conn.addr().to_string(),
+                        message: "connection closed".into(),
+                    }),
+                },
+                Err(e) => Err(e),
             };
             inner.handle_produce(batches, result);
             inner.wake.notify_one();
@@ -504,6 +516,13 @@ impl Inner {
                 code,
                 message: p.error_message.as_ref().map(|m| m.to_string()),
             };
+            // Too large for the broker (its max.message.bytes): split and resend, in order.
+            if code == ErrorCode::MESSAGE_TOO_LARGE {
+                if let Some(d) = self.accumulator.split(d) {
+                    self.accumulator.fail(d, error);
+                }
+                continue;
+            }
             if invalidates_metadata(code) {
                 self.metadata.request_refresh();
             }

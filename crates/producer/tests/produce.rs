@@ -550,3 +550,44 @@ impl Resolved for kafka_producer::BlockingDelivery {
         self.wait().unwrap().offset
     }
 }
+
+#[tokio::test]
+async fn a_batch_too_large_for_the_topic_is_split_and_resent_in_order() {
+    let Some(cluster) = cluster() else { return };
+    let t = Cluster::random_topic("split");
+    cluster.create_topic(&t, 1, 3, &[("max.message.bytes", "1500")]);
+    let mut c = config(&cluster);
+    c.set("linger.ms", "200").unwrap();
+    let producer = Producer::new(c).await.unwrap();
+    let mut futures = Vec::new();
+    for i in 0..60 {
+        let value = format!("{i:03}{}", "x".repeat(97));
+        futures.push(
+            producer
+                .send(ProducerRecord::new(&t).key("k").value(value))
+                .await
+                .unwrap(),
+        );
+    }
+    // One record alone larger than the topic allows (but under max.request.size) fails clearly.
+    let huge = producer
+        .send(ProducerRecord::new(&t).key("k").value("y".repeat(4000)))
+        .await
+        .unwrap();
+    producer.flush().await.ok();
+    let mut offsets = Vec::new();
+    for f in futures {
+        offsets.push(f.await.unwrap().offset.unwrap());
+    }
+    let e = huge.await.unwrap_err();
+    assert_eq!(e.code().map(|c| c.name()), Some("MESSAGE_TOO_LARGE"), "{e}");
+    let read = cluster.read_topic(&t);
+    assert_eq!(read.len(), 60);
+    for (i, r) in read.iter().enumerate() {
+        assert!(
+            r.value_str().unwrap().starts_with(&format!("{i:03}")),
+            "order"
+        );
+        assert_eq!(r.offset, offsets[i], "record {i} reported at its offset");
+    }
+}
