@@ -4,22 +4,29 @@
 //! module adds the size prefix, picks the header version each API and version needs,
 //! and turns kafka-protocol's errors into [`DecodeError`] / [`EncodeError`].
 //!
-//! # Limits
+//! # Allocation safety
 //!
 //! kafka-protocol 0.18 pre-allocates arrays from the element count on the wire (its
 //! `Array` decoders call `Vec::with_capacity(n)`), so a corrupt or hostile frame can make
-//! it ask for a very large allocation, which aborts the process if it fails. `split_frame`
-//! bounds the frame size but not those counts; the fix has to land upstream.
+//! it ask for a very large allocation, which aborts the process when it fails. The
+//! responses the producer reads (ApiVersions, Metadata, Produce, InitProducerId, every
+//! version kafka-protocol has) are therefore walked by their schema first (the private
+//! `response` module) and reach kafka-protocol only when every count fits in the frame.
+//! Other responses, which only test tools decode, go to kafka-protocol unchecked, as do
+//! request bodies (`decode_request_body`, `broker` feature, for test brokers).
 
 use std::fmt;
 use std::ops::Deref;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::buf::NotEnoughBytesError;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
 
 use crate::error::{DecodeError, EncodeError};
+use crate::response::Response;
 
 /// Bytes of the size prefix in front of every frame.
 const SIZE_LEN: usize = 4;
@@ -87,6 +94,11 @@ pub fn correlation_id(frame: &[u8]) -> Result<i32, DecodeError> {
 /// Decodes a response frame: header (version from `R::Response::header_version(version)`)
 /// then body; trailing bytes are an error. Returns the correlation id and the body.
 ///
+/// Total for ApiVersions, Metadata, Produce and InitProducerId responses: any input gives
+/// a value or an error, and no allocation is sized beyond what the frame holds (see the
+/// module docs). A count or length that points past the end of the frame is
+/// [`DecodeError::Truncated`], like a frame cut short.
+///
 /// ApiVersions responses always use header v0 (KIP-511), and kafka-protocol's
 /// `ApiVersionsResponse::header_version` does return 0 for every version, so no special
 /// case is needed here. For the body-version fallback ApiVersions also needs, use
@@ -95,7 +107,7 @@ pub fn decode_response<R: Request>(
     frame: BytesMut,
     version: i16,
 ) -> Result<(i32, R::Response), DecodeError> {
-    decode_response_bytes::<R::Response>(frame.freeze(), version)
+    decode_response_bytes::<R>(frame.freeze(), version)
 }
 
 /// Decodes an ApiVersions response frame, falling back to version 0 like the Java client.
@@ -109,8 +121,10 @@ pub fn decode_api_versions_response(
     version: i16,
 ) -> Result<(i32, ApiVersionsResponse), DecodeError> {
     let frame = frame.freeze();
-    match decode_response_bytes::<ApiVersionsResponse>(frame.clone(), version) {
-        Err(e) if version > 0 => decode_response_bytes(frame, 0).map_err(|_| e),
+    match decode_response_bytes::<ApiVersionsRequest>(frame.clone(), version) {
+        Err(e) if version > 0 => {
+            decode_response_bytes::<ApiVersionsRequest>(frame, 0).map_err(|_| e)
+        }
         result => result,
     }
 }
@@ -177,19 +191,24 @@ pub fn encode_response<M: Encodable + HeaderVersion + Message>(
     })
 }
 
-fn decode_response_bytes<M: Decodable + HeaderVersion + Message>(
+/// Decodes the response to an `R` request, checking it first if [`Response`] covers it.
+fn decode_response_bytes<R: Request>(
     mut frame: Bytes,
     version: i16,
-) -> Result<(i32, M), DecodeError> {
-    check_version::<M>(version).map_err(DecodeError::Message)?;
-    let header = ResponseHeader::decode(&mut frame, M::header_version(version)).map_err(|e| {
+) -> Result<(i32, R::Response), DecodeError> {
+    check_version::<R::Response>(version).map_err(DecodeError::Message)?;
+    let header_version = R::Response::header_version(version);
+    if let Some(response) = Response::for_api_key(R::KEY) {
+        response.check_frame(version, header_version, &frame)?;
+    }
+    let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
         decode_error(
-            &format!("response header for {} v{version}", name::<M>()),
+            &format!("response header for {} v{version}", name::<R::Response>()),
             e,
         )
     })?;
-    let body = M::decode(&mut frame, version)
-        .map_err(|e| decode_error(&format!("{} v{version}", name::<M>()), e))?;
+    let body = R::Response::decode(&mut frame, version)
+        .map_err(|e| decode_error(&format!("{} v{version}", name::<R::Response>()), e))?;
     if frame.has_remaining() {
         return Err(DecodeError::TrailingBytes);
     }

@@ -43,6 +43,7 @@ pub mod batch;
 pub mod error;
 pub mod frame;
 pub mod murmur2;
+mod response;
 pub mod varint;
 
 pub use kafka_protocol;

@@ -1,0 +1,739 @@
+//! The checks against kafka-protocol's own encoders and decoders, and against hostile bytes.
+//!
+//! A test here that let kafka-protocol reserve memory from a corrupt count would not fail:
+//! the allocation would abort the whole test binary. So these tests passing is the proof.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
+};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, BrokerId, InitProducerIdRequest,
+    InitProducerIdResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    ProducerId, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::buf::NotEnoughBytesError;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+use proptest::strategy::{BoxedStrategy, Just, Strategy};
+
+use super::Response;
+use crate::error::DecodeError;
+use crate::frame::{decode_api_versions_response, decode_response};
+
+const ALL: [Response; 4] = [
+    Response::ApiVersions,
+    Response::Metadata,
+    Response::Produce,
+    Response::InitProducerId,
+];
+
+// ---- running a frame through every decoder ----
+
+/// Decodes `frame` as the response `api` at `version` through the public entry point.
+fn decode(api: Response, version: i16, frame: &[u8]) -> Result<(), DecodeError> {
+    let frame = BytesMut::from(frame);
+    match api {
+        Response::ApiVersions => {
+            let direct = decode_response::<ApiVersionsRequest>(frame.clone(), version).map(drop);
+            let fallback = decode_api_versions_response(frame, version).map(drop);
+            direct.and(fallback)
+        }
+        Response::Metadata => decode_response::<MetadataRequest>(frame, version).map(drop),
+        Response::Produce => decode_response::<ProduceRequest>(frame, version).map(drop),
+        Response::InitProducerId => {
+            decode_response::<InitProducerIdRequest>(frame, version).map(drop)
+        }
+    }
+}
+
+fn header_version(api: Response, version: i16) -> i16 {
+    match api {
+        Response::ApiVersions => ApiVersionsResponse::header_version(version),
+        Response::Metadata => MetadataResponse::header_version(version),
+        Response::Produce => ProduceResponse::header_version(version),
+        Response::InitProducerId => InitProducerIdResponse::header_version(version),
+    }
+}
+
+/// What kafka-protocol alone makes of a frame: the bytes it leaves over, or whether it
+/// ran out. Only ever called on frames the walk accepted.
+fn raw_decode<M: Decodable + HeaderVersion>(frame: &[u8], version: i16) -> Result<usize, bool> {
+    let mut bytes = Bytes::copy_from_slice(frame);
+    ResponseHeader::decode(&mut bytes, M::header_version(version))
+        .map_err(|e| e.is::<NotEnoughBytesError>() || e.is::<bytes::TryGetError>())?;
+    M::decode(&mut bytes, version)
+        .map_err(|e| e.is::<NotEnoughBytesError>() || e.is::<bytes::TryGetError>())?;
+    Ok(bytes.remaining())
+}
+
+/// Whenever the walk accepts a frame, kafka-protocol must read exactly the bytes walked:
+/// it never runs out and never leaves any over. (It may still refuse the contents, e.g.
+/// a string that is not UTF-8.)
+fn check_agrees(api: Response, version: i16, frame: &[u8]) {
+    if api
+        .check_frame(version, header_version(api, version), frame)
+        .is_err()
+    {
+        return;
+    }
+    let raw = match api {
+        Response::ApiVersions => raw_decode::<ApiVersionsResponse>(frame, version),
+        Response::Metadata => raw_decode::<MetadataResponse>(frame, version),
+        Response::Produce => raw_decode::<ProduceResponse>(frame, version),
+        Response::InitProducerId => raw_decode::<InitProducerIdResponse>(frame, version),
+    };
+    assert!(
+        matches!(raw, Ok(0) | Err(false)),
+        "{api:?} v{version}: walk accepted {frame:02x?}, kafka-protocol says {raw:?}"
+    );
+}
+
+// ---- building frames with kafka-protocol ----
+
+/// Header (with `header_tags` if its version has tagged fields) then `body` at `version`.
+fn encode_frame<M: Encodable + HeaderVersion>(
+    body: &M,
+    version: i16,
+    header_tags: BTreeMap<i32, Bytes>,
+) -> Vec<u8> {
+    let header_version = M::header_version(version);
+    let mut header = ResponseHeader::default().with_correlation_id(7);
+    if header_version >= 1 {
+        header.unknown_tagged_fields = header_tags;
+    }
+    let mut frame = BytesMut::new();
+    header.encode(&mut frame, header_version).unwrap();
+    body.encode(&mut frame, version)
+        .unwrap_or_else(|e| panic!("encoding v{version}: {e:#}"));
+    frame.to_vec()
+}
+
+/// The round trip, every truncation, a trailing byte, and huge counts spliced in anywhere.
+fn check_round_trip<R>(api: Response, resp: &R::Response, version: i16, frame: &[u8])
+where
+    R: Request,
+    R::Response: PartialEq + Debug,
+{
+    let (id, decoded) = decode_response::<R>(BytesMut::from(frame), version)
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: {e} for {resp:?}"));
+    assert_eq!(id, 7);
+    assert_eq!(&decoded, resp, "{api:?} v{version}");
+
+    for len in 0..frame.len() {
+        assert!(
+            decode(api, version, &frame[..len]).is_err(),
+            "{api:?} v{version}: prefix of {len} of {} bytes decoded",
+            frame.len()
+        );
+    }
+    let mut trailing = frame.to_vec();
+    trailing.push(0);
+    assert!(matches!(
+        decode_response::<R>(BytesMut::from(&trailing[..]), version),
+        Err(DecodeError::TrailingBytes)
+    ));
+
+    // The largest compact count (2^32 - 2, the bug report's body) and the largest classic
+    // one, over every position: wherever a count sits, the walk has to catch it.
+    for pattern in [
+        &[0xff, 0xff, 0xff, 0xff, 0x07][..],
+        &[0x7f, 0xff, 0xff, 0xff],
+    ] {
+        for at in 0..frame.len() {
+            let mut corrupt = frame.to_vec();
+            let end = (at + pattern.len()).min(corrupt.len());
+            corrupt.splice(at..end, pattern.iter().copied());
+            let _ = decode(api, version, &corrupt);
+            check_agrees(api, version, &corrupt);
+        }
+    }
+}
+
+// ---- random responses, with only the fields each version has ----
+
+fn text() -> impl Strategy<Value = StrBytes> {
+    "[a-z0-9._ é-]{0,10}".prop_map(StrBytes::from_string)
+}
+
+fn nullable_text() -> impl Strategy<Value = Option<StrBytes>> {
+    proptest::option::of(text())
+}
+
+fn topic_name() -> impl Strategy<Value = TopicName> {
+    text().prop_map(TopicName)
+}
+
+/// Unknown tagged fields for a flexible struct; none otherwise. Tags from 10 up stay
+/// clear of the ones the schemas define.
+fn tags(flexible: bool) -> impl Strategy<Value = BTreeMap<i32, Bytes>> {
+    let count = if flexible { 0..3 } else { 0..1 };
+    btree_map(
+        10..200i32,
+        vec(any::<u8>(), 0..5).prop_map(Bytes::from),
+        count,
+    )
+}
+
+/// `strategy` from version `first` on, `default` before (the field is not on the wire).
+fn since<T: Clone + Debug + 'static>(
+    version: i16,
+    first: i16,
+    default: T,
+    strategy: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<T> {
+    if version >= first {
+        strategy.boxed()
+    } else {
+        Just(default).boxed()
+    }
+}
+
+/// A topic carrying `bytes` as its id. kafka-protocol does not re-export `uuid` and this
+/// crate does not depend on it, so ids are made by decoding one.
+fn uuid_carrier(bytes: [u8; 16]) -> MetadataResponseTopic {
+    let mut wire = vec![0, 0, 1]; // ErrorCode, Name "" (compact)
+    wire.extend_from_slice(&bytes);
+    wire.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0]); // IsInternal, no partitions, ops, no tags
+    MetadataResponseTopic::decode(&mut Bytes::from(wire), 10).unwrap()
+}
+
+fn api_versions_response(v: i16) -> impl Strategy<Value = ApiVersionsResponse> {
+    let flexible = v >= 3;
+    let api_version = (any::<[i16; 3]>(), tags(flexible)).prop_map(|([key, min, max], tags)| {
+        ApiVersion::default()
+            .with_api_key(key)
+            .with_min_version(min)
+            .with_max_version(max)
+            .with_unknown_tagged_fields(tags)
+    });
+    let supported = (text(), any::<[i16; 2]>(), tags(true)).prop_map(|(name, [min, max], t)| {
+        SupportedFeatureKey::default()
+            .with_name(name)
+            .with_min_version(min)
+            .with_max_version(max)
+            .with_unknown_tagged_fields(t)
+    });
+    let finalized = (text(), any::<[i16; 2]>(), tags(true)).prop_map(|(name, [max, min], t)| {
+        FinalizedFeatureKey::default()
+            .with_name(name)
+            .with_max_version_level(max)
+            .with_min_version_level(min)
+            .with_unknown_tagged_fields(t)
+    });
+    (
+        any::<i16>(),
+        vec(api_version, 0..4),
+        since(v, 1, 0, any::<i32>()),
+        since(v, 3, vec![], vec(supported, 0..3)),
+        since(v, 3, -1, any::<i64>()),
+        since(v, 3, vec![], vec(finalized, 0..3)),
+        since(v, 3, false, any::<bool>()),
+        tags(flexible),
+    )
+        .prop_map(
+            |(error, keys, throttle, supported, epoch, finalized, zk, tags)| {
+                ApiVersionsResponse::default()
+                    .with_error_code(error)
+                    .with_api_keys(keys)
+                    .with_throttle_time_ms(throttle)
+                    .with_supported_features(supported)
+                    .with_finalized_features_epoch(epoch)
+                    .with_finalized_features(finalized)
+                    .with_zk_migration_ready(zk)
+                    .with_unknown_tagged_fields(tags)
+            },
+        )
+}
+
+fn metadata_response(v: i16) -> impl Strategy<Value = MetadataResponse> {
+    let flexible = v >= 9;
+    let broker = (
+        any::<i32>(),
+        text(),
+        any::<i32>(),
+        since(v, 1, None, nullable_text()),
+        tags(flexible),
+    )
+        .prop_map(|(id, host, port, rack, tags)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(host)
+                .with_port(port)
+                .with_rack(rack)
+                .with_unknown_tagged_fields(tags)
+        });
+    let brokers = || vec(any::<i32>().prop_map(BrokerId), 0..4);
+    let partition = (
+        (any::<i16>(), any::<i32>(), any::<i32>()),
+        since(v, 7, -1, any::<i32>()),
+        brokers(),
+        brokers(),
+        since(v, 5, vec![], brokers()),
+        tags(flexible),
+    )
+        .prop_map(
+            |((error, index, leader), epoch, replicas, isr, offline, tags)| {
+                MetadataResponsePartition::default()
+                    .with_error_code(error)
+                    .with_partition_index(index)
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch)
+                    .with_replica_nodes(replicas)
+                    .with_isr_nodes(isr)
+                    .with_offline_replicas(offline)
+                    .with_unknown_tagged_fields(tags)
+            },
+        );
+    let name = if v >= 12 {
+        proptest::option::of(topic_name()).boxed()
+    } else {
+        topic_name().prop_map(Some).boxed()
+    };
+    let topic = (
+        any::<i16>(),
+        name,
+        since(v, 10, None, any::<[u8; 16]>().prop_map(Some)),
+        since(v, 1, false, any::<bool>()),
+        vec(partition, 0..3),
+        since(v, 8, i32::MIN, any::<i32>()),
+        tags(flexible),
+    )
+        .prop_map(|(error, name, id, internal, partitions, ops, tags)| {
+            let mut topic = MetadataResponseTopic::default()
+                .with_error_code(error)
+                .with_name(name)
+                .with_is_internal(internal)
+                .with_partitions(partitions)
+                .with_topic_authorized_operations(ops)
+                .with_unknown_tagged_fields(tags);
+            if let Some(id) = id {
+                topic.topic_id = uuid_carrier(id).topic_id;
+            }
+            topic
+        });
+    let cluster_ops = if (8..=10).contains(&v) {
+        any::<i32>().boxed()
+    } else {
+        Just(i32::MIN).boxed()
+    };
+    (
+        since(v, 3, 0, any::<i32>()),
+        vec(broker, 0..3),
+        since(v, 2, None, nullable_text()),
+        since(v, 1, -1, any::<i32>()),
+        vec(topic, 0..3),
+        cluster_ops,
+        since(v, 13, 0, any::<i16>()),
+        tags(flexible),
+    )
+        .prop_map(
+            |(throttle, brokers, cluster, controller, topics, ops, error, tags)| {
+                MetadataResponse::default()
+                    .with_throttle_time_ms(throttle)
+                    .with_brokers(brokers)
+                    .with_cluster_id(cluster)
+                    .with_controller_id(BrokerId(controller))
+                    .with_topics(topics)
+                    .with_cluster_authorized_operations(ops)
+                    .with_error_code(error)
+                    .with_unknown_tagged_fields(tags)
+            },
+        )
+}
+
+fn produce_response(v: i16) -> impl Strategy<Value = ProduceResponse> {
+    let flexible = v >= 9;
+    let record_error = (any::<i32>(), nullable_text(), tags(flexible)).prop_map(|(i, m, t)| {
+        BatchIndexAndErrorMessage::default()
+            .with_batch_index(i)
+            .with_batch_index_error_message(m)
+            .with_unknown_tagged_fields(t)
+    });
+    let leader = (any::<[i32; 2]>(), tags(true)).prop_map(|([id, epoch], tags)| {
+        LeaderIdAndEpoch::default()
+            .with_leader_id(BrokerId(id))
+            .with_leader_epoch(epoch)
+            .with_unknown_tagged_fields(tags)
+    });
+    let partition = (
+        (any::<i32>(), any::<i16>(), any::<i64>(), any::<i64>()),
+        since(v, 5, -1, any::<i64>()),
+        since(v, 8, vec![], vec(record_error, 0..3)),
+        since(v, 8, None, nullable_text()),
+        since(v, 10, LeaderIdAndEpoch::default(), leader),
+        tags(flexible),
+    )
+        .prop_map(
+            |((index, error, base, append), start, errors, message, leader, tags)| {
+                PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_error_code(error)
+                    .with_base_offset(base)
+                    .with_log_append_time_ms(append)
+                    .with_log_start_offset(start)
+                    .with_record_errors(errors)
+                    .with_error_message(message)
+                    .with_current_leader(leader)
+                    .with_unknown_tagged_fields(tags)
+            },
+        );
+    let name = if v <= 12 {
+        topic_name().boxed()
+    } else {
+        Just(TopicName::default()).boxed()
+    };
+    let topic = (
+        name,
+        since(v, 13, None, any::<[u8; 16]>().prop_map(Some)),
+        vec(partition, 0..3),
+        tags(flexible),
+    )
+        .prop_map(|(name, id, partitions, tags)| {
+            let mut topic = TopicProduceResponse::default()
+                .with_name(name)
+                .with_partition_responses(partitions)
+                .with_unknown_tagged_fields(tags);
+            if let Some(id) = id {
+                topic.topic_id = uuid_carrier(id).topic_id;
+            }
+            topic
+        });
+    let endpoint = (
+        any::<i32>(),
+        text(),
+        any::<i32>(),
+        nullable_text(),
+        tags(true),
+    )
+        .prop_map(|(id, host, port, rack, tags)| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(host)
+                .with_port(port)
+                .with_rack(rack)
+                .with_unknown_tagged_fields(tags)
+        });
+    (
+        vec(topic, 0..3),
+        any::<i32>(),
+        since(v, 10, vec![], vec(endpoint, 0..3)),
+        tags(flexible),
+    )
+        .prop_map(|(topics, throttle, endpoints, tags)| {
+            ProduceResponse::default()
+                .with_responses(topics)
+                .with_throttle_time_ms(throttle)
+                .with_node_endpoints(endpoints)
+                .with_unknown_tagged_fields(tags)
+        })
+}
+
+fn init_producer_id_response(v: i16) -> impl Strategy<Value = InitProducerIdResponse> {
+    (
+        (any::<i32>(), any::<i16>(), any::<i64>(), any::<i16>()),
+        since(v, 6, -1, any::<i64>()),
+        since(v, 6, -1, any::<i16>()),
+        tags(v >= 2),
+    )
+        .prop_map(
+            |((throttle, error, id, epoch), ongoing_id, ongoing_epoch, tags)| {
+                InitProducerIdResponse::default()
+                    .with_throttle_time_ms(throttle)
+                    .with_error_code(error)
+                    .with_producer_id(ProducerId(id))
+                    .with_producer_epoch(epoch)
+                    .with_ongoing_txn_producer_id(ProducerId(ongoing_id))
+                    .with_ongoing_txn_producer_epoch(ongoing_epoch)
+                    .with_unknown_tagged_fields(tags)
+            },
+        )
+}
+
+/// A version of `api` and a response at it, plus header tags.
+fn versioned<S: Strategy + 'static>(
+    api: Response,
+    response: impl Fn(i16) -> S + 'static,
+) -> impl Strategy<Value = (i16, S::Value, BTreeMap<i32, Bytes>)> {
+    api.versions()
+        .prop_flat_map(move |v| (Just(v), response(v), tags(true)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn api_versions_round_trips((v, resp, header_tags) in versioned(Response::ApiVersions, api_versions_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<ApiVersionsRequest>(Response::ApiVersions, &resp, v, &frame);
+        let (_, via_fallback) = decode_api_versions_response(BytesMut::from(&frame[..]), v).unwrap();
+        prop_assert_eq!(via_fallback, resp);
+    }
+
+    #[test]
+    fn metadata_round_trips((v, resp, header_tags) in versioned(Response::Metadata, metadata_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<MetadataRequest>(Response::Metadata, &resp, v, &frame);
+    }
+
+    #[test]
+    fn produce_round_trips((v, resp, header_tags) in versioned(Response::Produce, produce_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<ProduceRequest>(Response::Produce, &resp, v, &frame);
+    }
+
+    #[test]
+    fn init_producer_id_round_trips((v, resp, header_tags) in versioned(Response::InitProducerId, init_producer_id_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<InitProducerIdRequest>(Response::InitProducerId, &resp, v, &frame);
+    }
+
+    /// Random bytes as every response at every version: an error or a value, never a
+    /// panic or an abort.
+    #[test]
+    fn random_bytes_never_panic(bytes in vec(any::<u8>(), 0..64)) {
+        for api in ALL {
+            for v in api.versions() {
+                let _ = decode(api, v, &bytes);
+                check_agrees(api, v, &bytes);
+            }
+        }
+    }
+
+    /// Valid frames with a few bytes changed reach much deeper than random bytes.
+    #[test]
+    fn mutated_frames_never_panic(
+        (v, resp, header_tags) in versioned(Response::Produce, produce_response),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut frame = encode_frame(&resp, v, header_tags);
+        for (at, byte) in edits {
+            let at = at.index(frame.len());
+            frame[at] = byte;
+        }
+        let _ = decode(Response::Produce, v, &frame);
+        check_agrees(Response::Produce, v, &frame);
+    }
+
+    #[test]
+    fn mutated_metadata_never_panics(
+        (v, resp, header_tags) in versioned(Response::Metadata, metadata_response),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut frame = encode_frame(&resp, v, header_tags);
+        for (at, byte) in edits {
+            let at = at.index(frame.len());
+            frame[at] = byte;
+        }
+        let _ = decode(Response::Metadata, v, &frame);
+        check_agrees(Response::Metadata, v, &frame);
+    }
+
+    #[test]
+    fn mutated_api_versions_never_panics(
+        (v, resp, header_tags) in versioned(Response::ApiVersions, api_versions_response),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut frame = encode_frame(&resp, v, header_tags);
+        for (at, byte) in edits {
+            let at = at.index(frame.len());
+            frame[at] = byte;
+        }
+        let _ = decode(Response::ApiVersions, v, &frame);
+        check_agrees(Response::ApiVersions, v, &frame);
+    }
+}
+
+// ---- the bug report, and the edges of the walk ----
+
+/// Correlation id 7, then an empty tagged-field section if the header has one.
+fn header(api: Response, version: i16) -> Vec<u8> {
+    let mut frame = vec![0, 0, 0, 7];
+    if header_version(api, version) >= 1 {
+        frame.push(0);
+    }
+    frame
+}
+
+#[test]
+fn the_reported_produce_body_is_truncated_not_an_abort() {
+    // A compact array count of 2^32 - 2 topics: kafka-protocol alone reserves ~200 GB.
+    for v in 9..=13 {
+        let mut frame = header(Response::Produce, v);
+        frame.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
+        assert!(
+            matches!(
+                decode_response::<ProduceRequest>(BytesMut::from(&frame[..]), v),
+                Err(DecodeError::Truncated)
+            ),
+            "v{v}"
+        );
+    }
+    // Before v9 the same bytes are a null array (-1), which Responses may not be.
+    for v in 3..=8 {
+        let mut frame = header(Response::Produce, v);
+        frame.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
+        assert!(
+            matches!(
+                decode_response::<ProduceRequest>(BytesMut::from(&frame[..]), v),
+                Err(DecodeError::InvalidLength(-1))
+            ),
+            "v{v}"
+        );
+    }
+}
+
+#[test]
+fn the_largest_count_in_each_first_array_is_truncated() {
+    for api in ALL {
+        for v in api.versions() {
+            let flexible = api.is_flexible(v);
+            let mut frame = header(api, v);
+            // The fields in front of each body's first array (InitProducerId has none:
+            // its only count is the tagged-field one).
+            let fixed = match api {
+                Response::ApiVersions => 2,
+                Response::Metadata if v >= 3 => 4,
+                Response::Metadata | Response::Produce => 0,
+                Response::InitProducerId if v >= 6 => 24,
+                Response::InitProducerId => 14,
+            };
+            frame.resize(frame.len() + fixed, 0);
+            if flexible {
+                frame.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+            } else {
+                frame.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+            }
+            let expected = if api == Response::InitProducerId && !flexible {
+                "TrailingBytes"
+            } else {
+                "Truncated"
+            };
+            let got = decode(api, v, &frame);
+            assert_eq!(
+                got.map_err(|e| format!("{e:?}")),
+                Err(expected.to_owned()),
+                "{api:?} v{v}"
+            );
+        }
+    }
+}
+
+#[test]
+fn lengths_and_varints_are_checked() {
+    let api = Response::Produce;
+    let decode9 = |body: &[u8]| {
+        let mut frame = header(api, 9);
+        frame.extend_from_slice(body);
+        decode(api, 9, &frame)
+    };
+    // One topic whose name claims 5 bytes of the 2 left.
+    assert!(matches!(
+        decode9(&[2, 6, b'a', b'b']),
+        Err(DecodeError::Truncated)
+    ));
+    // A null name (compact length 0) where the schema has no null.
+    assert!(matches!(
+        decode9(&[2, 0, 1, 0, 0, 0, 0, 0, 0]),
+        Err(DecodeError::InvalidLength(-1))
+    ));
+    // A count whose varint runs past 32 bits.
+    assert!(matches!(
+        decode9(&[0xff, 0xff, 0xff, 0xff, 0x10]),
+        Err(DecodeError::VarintOverflow)
+    ));
+    // Tagged fields claiming more entries than could fit.
+    assert!(matches!(
+        decode9(&[1, 0, 0, 0, 0, 5, 0, 0]),
+        Err(DecodeError::Truncated)
+    ));
+    // A classic string of negative length other than -1.
+    let mut frame = header(api, 8);
+    frame.extend_from_slice(&[0, 0, 0, 1, 0xff, 0xfe]);
+    assert!(matches!(
+        decode(api, 8, &frame),
+        Err(DecodeError::InvalidLength(-2))
+    ));
+}
+
+#[test]
+fn a_known_tagged_field_must_fill_its_size() {
+    let api = Response::Produce;
+    let resp = ProduceResponse::default().with_node_endpoints(vec![NodeEndpoint::default()
+        .with_node_id(BrokerId(1))
+        .with_host(StrBytes::from_static_str("h"))
+        .with_port(9092)]);
+    let frame = encode_frame(&resp, 10, BTreeMap::new());
+    // After the header: Responses (empty), ThrottleTimeMs, one tagged field, tag 0, size.
+    let size_at = header(api, 10).len() + 7;
+    assert_eq!(&frame[size_at - 7..size_at], &[1, 0, 0, 0, 0, 1, 0]);
+    let with_size = |delta: i8, after: &[u8]| {
+        let mut frame = frame.clone();
+        frame[size_at] = frame[size_at].wrapping_add_signed(delta);
+        frame.extend_from_slice(after);
+        decode(api, 10, &frame)
+    };
+    assert!(with_size(0, &[]).is_ok());
+    // Smaller than its contents: they run out.
+    assert!(matches!(with_size(-1, &[]), Err(DecodeError::Truncated)));
+    // Past the end of the frame.
+    assert!(matches!(with_size(1, &[]), Err(DecodeError::Truncated)));
+    // Taking in the next byte too: left over inside the field.
+    assert!(matches!(
+        with_size(1, &[0]),
+        Err(DecodeError::TrailingBytes)
+    ));
+}
+
+#[test]
+fn versions_and_flexibility_match_kafka_protocol() {
+    fn range<M: Message>() -> std::ops::RangeInclusive<i16> {
+        M::VERSIONS.min..=M::VERSIONS.max
+    }
+    assert_eq!(
+        Response::ApiVersions.versions(),
+        range::<ApiVersionsResponse>()
+    );
+    assert_eq!(Response::Metadata.versions(), range::<MetadataResponse>());
+    assert_eq!(Response::Produce.versions(), range::<ProduceResponse>());
+    assert_eq!(
+        Response::InitProducerId.versions(),
+        range::<InitProducerIdResponse>()
+    );
+    // Flexible responses use header v1, except ApiVersions (KIP-511).
+    for api in ALL {
+        for v in api.versions() {
+            let expected = i16::from(api.is_flexible(v) && api != Response::ApiVersions);
+            assert_eq!(header_version(api, v), expected, "{api:?} v{v}");
+        }
+    }
+    assert!(Response::ApiVersions.is_flexible(3));
+}
+
+#[test]
+fn unsupported_versions_are_errors() {
+    for api in ALL {
+        let below = *api.versions().start() - 1;
+        let above = *api.versions().end() + 1;
+        for v in [below, above] {
+            assert!(matches!(
+                api.check_frame(v, 0, &[0, 0, 0, 7]),
+                Err(DecodeError::Message(_))
+            ));
+        }
+    }
+    assert_eq!(Response::for_api_key(1), None); // Fetch
+    assert_eq!(Response::for_api_key(0), Some(Response::Produce));
+    assert_eq!(Response::for_api_key(-5), None);
+}
