@@ -28,6 +28,7 @@
 
 mod broker;
 mod cluster;
+mod proxy;
 mod record;
 
 pub use broker::{
@@ -35,4 +36,5 @@ pub use broker::{
     Storage, StoredRecord,
 };
 pub use cluster::{cluster, wait_until, Cluster, NodeOutage, PartitionInfo};
+pub use proxy::{Cut, FaultProxy};
 pub use record::ReadRecord;
