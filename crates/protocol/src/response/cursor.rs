@@ -105,7 +105,7 @@ impl<'a> Cursor<'a> {
     ///
     /// `known(tag, field)` walks a tag this version defines over exactly that field's bytes
     /// and returns `Ok(true)`, or returns `Ok(false)` for a tag it does not know, which is
-    /// skipped by its size as Kafka does. A known field must fill its size exactly:
+    /// skipped by its size as Kafka does. Tags must fit in an i32. A known field must fill its size exactly:
     /// kafka-protocol decodes known tags from the message bytes without looking at the
     /// size, so a size that disagrees with the contents would make it read other bytes
     /// than the ones walked here.
@@ -123,6 +123,14 @@ impl<'a> Cursor<'a> {
         }
         for _ in 0..count {
             let tag = self.unsigned_varint()?;
+            // Kafka's tags are non-negative Java ints; kafka-protocol keys unknown ones by
+            // i32 and its encoders skip negative keys, so a larger tag would not survive
+            // a round trip.
+            if i32::try_from(tag).is_err() {
+                return Err(DecodeError::Message(format!(
+                    "tagged field {tag} is over i32::MAX"
+                )));
+            }
             let size = self.unsigned_varint()?;
             let mut field = Cursor::new(self.take(to_usize(size))?, true);
             if known(tag, &mut field)? {

@@ -658,6 +658,11 @@ fn lengths_and_varints_are_checked() {
         decode9(&[1, 0, 0, 0, 0, 5, 0, 0]),
         Err(DecodeError::Truncated)
     ));
+    // A tag number beyond i32 (kafka-protocol could not encode it back).
+    assert!(matches!(
+        decode9(&[1, 0, 0, 0, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x08, 0]),
+        Err(DecodeError::Message(_))
+    ));
     // A classic string of negative length other than -1.
     let mut frame = header(api, 8);
     frame.extend_from_slice(&[0, 0, 0, 1, 0xff, 0xfe]);
