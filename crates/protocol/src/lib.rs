@@ -9,8 +9,9 @@
 //!
 //! Everything here takes bytes and returns bytes or typed errors, so it is tested in
 //! memory; decoders never panic on input and never size an allocation by a length from
-//! the wire alone (see [`frame::decode_response`] for the one exception, inside
-//! kafka-protocol).
+//! the wire alone: the responses the producer reads are walked by their schema before
+//! kafka-protocol decodes them (see [`frame::decode_response`]); only responses that test
+//! tools alone read go to kafka-protocol unchecked.
 //!
 //! ```
 //! use bytes::BytesMut;
