@@ -11,6 +11,7 @@
 mod perf;
 mod produce;
 mod report;
+mod settings;
 
 use std::process::ExitCode;
 

@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use kafka_producer::{
-    read_properties_file, DeliveryFuture, Producer, ProducerConfig, ProducerRecord,
-};
+use kafka_producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
 
 use stats::Stats;
@@ -109,16 +107,11 @@ pub(crate) fn run(args: PerfArgs) -> anyhow::Result<bool> {
 
 /// Builds the configuration in the documented order.
 fn config(args: &PerfArgs) -> Result<ProducerConfig, kafka_producer::Error> {
-    let mut config = ProducerConfig::new(&args.bootstrap_server);
-    if let Some(path) = &args.producer_config {
-        for (key, value) in read_properties_file(path)? {
-            config.set(&key, &value)?;
-        }
-    }
-    for (key, value) in &args.producer_props {
-        config.set(key, value)?;
-    }
-    config.set("bootstrap.servers", &args.bootstrap_server)?;
+    let config = crate::settings::producer_config(
+        &args.bootstrap_server,
+        args.producer_config.as_deref(),
+        &args.producer_props,
+    )?;
     config.validate()?;
     Ok(config)
 }

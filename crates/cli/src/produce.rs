@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use kafka_producer::{read_properties_file, Producer, ProducerConfig, ProducerRecord};
+use kafka_producer::{Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
 
 use crate::report::{self, Pending};
@@ -121,16 +121,11 @@ pub(crate) fn run(args: ProduceArgs) -> anyhow::Result<Summary> {
 
 /// Builds the configuration in the documented order.
 fn config(args: &ProduceArgs) -> Result<ProducerConfig, kafka_producer::Error> {
-    let mut config = ProducerConfig::new(&args.bootstrap_server);
-    if let Some(path) = &args.producer_config {
-        for (key, value) in read_properties_file(path)? {
-            config.set(&key, &value)?;
-        }
-    }
-    for (key, value) in &args.properties {
-        config.set(key, value)?;
-    }
-    config.set("bootstrap.servers", &args.bootstrap_server)?;
+    let mut config = crate::settings::producer_config(
+        &args.bootstrap_server,
+        args.producer_config.as_deref(),
+        &args.properties,
+    )?;
     if let Some(acks) = &args.acks {
         config.set("acks", acks)?;
     }

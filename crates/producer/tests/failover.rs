@@ -4,36 +4,15 @@
 //! there exactly once, in send order per partition, and that every record got an outcome.
 //! The names start with `disruptive_`: `scripts/test` runs them alone.
 
-use std::collections::HashMap;
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{check, produce_until, Tally, KEYS};
 use kafka_producer::{Error, Producer, ProducerConfig, ProducerRecord};
 use kafka_producer_testkit::{cluster, Cluster};
-
-const KEYS: usize = 6;
-
-/// What happened to every record, and what the broker holds.
-#[derive(Debug, Default)]
-struct Tally {
-    sent: usize,
-    acked: usize,
-    failed: usize,
-    lost: usize,
-    duplicated: usize,
-    reordered: usize,
-}
-
-impl std::fmt::Display for Tally {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "sent {}, acked {}, failed {}, lost {}, duplicated {}, reordered {}",
-            self.sent, self.acked, self.failed, self.lost, self.duplicated, self.reordered
-        )
-    }
-}
 
 fn config(cluster: &Cluster) -> ProducerConfig {
     let mut c = ProducerConfig::new(cluster.bootstrap());
@@ -47,78 +26,6 @@ fn topic(cluster: &Cluster, prefix: &str) -> String {
     let t = Cluster::random_topic(prefix);
     cluster.create_topic(&t, KEYS as i32, 3, &[("min.insync.replicas", "2")]);
     t
-}
-
-/// Sends numbered records until `stop`, then waits for every outcome.
-/// Returns, per record number, its outcome.
-async fn produce_until(
-    producer: Producer,
-    topic: String,
-    stop: Arc<AtomicBool>,
-) -> Vec<Result<i32, Error>> {
-    let mut futures = Vec::new();
-    let mut n = 0usize;
-    while !stop.load(Ordering::Acquire) {
-        let key = format!("key-{}", n % KEYS);
-        match producer
-            .send(ProducerRecord::new(&topic).key(key).value(n.to_string()))
-            .await
-        {
-            Ok(f) => futures.push(Ok(f)),
-            Err(e) => futures.push(Err(e)),
-        }
-        n += 1;
-        if n % 20 == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-    let mut outcomes = Vec::with_capacity(futures.len());
-    for f in futures {
-        outcomes.push(match f {
-            Ok(f) => f.await.map(|md| md.partition),
-            Err(e) => Err(e),
-        });
-    }
-    outcomes
-}
-
-/// Compares the outcomes with what the Java reader finds in the topic.
-fn check(cluster: &Cluster, topic: &str, outcomes: &[Result<i32, Error>]) -> Tally {
-    let read = cluster.read_topic(topic);
-    let mut tally = Tally {
-        sent: outcomes.len(),
-        ..Tally::default()
-    };
-    let mut copies: HashMap<usize, usize> = HashMap::new();
-    let mut last_in_partition: HashMap<i32, usize> = HashMap::new();
-    for r in &read {
-        let n: usize = r.value_str().unwrap().parse().unwrap();
-        *copies.entry(n).or_default() += 1;
-        if let Some(prev) = last_in_partition.insert(r.partition, n) {
-            if prev > n {
-                tally.reordered += 1;
-            }
-        }
-    }
-    for (n, outcome) in outcomes.iter().enumerate() {
-        let present = copies.get(&n).copied().unwrap_or(0);
-        match outcome {
-            Ok(_) => {
-                tally.acked += 1;
-                if present == 0 {
-                    tally.lost += 1;
-                }
-            }
-            Err(e) => {
-                tally.failed += 1;
-                eprintln!("record {n} failed: {e}");
-            }
-        }
-        if present > 1 {
-            tally.duplicated += present - 1;
-        }
-    }
-    tally
 }
 
 async fn leader_dies_repeatedly(hard: bool) -> Tally {
