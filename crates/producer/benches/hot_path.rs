@@ -1,6 +1,8 @@
-//! CPU cost of the produce hot path, without a network: encoding a record into its batch,
-//! sealing a batch (header + CRC32C), choosing a partition for a key, and encoding a
-//! ProduceRequest. `cargo bench -p kafka-producer --bench hot_path`.
+//! CPU cost of the produce hot path: encoding a record into its batch, sealing a batch
+//! (header + CRC32C), choosing a partition for a key, encoding a ProduceRequest (no network for
+//! these), and `Producer::send` itself against an in-process sink broker (the send loop is timed;
+//! the background sender runs meanwhile, as in real use). `cargo bench -p kafka-producer --bench
+//! hot_path`.
 
 #![allow(missing_docs)] // criterion_main! generates an undocumented `main`.
 
@@ -8,12 +10,13 @@ use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use kafka_producer::partition_for_key;
+use kafka_producer::{partition_for_key, Producer, ProducerConfig, ProducerRecord};
 use kafka_producer_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
 use kafka_producer_protocol::kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_producer_protocol::{frame, BatchBuilder, BatchParams};
+use kafka_producer_testkit::{FakeBroker, FakeConfig};
 
 /// `batch.size`'s default: the batch the producer fills before it starts another.
 const BATCH_SIZE: usize = 16_384;
@@ -128,5 +131,51 @@ fn encode_request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, finish, partition, encode_request);
+/// `Producer::send` per record, from the caller's side: partitioning, encoding into the batch,
+/// and the handle, with the sender shipping batches to a sink broker in the background. Each
+/// measurement ends with a flush outside the timed loop, so buffer.memory never fills.
+fn send(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let broker = runtime.block_on(FakeBroker::start(FakeConfig::sink(6)));
+    let mut group = c.benchmark_group("producer_send");
+    for (name, props) in [
+        ("100B_null_key", &[][..]),
+        ("100B_null_key_acks1", &[("acks", "1")][..]),
+    ] {
+        let mut config = ProducerConfig::new(&broker.addr());
+        config.set("linger.ms", "5").expect("linger.ms");
+        for (k, v) in props {
+            config.set(k, v).expect("property");
+        }
+        let producer = runtime.block_on(Producer::new(config)).expect("producer");
+        runtime
+            .block_on(producer.partition_count("bench"))
+            .expect("metadata");
+        let value = vec![b'x'; 100];
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        let record = ProducerRecord::<&[u8], &[u8]>::new("bench").value(&value[..]);
+                        drop(producer.send(record).await.expect("send"));
+                    }
+                    let elapsed = start.elapsed();
+                    producer.flush().await.expect("flush");
+                    elapsed
+                })
+            })
+        });
+        runtime
+            .block_on(producer.close(std::time::Duration::from_secs(5)))
+            .expect("close");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, append, finish, partition, encode_request, send);
 criterion_main!(benches);
