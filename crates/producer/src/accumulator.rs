@@ -309,7 +309,7 @@ impl Accumulator {
         value: Option<&[u8]>,
         headers: &[Header],
         reserved: Option<usize>,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Option<Appended> {
         let mut queue = tq.partitions[partition as usize]
             .lock()
@@ -322,7 +322,7 @@ impl Accumulator {
                     batch.record_count += 1;
                     let full = builder.size_in_bytes() >= self.batch_size;
                     batch.closed = full;
-                    let future = self.future(tq, partition, &batch.outcome, index, timestamp);
+                    let future = self.future(partition, &batch.outcome, index, timestamp);
                     if let Some(r) = reserved {
                         self.release(r);
                     }
@@ -340,7 +340,7 @@ impl Accumulator {
         let index = builder
             .try_append(timestamp, key, value, headers, self.batch_size)
             .expect("an empty batch takes any record");
-        let outcome = Arc::new(BatchOutcome::default());
+        let outcome = Arc::new(BatchOutcome::new(tq.name.clone()));
         let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
         self.incomplete
             .lock()
@@ -353,7 +353,8 @@ impl Accumulator {
             sealed: None,
             closed,
             record_count: 1,
-            created: now,
+            // Read only when a batch starts: the clock is not free, and a record needs none.
+            created: now(),
             outcome: outcome.clone(),
             reserved,
             attempts: 0,
@@ -362,27 +363,20 @@ impl Accumulator {
             last_error: None,
         });
         Some(Appended {
-            future: self.future(tq, partition, &outcome, index, timestamp),
+            future: self.future(partition, &outcome, index, timestamp),
             wake_sender: true,
         })
     }
 
     fn future(
         &self,
-        tq: &TopicQueues,
         partition: i32,
         outcome: &Arc<BatchOutcome>,
         index: u32,
         timestamp: i64,
     ) -> DeliveryFuture {
         self.pending_records.fetch_add(1, Ordering::Relaxed);
-        DeliveryFuture::new(
-            outcome.clone(),
-            tq.name.clone(),
-            partition,
-            index,
-            timestamp,
-        )
+        DeliveryFuture::new(outcome.clone(), partition, index, timestamp)
     }
 
     /// Takes `bytes` of buffer memory, waiting until `deadline` for room.
@@ -632,7 +626,7 @@ impl Accumulator {
         incomplete.remove(&parent.id);
         for (n, (start, builder)) in parts.into_iter().enumerate() {
             let record_count = builder.record_count() as usize;
-            let outcome = Arc::new(BatchOutcome::default());
+            let outcome = Arc::new(BatchOutcome::new(parent.outcome.topic().clone()));
             let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
             incomplete.insert(id, outcome.clone());
             outcomes.push((start, outcome.clone()));
@@ -811,10 +805,10 @@ mod tests {
     }
 
     fn add(a: &Accumulator, tq: &TopicQueues, p: i32, v: &[u8], now: Instant) -> DeliveryFuture {
-        match a.append(tq, p, 0, None, Some(v), &[], None, now) {
+        match a.append(tq, p, 0, None, Some(v), &[], None, || now) {
             Some(x) => x.future,
             None => {
-                a.append(tq, p, 0, None, Some(v), &[], Some(a.batch_size), now)
+                a.append(tq, p, 0, None, Some(v), &[], Some(a.batch_size), || now)
                     .unwrap()
                     .future
             }
@@ -896,7 +890,7 @@ mod tests {
         let now = Instant::now();
         assert!(a.reserve(100, now + Duration::from_secs(1)).await);
         let f = a
-            .append(&tq, 0, 5, None, Some(b"v"), &[], Some(100), now)
+            .append(&tq, 0, 5, None, Some(b"v"), &[], Some(100), || now)
             .unwrap()
             .future;
         assert_eq!(a.pending_records(), 1);

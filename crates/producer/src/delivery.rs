@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::Error;
@@ -30,19 +30,31 @@ pub(crate) enum Resolution {
     Split(Arc<[(u32, Arc<BatchOutcome>)]>),
 }
 
-#[derive(Default)]
-struct State {
-    result: Option<Resolution>,
-    wakers: Vec<Option<Waker>>,
-}
-
 /// The shared, write-once outcome of one batch.
-#[derive(Default)]
+///
+/// Once resolved, reading it takes no lock: a handle polled after its batch ended (the common
+/// case when a caller awaits many) costs one atomic load.
 pub(crate) struct BatchOutcome {
-    state: Mutex<State>,
+    topic: Arc<str>,
+    result: OnceLock<Resolution>,
+    /// Handles waiting for the outcome; set under this lock, so no waker is missed.
+    wakers: Mutex<Vec<Option<Waker>>>,
 }
 
 impl BatchOutcome {
+    /// The outcome of a new batch of `topic`.
+    pub(crate) fn new(topic: Arc<str>) -> Self {
+        BatchOutcome {
+            topic,
+            result: OnceLock::new(),
+            wakers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn topic(&self) -> &Arc<str> {
+        &self.topic
+    }
+
     /// Records the outcome and wakes every waiting handle. Only the first call counts.
     pub(crate) fn complete(&self, result: Result<BatchAck, Error>) {
         self.resolve(Resolution::Done(result));
@@ -55,12 +67,11 @@ impl BatchOutcome {
 
     fn resolve(&self, result: Resolution) {
         let wakers = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if state.result.is_some() {
+            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            if self.result.set(result).is_err() {
                 return;
             }
-            state.result = Some(result);
-            std::mem::take(&mut state.wakers)
+            std::mem::take(&mut *wakers)
         };
         for w in wakers.into_iter().flatten() {
             w.wake();
@@ -68,19 +79,23 @@ impl BatchOutcome {
     }
 
     /// The outcome if known; otherwise registers `waker` in `slot` (reusing the slot on re-polls).
-    fn poll_result(&self, waker: &Waker, slot: &mut Option<usize>) -> Option<Resolution> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = &state.result {
-            return Some(r.clone());
+    fn poll_result(&self, waker: &Waker, slot: &mut Option<usize>) -> Option<&Resolution> {
+        if let Some(r) = self.result.get() {
+            return Some(r);
+        }
+        let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        // Resolved between the look above and the lock: resolve sets it under this lock.
+        if let Some(r) = self.result.get() {
+            return Some(r);
         }
         match *slot {
-            Some(i) => match &mut state.wakers[i] {
+            Some(i) => match &mut wakers[i] {
                 Some(w) if w.will_wake(waker) => {}
                 entry => *entry = Some(waker.clone()),
             },
             None => {
-                *slot = Some(state.wakers.len());
-                state.wakers.push(Some(waker.clone()));
+                *slot = Some(wakers.len());
+                wakers.push(Some(waker.clone()));
             }
         }
         None
@@ -94,7 +109,6 @@ impl BatchOutcome {
 #[must_use = "a record's outcome is only known by awaiting its DeliveryFuture"]
 pub struct DeliveryFuture {
     outcome: Arc<BatchOutcome>,
-    topic: Arc<str>,
     partition: i32,
     index: u32,
     timestamp: i64,
@@ -104,14 +118,12 @@ pub struct DeliveryFuture {
 impl DeliveryFuture {
     pub(crate) fn new(
         outcome: Arc<BatchOutcome>,
-        topic: Arc<str>,
         partition: i32,
         index: u32,
         timestamp: i64,
     ) -> Self {
         DeliveryFuture {
             outcome,
-            topic,
             partition,
             index,
             timestamp,
@@ -126,7 +138,7 @@ impl DeliveryFuture {
 
     fn metadata(&self, ack: BatchAck) -> RecordMetadata {
         RecordMetadata {
-            topic: self.topic.to_string(),
+            topic: self.outcome.topic().clone(),
             partition: self.partition,
             offset: ack.base_offset.map(|base| base + i64::from(self.index)),
             timestamp: ack.log_append_time.unwrap_or(self.timestamp),
@@ -140,9 +152,9 @@ impl Future for DeliveryFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         loop {
-            match this.outcome.poll_result(cx.waker(), &mut this.slot) {
-                Some(Resolution::Done(Ok(ack))) => return Poll::Ready(Ok(this.metadata(ack))),
-                Some(Resolution::Done(Err(e))) => return Poll::Ready(Err(e)),
+            let part = match this.outcome.poll_result(cx.waker(), &mut this.slot) {
+                Some(Resolution::Done(Ok(ack))) => return Poll::Ready(Ok(this.metadata(*ack))),
+                Some(Resolution::Done(Err(e))) => return Poll::Ready(Err(e.clone())),
                 // Follow the record into the part that holds it.
                 Some(Resolution::Split(parts)) => {
                     let (start, part) = parts
@@ -151,11 +163,12 @@ impl Future for DeliveryFuture {
                         .find(|(start, _)| *start <= this.index)
                         .expect("the first part starts at 0");
                     this.index -= start;
-                    this.outcome = part.clone();
-                    this.slot = None;
+                    part.clone()
                 }
                 None => return Poll::Pending,
-            }
+            };
+            this.outcome = part;
+            this.slot = None;
         }
     }
 }
@@ -168,7 +181,7 @@ pub(crate) async fn settled(outcome: Arc<BatchOutcome>) -> Result<(), Error> {
         let resolution = std::future::poll_fn(|cx| {
             let mut slot = None;
             match outcome.poll_result(cx.waker(), &mut slot) {
-                Some(r) => Poll::Ready(r),
+                Some(r) => Poll::Ready(r.clone()),
                 None => Poll::Pending,
             }
         })
@@ -187,7 +200,7 @@ pub(crate) async fn settled(outcome: Arc<BatchOutcome>) -> Result<(), Error> {
 impl std::fmt::Debug for DeliveryFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryFuture")
-            .field("topic", &self.topic)
+            .field("topic", self.outcome.topic())
             .field("partition", &self.partition)
             .field("index", &self.index)
             .finish_non_exhaustive()
@@ -200,10 +213,9 @@ mod tests {
 
     #[tokio::test]
     async fn every_handle_of_a_batch_sees_its_own_offset() {
-        let outcome = Arc::new(BatchOutcome::default());
-        let topic: Arc<str> = "t".into();
-        let a = DeliveryFuture::new(outcome.clone(), topic.clone(), 2, 0, 10);
-        let b = DeliveryFuture::new(outcome.clone(), topic, 2, 1, 11);
+        let outcome = Arc::new(BatchOutcome::new("t".into()));
+        let a = DeliveryFuture::new(outcome.clone(), 2, 0, 10);
+        let b = DeliveryFuture::new(outcome.clone(), 2, 1, 11);
         let waiter = tokio::spawn(b);
         tokio::task::yield_now().await;
         outcome.complete(Ok(BatchAck {
@@ -218,8 +230,8 @@ mod tests {
 
     #[tokio::test]
     async fn failure_reaches_every_handle() {
-        let outcome = Arc::new(BatchOutcome::default());
-        let f = DeliveryFuture::new(outcome.clone(), "t".into(), 0, 3, 0);
+        let outcome = Arc::new(BatchOutcome::new("t".into()));
+        let f = DeliveryFuture::new(outcome.clone(), 0, 3, 0);
         outcome.complete(Err(Error::Closed {
             topic: Some("t".into()),
         }));

@@ -181,11 +181,17 @@ fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<Delivery
     if !topic_ready(&cluster, r.topic) {
         return Ok(None);
     }
-    let now = Instant::now();
     let (tq, partition, sticky) = place(inner, &cluster, r)?;
     let timestamp = r.timestamp.unwrap_or_else(now_millis);
     match inner.accumulator.append(
-        &tq, partition, timestamp, r.key, r.value, r.headers, None, now,
+        &tq,
+        partition,
+        timestamp,
+        r.key,
+        r.value,
+        r.headers,
+        None,
+        Instant::now,
     ) {
         Some(a) => Ok(Some(appended(inner, &tq, a, sticky, size))),
         None => Ok(None),
@@ -224,7 +230,7 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
             r.value,
             r.headers,
             Some(reserve),
-            Instant::now(),
+            Instant::now,
         )
         .expect("with memory reserved, append always succeeds");
     Ok(appended(inner, &tq, a, sticky, size))

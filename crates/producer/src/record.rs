@@ -73,8 +73,8 @@ impl<'a, K, V> ProducerRecord<'a, K, V> {
 /// Where an acknowledged record was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// The topic.
-    pub topic: String,
+    /// The topic (shared with the producer's own copy of the name: no allocation per record).
+    pub topic: std::sync::Arc<str>,
     /// The partition.
     pub partition: i32,
     /// The record's offset, or `None` with `acks=0`, where the broker does not answer.
