@@ -204,7 +204,7 @@ struct BufferPool {
 }
 
 pub(crate) struct Accumulator {
-    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
+    topics: RwLock<foldhash::HashMap<Arc<str>, Arc<TopicQueues>>>,
     batch_size: usize,
     linger: Duration,
     delivery_timeout: Duration,
@@ -239,7 +239,7 @@ impl Accumulator {
         in_flight_per_partition: usize,
     ) -> Self {
         Accumulator {
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(Default::default()),
             batch_size,
             linger,
             delivery_timeout,
@@ -777,7 +777,7 @@ mod tests {
     use crate::metadata::TopicMetadata;
 
     fn cluster(leaders: Vec<i32>) -> Cluster {
-        let mut topics = HashMap::new();
+        let mut topics = foldhash::HashMap::default();
         topics.insert(
             "t".to_string(),
             TopicMetadata {

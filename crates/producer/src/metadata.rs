@@ -41,7 +41,9 @@ impl TopicMetadata {
 pub(crate) struct Cluster {
     /// `host:port` of each broker, by node id.
     pub(crate) brokers: HashMap<i32, String>,
-    pub(crate) topics: HashMap<String, TopicMetadata>,
+    /// Looked up for every record: a fast hash (topic names are the application's, not an
+    /// attacker's, so SipHash's flood resistance buys nothing here).
+    pub(crate) topics: foldhash::HashMap<String, TopicMetadata>,
     pub(crate) updated: Option<Instant>,
 }
 
@@ -49,7 +51,7 @@ impl Cluster {
     fn empty() -> Self {
         Cluster {
             brokers: HashMap::new(),
-            topics: HashMap::new(),
+            topics: Default::default(),
             updated: None,
         }
     }

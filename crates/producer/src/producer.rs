@@ -12,7 +12,7 @@ use crate::accumulator::{Appended, TopicQueues};
 use crate::config::ProducerConfig;
 use crate::delivery::{settled, DeliveryFuture};
 use crate::error::{Error, Result};
-use crate::metadata::Cluster;
+use crate::metadata::{Cluster, TopicMetadata};
 use crate::partitioner::{partition_for_key, Partitioner};
 use crate::record::{ProducerRecord, RecordMetadata};
 use crate::sender::{run_metadata, run_sender, Inner};
@@ -178,10 +178,10 @@ async fn send_raw(inner: &Arc<Inner>, r: RawRecord<'_>) -> Result<DeliveryFuture
 fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<DeliveryFuture>> {
     let size = check_size(inner, r)?;
     let cluster = inner.metadata.snapshot();
-    if !topic_ready(&cluster, r.topic) {
+    let Some(meta) = ready_topic(&cluster, r.topic) else {
         return Ok(None);
-    }
-    let (tq, partition, sticky) = place(inner, &cluster, r)?;
+    };
+    let (tq, partition, sticky) = place(inner, meta, r)?;
     let timestamp = r.timestamp.unwrap_or_else(now_millis);
     match inner.accumulator.append(
         &tq,
@@ -204,7 +204,8 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
     let deadline = start + inner.config.max_block;
     let size = check_size(inner, r)?;
     let cluster = wait_for_topic(inner, r.topic, deadline).await?;
-    let (tq, partition, sticky) = place(inner, &cluster, r)?;
+    let meta = ready_topic(&cluster, r.topic).expect("wait_for_topic waits for this");
+    let (tq, partition, sticky) = place(inner, meta, r)?;
     let reserve = size.max(inner.accumulator.batch_size());
     if !inner.accumulator.reserve(reserve, deadline).await {
         return Err(Error::BufferExhausted {
@@ -283,11 +284,12 @@ fn check_size(inner: &Inner, r: &RawRecord<'_>) -> Result<usize> {
     Ok(size)
 }
 
-fn topic_ready(cluster: &Cluster, topic: &str) -> bool {
+/// The topic's metadata if records can be placed in it now.
+fn ready_topic<'c>(cluster: &'c Cluster, topic: &str) -> Option<&'c TopicMetadata> {
     cluster
         .topics
         .get(topic)
-        .is_some_and(|t| t.error.is_ok() && t.partition_count() > 0)
+        .filter(|t| t.error.is_ok() && t.partition_count() > 0)
 }
 
 /// Waits until the topic's partitions are known, asking for metadata as needed, until `deadline`.
@@ -297,7 +299,7 @@ async fn wait_for_topic(inner: &Inner, topic: &str, deadline: Instant) -> Result
     loop {
         let cluster = inner.metadata.snapshot();
         let last_error = cluster.topics.get(topic).map(|t| t.error);
-        if topic_ready(&cluster, topic) {
+        if ready_topic(&cluster, topic).is_some() {
             return Ok(cluster);
         }
         // Errors that waiting cannot cure: INVALID_TOPIC_EXCEPTION, TOPIC_AUTHORIZATION_FAILED.
@@ -329,10 +331,9 @@ async fn wait_for_topic(inner: &Inner, topic: &str, deadline: Instant) -> Result
 /// sticky choice for a record without a key.
 fn place(
     inner: &Inner,
-    cluster: &Cluster,
+    meta: &TopicMetadata,
     r: &RawRecord<'_>,
 ) -> Result<(Arc<TopicQueues>, i32, bool)> {
-    let meta = &cluster.topics[r.topic];
     let count = meta.partition_count();
     let tq = inner.accumulator.topic(r.topic, count);
     if let Some(p) = r.partition {
