@@ -34,6 +34,11 @@ pub(crate) enum Resolution {
 ///
 /// Once resolved, reading it takes no lock: a handle polled after its batch ended (the common
 /// case when a caller awaits many) costs one atomic load.
+///
+/// Aligned to two cache lines, so the reference count that `send` bumps for every record never
+/// shares a line with another batch's outcome that a task awaiting handles is touching (measured:
+/// that false sharing made the count's increment most of `append`'s time).
+#[repr(align(128))]
 pub(crate) struct BatchOutcome {
     topic: Arc<str>,
     result: OnceLock<Resolution>,
