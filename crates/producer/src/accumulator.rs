@@ -222,11 +222,22 @@ pub(crate) struct Accumulator {
     flushes: AtomicUsize,
 }
 
+/// A record needs a new batch, and so buffer memory reserved for it.
+#[derive(Debug)]
+pub(crate) struct NeedsBatch {
+    /// The partition's open batch had no room for it (rather than there being no open batch).
+    pub(crate) last_full: bool,
+}
+
 /// Where a record went.
 pub(crate) struct Appended {
     pub(crate) future: DeliveryFuture,
     /// A new batch was started or one was closed: the sender should look.
     pub(crate) wake_sender: bool,
+    /// Bytes the record added to its batch.
+    pub(crate) bytes: usize,
+    /// The record's batch still takes more records.
+    pub(crate) batch_open: bool,
 }
 
 impl Accumulator {
@@ -310,32 +321,41 @@ impl Accumulator {
         headers: &[Header],
         reserved: Option<usize>,
         now: impl FnOnce() -> Instant,
-    ) -> Option<Appended> {
+    ) -> Result<Appended, NeedsBatch> {
         let mut queue = tq.partitions[partition as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if let Some(batch) = queue.batches.back_mut().filter(|b| !b.closed) {
             if let Some(builder) = batch.builder.as_mut() {
+                let before = builder.size_in_bytes();
                 if let Some(index) =
                     builder.try_append(timestamp, key, value, headers, self.batch_size)
                 {
                     batch.record_count += 1;
+                    let bytes = builder.size_in_bytes() - before;
                     let full = builder.size_in_bytes() >= self.batch_size;
                     batch.closed = full;
                     let future = self.future(partition, &batch.outcome, index, timestamp);
                     if let Some(r) = reserved {
                         self.release(r);
                     }
-                    return Some(Appended {
+                    return Ok(Appended {
                         future,
                         wake_sender: full,
+                        bytes,
+                        batch_open: !full,
                     });
                 }
             }
             // No room: this batch is done; the record starts the next one.
             batch.closed = true;
+            if reserved.is_none() {
+                return Err(NeedsBatch { last_full: true });
+            }
         }
-        let reserved = reserved?;
+        let Some(reserved) = reserved else {
+            return Err(NeedsBatch { last_full: false });
+        };
         let mut builder = BatchBuilder::new(reserved.min(self.batch_size.max(64)));
         let index = builder
             .try_append(timestamp, key, value, headers, self.batch_size)
@@ -346,7 +366,8 @@ impl Accumulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, outcome.clone());
-        let closed = builder.size_in_bytes() >= self.batch_size;
+        let bytes = builder.size_in_bytes();
+        let closed = bytes >= self.batch_size;
         queue.batches.push_back(ProducerBatch {
             id,
             builder: Some(builder),
@@ -362,9 +383,11 @@ impl Accumulator {
             possibly_persisted: false,
             last_error: None,
         });
-        Some(Appended {
+        Ok(Appended {
             future: self.future(partition, &outcome, index, timestamp),
             wake_sender: true,
+            bytes,
+            batch_open: !closed,
         })
     }
 
@@ -806,8 +829,8 @@ mod tests {
 
     fn add(a: &Accumulator, tq: &TopicQueues, p: i32, v: &[u8], now: Instant) -> DeliveryFuture {
         match a.append(tq, p, 0, None, Some(v), &[], None, || now) {
-            Some(x) => x.future,
-            None => {
+            Ok(x) => x.future,
+            Err(_) => {
                 a.append(tq, p, 0, None, Some(v), &[], Some(a.batch_size), || now)
                     .unwrap()
                     .future

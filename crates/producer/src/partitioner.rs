@@ -3,8 +3,9 @@
 //! The order of precedence is the Java client's: an explicit partition in the record wins; then a
 //! user [`Partitioner`], if one is set and answers; then the key's murmur2 hash (unless
 //! `partitioner.ignore.keys`); then, for records without a key, the uniform sticky partitioner
-//! (KIP-794): stay on one partition until `batch.size` bytes went there, then move to another one
-//! chosen at random among those with a leader.
+//! (KIP-794): stay on one partition until `batch.size` bytes went there and its batch is full (or
+//! was sent), then move to another one chosen at random among those with a leader. Switching
+//! only at a batch boundary, as the Java client does, keeps batches full.
 
 use std::cell::Cell;
 
@@ -54,10 +55,18 @@ impl Sticky {
         }
     }
 
-    /// Counts `bytes` appended to the sticky partition; moves on once `batch_size` bytes went there.
-    pub(crate) fn appended(&mut self, bytes: usize, batch_size: usize) {
+    /// Counts `bytes` appended to the sticky partition; moves on once `batch_size` bytes went
+    /// there and the partition has no open batch left to fill (`batch_open` false).
+    pub(crate) fn appended(&mut self, bytes: usize, batch_size: usize, batch_open: bool) {
         self.produced += bytes;
-        if self.produced >= batch_size.max(1) {
+        if self.produced >= batch_size.max(1) && !batch_open {
+            self.current = None;
+        }
+    }
+
+    /// The sticky partition's batch has no room for the record: move on now.
+    pub(crate) fn batch_full(&mut self, partition: u32) {
+        if self.current == Some(partition) {
             self.current = None;
         }
     }
@@ -116,16 +125,18 @@ mod tests {
         let available = [1, 3];
         let first = s.partition(&available, 4);
         assert!(available.contains(&first));
-        s.appended(100, 1000);
+        s.appended(100, 1000, true);
         assert_eq!(s.partition(&available, 4), first);
-        s.appended(900, 1000);
+        s.appended(900, 1000, true);
+        assert_eq!(s.partition(&available, 4), first, "its batch is still open");
+        s.appended(10, 1000, false);
         // A new choice is made, still among the available partitions.
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
             let p = s.partition(&available, 4);
             assert!(available.contains(&p));
             seen.insert(p);
-            s.appended(1000, 1000);
+            s.appended(1000, 1000, false);
         }
         assert_eq!(seen.len(), 2, "both available partitions get used");
     }
@@ -135,7 +146,23 @@ mod tests {
         let mut s = Sticky::default();
         for _ in 0..50 {
             assert!(s.partition(&[], 3) < 3);
-            s.appended(1, 1);
+            s.appended(1, 1, false);
         }
+    }
+
+    #[test]
+    fn sticky_moves_on_when_its_batch_has_no_room() {
+        let mut s = Sticky::default();
+        let p = s.partition(&[0, 1, 2, 3], 4);
+        s.appended(10, 1000, true);
+        s.batch_full((p + 1) % 4); // another partition's batch: no change
+        assert_eq!(s.partition(&[0, 1, 2, 3], 4), p);
+        s.batch_full(p);
+        assert_eq!(s.produced, 10);
+        let _ = s.partition(&[0, 1, 2, 3], 4);
+        assert_eq!(
+            s.produced, 0,
+            "a new sticky partition starts counting afresh"
+        );
     }
 }

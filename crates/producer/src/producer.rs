@@ -176,7 +176,7 @@ async fn send_raw(inner: &Arc<Inner>, r: RawRecord<'_>) -> Result<DeliveryFuture
 
 /// The whole of `send` when the topic is known and the open batch has room: no waiting.
 fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<DeliveryFuture>> {
-    let size = check_size(inner, r)?;
+    check_size(inner, r)?;
     let cluster = inner.metadata.snapshot();
     let Some(meta) = ready_topic(&cluster, r.topic) else {
         return Ok(None);
@@ -193,8 +193,14 @@ fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<Delivery
         None,
         Instant::now,
     ) {
-        Some(a) => Ok(Some(appended(inner, &tq, a, sticky, size))),
-        None => Ok(None),
+        Ok(a) => Ok(Some(appended(inner, &tq, a, sticky))),
+        Err(needs) => {
+            if sticky && needs.last_full {
+                // Its batch is full: the record starts a batch on the next sticky partition.
+                lock(&tq.sticky).batch_full(partition as u32);
+            }
+            Ok(None)
+        }
     }
 }
 
@@ -234,19 +240,13 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
             Instant::now,
         )
         .expect("with memory reserved, append always succeeds");
-    Ok(appended(inner, &tq, a, sticky, size))
+    Ok(appended(inner, &tq, a, sticky))
 }
 
 /// After an append: count the bytes for the sticky partitioner, wake the sender if it should look.
-fn appended(
-    inner: &Inner,
-    tq: &TopicQueues,
-    a: Appended,
-    sticky: bool,
-    size: usize,
-) -> DeliveryFuture {
+fn appended(inner: &Inner, tq: &TopicQueues, a: Appended, sticky: bool) -> DeliveryFuture {
     if sticky {
-        lock(&tq.sticky).appended(size, inner.accumulator.batch_size());
+        lock(&tq.sticky).appended(a.bytes, inner.accumulator.batch_size(), a.batch_open);
     }
     if a.wake_sender {
         inner.wake.notify_one();
