@@ -154,7 +154,7 @@ fn send(c: &mut Criterion) {
         runtime
             .block_on(producer.partition_count("bench"))
             .expect("metadata");
-        let value = vec![b'x'; 100];
+        let value = [b'x'; 100];
         group.throughput(Throughput::Elements(1));
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {

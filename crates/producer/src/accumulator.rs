@@ -11,7 +11,7 @@
 //! reach the log in the order `send` was called, whatever the retries.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,44 @@ pub(crate) struct TopicQueues {
     pub(crate) name: Arc<str>,
     pub(crate) partitions: Vec<Arc<Mutex<PartitionQueue>>>,
     pub(crate) sticky: Mutex<Sticky>,
+    /// With compression: compressed / uncompressed size of this topic's batches, as estimated
+    /// from the batches sealed so far (an `f32`'s bits; starts at 1.0).
+    compression_ratio: AtomicU32,
+}
+
+/// The Java client's compression ratio estimate (`CompressionRatioEstimator`): it starts at 1.0,
+/// falls by at most this much per batch that compressed better than estimated...
+const RATIO_IMPROVING_STEP: f32 = 0.005;
+/// ...and rises at once, by at least this much, after one that compressed worse.
+const RATIO_DETERIORATING_STEP: f32 = 0.05;
+/// The Java client's margin on the estimate when it decides whether a record still fits.
+const RATIO_ESTIMATION_FACTOR: f32 = 1.05;
+
+impl TopicQueues {
+    fn new(name: Arc<str>, partitions: Vec<Arc<Mutex<PartitionQueue>>>) -> Self {
+        TopicQueues {
+            name,
+            partitions,
+            sticky: Mutex::new(Sticky::default()),
+            compression_ratio: AtomicU32::new(1.0f32.to_bits()),
+        }
+    }
+
+    fn compression_ratio(&self) -> f32 {
+        f32::from_bits(self.compression_ratio.load(Ordering::Relaxed))
+    }
+
+    /// Moves the estimate after a batch compressed `observed` (compressed / uncompressed).
+    fn observe_compression(&self, observed: f32) {
+        let current = self.compression_ratio();
+        let next = if observed > current {
+            (current + RATIO_DETERIORATING_STEP).max(observed)
+        } else {
+            (current - RATIO_IMPROVING_STEP).max(observed)
+        };
+        self.compression_ratio
+            .store(next.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+    }
 }
 
 /// The batches of one partition, oldest first; the last one takes new records.
@@ -206,6 +244,9 @@ struct BufferPool {
 pub(crate) struct Accumulator {
     topics: RwLock<foldhash::HashMap<Arc<str>, Arc<TopicQueues>>>,
     batch_size: usize,
+    /// With compression, a batch holds `batch.size` bytes *after* compression, as estimated;
+    /// its uncompressed records stay under this (`max.request.size`, or `batch.size` if larger).
+    max_uncompressed: usize,
     linger: Duration,
     delivery_timeout: Duration,
     compression: Compression,
@@ -243,6 +284,7 @@ pub(crate) struct Appended {
 impl Accumulator {
     pub(crate) fn new(
         batch_size: usize,
+        max_request_size: usize,
         linger: Duration,
         delivery_timeout: Duration,
         buffer_memory: usize,
@@ -252,6 +294,7 @@ impl Accumulator {
         Accumulator {
             topics: RwLock::new(Default::default()),
             batch_size,
+            max_uncompressed: max_request_size.max(batch_size),
             linger,
             delivery_timeout,
             compression,
@@ -272,6 +315,19 @@ impl Accumulator {
         self.batch_size
     }
 
+    /// How many bytes of uncompressed records a batch of `tq` takes: `batch.size`, or with
+    /// compression as many as are estimated to compress to `batch.size` (the Java client's rule).
+    pub(crate) fn batch_limit(&self, tq: &TopicQueues) -> usize {
+        if self.compression == Compression::None {
+            return self.batch_size;
+        }
+        let ratio = tq.compression_ratio() * RATIO_ESTIMATION_FACTOR;
+        let header = RECORD_BATCH_OVERHEAD.min(self.batch_size);
+        let records = (self.batch_size - header) as f64 / f64::from(ratio.max(f32::EPSILON));
+        (header + records.min(self.max_uncompressed as f64) as usize)
+            .clamp(self.batch_size, self.max_uncompressed)
+    }
+
     /// The queues of `topic`, grown to `partition_count` partitions if the topic grew.
     pub(crate) fn topic(&self, topic: &str, partition_count: usize) -> Arc<TopicQueues> {
         if let Some(tq) = self
@@ -290,17 +346,17 @@ impl Accumulator {
             Some(tq) => {
                 let mut partitions = tq.partitions.clone();
                 partitions.resize_with(partition_count, Default::default);
-                TopicQueues {
-                    name: tq.name.clone(),
-                    partitions,
-                    sticky: Mutex::new(Sticky::default()),
-                }
+                let grown = TopicQueues::new(tq.name.clone(), partitions);
+                grown.compression_ratio.store(
+                    tq.compression_ratio.load(Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
+                grown
             }
-            None => TopicQueues {
-                name: topic.into(),
-                partitions: (0..partition_count).map(|_| Default::default()).collect(),
-                sticky: Mutex::new(Sticky::default()),
-            },
+            None => TopicQueues::new(
+                topic.into(),
+                (0..partition_count).map(|_| Default::default()).collect(),
+            ),
         };
         let grown = Arc::new(grown);
         topics.insert(grown.name.clone(), grown.clone());
@@ -325,15 +381,14 @@ impl Accumulator {
         let mut queue = tq.partitions[partition as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let limit = self.batch_limit(tq);
         if let Some(batch) = queue.batches.back_mut().filter(|b| !b.closed) {
             if let Some(builder) = batch.builder.as_mut() {
                 let before = builder.size_in_bytes();
-                if let Some(index) =
-                    builder.try_append(timestamp, key, value, headers, self.batch_size)
-                {
+                if let Some(index) = builder.try_append(timestamp, key, value, headers, limit) {
                     batch.record_count += 1;
                     let bytes = builder.size_in_bytes() - before;
-                    let full = builder.size_in_bytes() >= self.batch_size;
+                    let full = builder.size_in_bytes() >= limit;
                     batch.closed = full;
                     let future = self.future(partition, &batch.outcome, index, timestamp);
                     if let Some(r) = reserved {
@@ -356,9 +411,9 @@ impl Accumulator {
         let Some(reserved) = reserved else {
             return Err(NeedsBatch { last_full: false });
         };
-        let mut builder = BatchBuilder::new(reserved.min(self.batch_size.max(64)));
+        let mut builder = BatchBuilder::new(reserved.min(limit.max(64)));
         let index = builder
-            .try_append(timestamp, key, value, headers, self.batch_size)
+            .try_append(timestamp, key, value, headers, limit)
             .expect("an empty batch takes any record");
         let outcome = Arc::new(BatchOutcome::new(tq.name.clone()));
         let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
@@ -367,7 +422,7 @@ impl Accumulator {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, outcome.clone());
         let bytes = builder.size_in_bytes();
-        let closed = bytes >= self.batch_size;
+        let closed = bytes >= limit;
         queue.batches.push_back(ProducerBatch {
             id,
             builder: Some(builder),
@@ -556,7 +611,13 @@ impl Accumulator {
                     }
                     _ => None,
                 };
+                let fresh = batch.builder.is_some();
+                let uncompressed = batch.size();
                 batch.seal(self.compression, sequence);
+                if fresh && self.compression != Compression::None {
+                    let records = |n: usize| n.saturating_sub(RECORD_BATCH_OVERHEAD) as f32;
+                    tq.observe_compression(records(batch.size()) / records(uncompressed).max(1.0));
+                }
                 size += batch.size();
                 queue.in_flight += 1;
                 drained.push(Drained {
@@ -819,6 +880,7 @@ mod tests {
     fn acc(batch_size: usize, linger_ms: u64) -> Accumulator {
         Accumulator::new(
             batch_size,
+            1 << 20,
             Duration::from_millis(linger_ms),
             Duration::from_secs(10),
             1 << 20,
@@ -831,9 +893,18 @@ mod tests {
         match a.append(tq, p, 0, None, Some(v), &[], None, || now) {
             Ok(x) => x.future,
             Err(_) => {
-                a.append(tq, p, 0, None, Some(v), &[], Some(a.batch_size), || now)
-                    .unwrap()
-                    .future
+                a.append(
+                    tq,
+                    p,
+                    0,
+                    None,
+                    Some(v),
+                    &[],
+                    Some(a.batch_limit(tq)),
+                    || now,
+                )
+                .unwrap()
+                .future
             }
         }
     }
@@ -960,6 +1031,7 @@ mod tests {
     async fn memory_is_bounded() {
         let a = Accumulator::new(
             100,
+            1 << 20,
             Duration::ZERO,
             Duration::from_secs(10),
             250,
@@ -978,6 +1050,7 @@ mod tests {
     fn idempotent(max_in_flight: usize) -> Accumulator {
         Accumulator::new(
             100,
+            1 << 20,
             Duration::ZERO,
             Duration::from_secs(10),
             1 << 20,
@@ -1087,6 +1160,7 @@ mod tests {
     async fn a_split_batch_keeps_order_sequences_and_each_records_offset() {
         let a = Accumulator::new(
             1 << 20,
+            1 << 20,
             Duration::ZERO,
             Duration::from_secs(10),
             1 << 22,
@@ -1129,5 +1203,57 @@ mod tests {
         }
         assert!(!a.has_incomplete());
         assert_eq!(a.pending_records(), 0);
+    }
+
+    #[test]
+    fn compressed_batches_fill_to_batch_size_after_compression_as_estimated() {
+        let c = cluster(vec![1]);
+        let now = Instant::now();
+        let a = Accumulator::new(
+            1000,
+            10_000,
+            Duration::ZERO,
+            Duration::from_secs(10),
+            1 << 20,
+            Compression::Lz4 { level: 9 },
+            1,
+        );
+        let tq = a.topic("t", 1);
+        assert_eq!(a.batch_limit(&tq), 1000, "no estimate yet: 1.0");
+        // The estimate moves as the Java client's: down by 0.005 per better batch...
+        tq.observe_compression(0.1);
+        assert!((tq.compression_ratio() - 0.995).abs() < 1e-6);
+        // ...up at once after a worse one, by at least 0.05.
+        tq.observe_compression(0.996);
+        assert!((tq.compression_ratio() - 1.0).abs() < 1e-6);
+        tq.observe_compression(0.5);
+        // Identical records compress well: each sealed batch lowers the estimate a step, so the
+        // next batch takes more uncompressed bytes, up to max.request.size.
+        let value = [b'x'; 50];
+        let mut records_per_batch = Vec::new();
+        for _ in 0..200 {
+            let mut n = 0;
+            let before = a.batch_limit(&tq);
+            loop {
+                drop(add(&a, &tq, 0, &value, now));
+                n += 1;
+                let queue = tq.partitions[0].lock().unwrap();
+                if queue.batches.len() > 1 {
+                    break;
+                }
+            }
+            assert!(a.batch_limit(&tq) >= before);
+            records_per_batch.push(n);
+            a.drain(&c, 1, usize::MAX, now, None);
+            tq.partitions[0].lock().unwrap().in_flight = 0;
+        }
+        assert!(tq.compression_ratio() < 0.1, "{}", tq.compression_ratio());
+        assert!(
+            records_per_batch[199] > 5 * records_per_batch[1],
+            "{records_per_batch:?}"
+        );
+        assert!(a.batch_limit(&tq) <= 10_000, "capped at max.request.size");
+        // Without compression, batch.size is the limit.
+        assert_eq!(acc(1000, 0).batch_limit(&tq), 1000);
     }
 }

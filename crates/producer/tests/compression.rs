@@ -274,3 +274,74 @@ async fn non_default_levels_are_accepted_too() {
     )
     .await;
 }
+
+/// With compression, `batch.size` bounds a batch after compression, as the Java client has it
+/// (its compression ratio estimate, which starts at 1.0 and improves by 0.005 per batch):
+/// compressible records come to fill batches of many more records than fit in `batch.size`
+/// uncompressed, and the batches on disk stay near `batch.size`.
+/// (A multi-threaded runtime, so the sender drains batches while the loop sends.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_batches_fill_batch_size_after_compression() {
+    let Some(cluster) = cluster() else { return };
+    let topic = Cluster::random_topic("lz4-fill");
+    cluster.create_topic(&topic, 1, 3, &[]);
+    let mut config = ProducerConfig::new(cluster.bootstrap());
+    config.set("compression.type", "lz4").unwrap();
+    config.set("linger.ms", "100").unwrap();
+    let producer = Producer::new(config).await.unwrap();
+    const N: usize = 50_000;
+    let value = |i: usize| {
+        format!("{{\"reading\":{i:08},\"city\":\"city-{}\",\"note\":\"a calm and sunny day, light wind\"}}", i % 13)
+    };
+    // At most a few batches' worth in flight, as a steady producer has: the estimate learns
+    // from each batch sealed, so a deep backlog of batches closed early would hide it.
+    let mut pending = std::collections::VecDeque::new();
+    let mut next_offset = 0;
+    for i in 0..N {
+        let v = value(i);
+        let r = ProducerRecord::<&[u8], &[u8]>::new(&topic).value(v.as_bytes());
+        pending.push_back(producer.send(r).await.unwrap());
+        if pending.len() > 2_000 {
+            let f = pending.pop_front().unwrap();
+            assert_eq!(f.await.unwrap().offset, Some(next_offset));
+            next_offset += 1;
+        }
+    }
+    producer.flush().await.unwrap();
+    for f in pending {
+        assert_eq!(f.await.unwrap().offset, Some(next_offset));
+        next_offset += 1;
+    }
+    producer.close(Duration::from_secs(10)).await.unwrap();
+
+    let read = cluster.read_topic(&topic);
+    assert_eq!(read.len(), N);
+    for (i, r) in read.iter().enumerate() {
+        assert_eq!(r.value.as_deref(), Some(value(i).as_bytes()), "record {i}");
+    }
+
+    let leader = cluster.describe_topic(&topic)[0].leader;
+    let segment = state_dir().join(format!(
+        "node{leader}/data/{topic}-0/00000000000000000000.log"
+    ));
+    let out = cluster.tool("kafka-dump-log", &["--files", &segment.to_string_lossy()]);
+    assert!(out.status.success());
+    let dump = String::from_utf8_lossy(&out.stdout);
+    let lines = batch_lines(&dump);
+    let count = |line: &str| field(line, "count").parse::<usize>().unwrap();
+    let size = |line: &str| field(line, "size").parse::<usize>().unwrap();
+    let uncompressed_fit = 16_384 / (value(0).len() + 8);
+    let fullest = lines.iter().copied().max_by_key(|l| count(l)).unwrap();
+    println!(
+        "{} batches for {N} records; {uncompressed_fit} would fit in 16 KiB uncompressed; fullest: {fullest}",
+        lines.len()
+    );
+    assert!(count(fullest) > 2 * uncompressed_fit, "{fullest}");
+    for line in &lines {
+        assert_eq!(field(line, "compresscodec").to_ascii_lowercase(), "lz4");
+        assert!(
+            size(line) <= 2 * 16_384,
+            "a batch far beyond batch.size: {line}"
+        );
+    }
+}
