@@ -385,9 +385,19 @@ impl Accumulator {
         if let Some(batch) = queue.batches.back_mut().filter(|b| !b.closed) {
             if let Some(builder) = batch.builder.as_mut() {
                 let before = builder.size_in_bytes();
-                if let Some(index) = builder.try_append(timestamp, key, value, headers, limit) {
+                // A batch grows past its reservation (batch.size) only with more buffer.memory,
+                // taken without waiting: under memory pressure batches just stay smaller.
+                let mut cap = limit.min(batch.reserved.max(before));
+                let mut appended = builder.try_append(timestamp, key, value, headers, cap);
+                if appended.is_none() && cap < limit && self.try_reserve(limit - cap) {
+                    batch.reserved += limit - cap;
+                    cap = limit;
+                    appended = builder.try_append(timestamp, key, value, headers, cap);
+                }
+                if let Some(index) = appended {
                     batch.record_count += 1;
                     let bytes = builder.size_in_bytes() - before;
+                    // At `cap` but under `limit`, the next record tries for more memory.
                     let full = builder.size_in_bytes() >= limit;
                     batch.closed = full;
                     let future = self.future(partition, &batch.outcome, index, timestamp);
@@ -466,6 +476,20 @@ impl Accumulator {
                 permit.forget();
                 true
             }
+            _ => false,
+        }
+    }
+
+    /// Takes `bytes` more of buffer memory if they are free now.
+    fn try_reserve(&self, bytes: usize) -> bool {
+        match u32::try_from(bytes) {
+            Ok(n) if bytes <= self.buffer.total => match self.buffer.permits.try_acquire_many(n) {
+                Ok(permit) => {
+                    permit.forget();
+                    true
+                }
+                Err(_) => false,
+            },
             _ => false,
         }
     }
@@ -893,18 +917,9 @@ mod tests {
         match a.append(tq, p, 0, None, Some(v), &[], None, || now) {
             Ok(x) => x.future,
             Err(_) => {
-                a.append(
-                    tq,
-                    p,
-                    0,
-                    None,
-                    Some(v),
-                    &[],
-                    Some(a.batch_limit(tq)),
-                    || now,
-                )
-                .unwrap()
-                .future
+                a.append(tq, p, 0, None, Some(v), &[], Some(a.batch_size), || now)
+                    .unwrap()
+                    .future
             }
         }
     }
@@ -1255,5 +1270,50 @@ mod tests {
         assert!(a.batch_limit(&tq) <= 10_000, "capped at max.request.size");
         // Without compression, batch.size is the limit.
         assert_eq!(acc(1000, 0).batch_limit(&tq), 1000);
+    }
+
+    #[test]
+    fn a_batch_grows_past_batch_size_only_with_free_buffer_memory() {
+        let now = Instant::now();
+        let a = Accumulator::new(
+            1000,
+            10_000,
+            Duration::ZERO,
+            Duration::from_secs(10),
+            20_000,
+            Compression::Lz4 { level: 9 },
+            1,
+        );
+        let tq = a.topic("t", 1);
+        for _ in 0..300 {
+            tq.observe_compression(0.01);
+        }
+        assert_eq!(a.batch_limit(&tq), 10_000);
+        // All but 1000 bytes of buffer.memory are taken: the batch stays at its reservation.
+        assert!(a.try_reserve(19_000));
+        let value = [b'x'; 50];
+        let mut n = 0;
+        while tq.partitions[0].lock().unwrap().batches.len() < 2 {
+            drop(add(&a, &tq, 0, &value, now));
+            n += 1;
+            assert!(n < 1000);
+        }
+        let first = tq.partitions[0].lock().unwrap().batches[0].size();
+        assert!(first <= 1000, "{first}");
+        // With memory free again, the next batch grows to the estimated limit.
+        a.release(19_000);
+        drop(a.drain(&cluster(vec![1]), 1, usize::MAX, now, None));
+        tq.partitions[0].lock().unwrap().in_flight = 0;
+        // (Sealing that batch moved the estimate; the limit is still several times batch.size.)
+        let limit = a.batch_limit(&tq);
+        assert!(limit > 3 * 1000, "{limit}");
+        while tq.partitions[0].lock().unwrap().batches.len() < 2 {
+            drop(add(&a, &tq, 0, &value, now));
+        }
+        let second = tq.partitions[0].lock().unwrap().batches[0].size();
+        assert!(
+            second > limit - 100 && second <= limit,
+            "{second} of {limit}"
+        );
     }
 }

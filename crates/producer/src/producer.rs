@@ -212,7 +212,7 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
     let cluster = wait_for_topic(inner, r.topic, deadline).await?;
     let meta = ready_topic(&cluster, r.topic).expect("wait_for_topic waits for this");
     let (tq, partition, sticky) = place(inner, meta, r)?;
-    let reserve = size.max(inner.accumulator.batch_limit(&tq));
+    let reserve = size.max(inner.accumulator.batch_size());
     if !inner.accumulator.reserve(reserve, deadline).await {
         return Err(Error::BufferExhausted {
             topic: r.topic.to_string(),
