@@ -387,12 +387,20 @@ impl Accumulator {
                 let before = builder.size_in_bytes();
                 // A batch grows past its reservation (batch.size) only with more buffer.memory,
                 // taken without waiting: under memory pressure batches just stay smaller.
-                let mut cap = limit.min(batch.reserved.max(before));
+                // It grows by doubling, so a batch that linger.ms sends soon after holds little.
+                let cap = limit.min(batch.reserved.max(before));
                 let mut appended = builder.try_append(timestamp, key, value, headers, cap);
-                if appended.is_none() && cap < limit && self.try_reserve(limit - cap) {
-                    batch.reserved += limit - cap;
-                    cap = limit;
-                    appended = builder.try_append(timestamp, key, value, headers, cap);
+                if appended.is_none() && cap < limit {
+                    let grown = limit.min(cap.saturating_mul(2));
+                    if self.try_reserve(grown - cap) {
+                        appended = builder.try_append(timestamp, key, value, headers, grown);
+                        if appended.is_some() {
+                            batch.reserved += grown - cap;
+                        } else {
+                            // Still no room (a large record): keep nothing for nothing.
+                            self.release(grown - cap);
+                        }
+                    }
                 }
                 if let Some(index) = appended {
                     batch.record_count += 1;
@@ -1289,8 +1297,9 @@ mod tests {
             tq.observe_compression(0.01);
         }
         assert_eq!(a.batch_limit(&tq), 10_000);
-        // All but 1000 bytes of buffer.memory are taken: the batch stays at its reservation.
-        assert!(a.try_reserve(19_000));
+        // All but 500 bytes of buffer.memory are taken: the batch cannot double its reservation
+        // (the test's batches reserve 1000 without taking it from the pool).
+        assert!(a.try_reserve(19_500));
         let value = [b'x'; 50];
         let mut n = 0;
         while tq.partitions[0].lock().unwrap().batches.len() < 2 {
@@ -1301,7 +1310,7 @@ mod tests {
         let first = tq.partitions[0].lock().unwrap().batches[0].size();
         assert!(first <= 1000, "{first}");
         // With memory free again, the next batch grows to the estimated limit.
-        a.release(19_000);
+        a.release(19_500);
         drop(a.drain(&cluster(vec![1]), 1, usize::MAX, now, None));
         tq.partitions[0].lock().unwrap().in_flight = 0;
         // (Sealing that batch moved the estimate; the limit is still several times batch.size.)

@@ -56,10 +56,15 @@ impl Sticky {
     }
 
     /// Counts `bytes` appended to the sticky partition; moves on once `batch_size` bytes went
-    /// there and the partition has no open batch left to fill (`batch_open` false).
+    /// there and the partition has no open batch left to fill (`batch_open` false), or in any
+    /// case after twice that, as Java's: when `linger.ms` sends batches before they fill, the
+    /// partition never has a full batch, and without this bound it would keep every record.
     pub(crate) fn appended(&mut self, bytes: usize, batch_size: usize, batch_open: bool) {
         self.produced += bytes;
-        if self.produced >= batch_size.max(1) && !batch_open {
+        let batch_size = batch_size.max(1);
+        if (self.produced >= batch_size && !batch_open)
+            || self.produced >= batch_size.saturating_mul(2)
+        {
             self.current = None;
         }
     }
@@ -148,6 +153,35 @@ mod tests {
             assert!(s.partition(&[], 3) < 3);
             s.appended(1, 1, false);
         }
+    }
+
+    #[test]
+    fn sticky_moves_on_after_twice_batch_size_even_if_batches_never_fill() {
+        // Batches sent by linger.ms before they fill: the partition always has an open batch.
+        let mut s = Sticky::default();
+        let p = s.partition(&[0, 1, 2, 3], 4);
+        for _ in 0..6 {
+            s.appended(300, 1000, true);
+        }
+        assert_eq!(
+            s.partition(&[0, 1, 2, 3], 4),
+            p,
+            "1800 bytes: still under 2000"
+        );
+        s.appended(300, 1000, true);
+        assert_eq!(
+            s.current, None,
+            "2100 bytes: the next record picks a partition anew"
+        );
+        let _ = s.partition(&[0, 1, 2, 3], 4);
+        assert_eq!(s.produced, 0);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..400 {
+            seen.insert(s.partition(&[0, 1, 2, 3], 4));
+            s.appended(1000, 1000, true);
+            s.appended(1000, 1000, true);
+        }
+        assert_eq!(seen.len(), 4, "every partition gets records");
     }
 
     #[test]

@@ -195,9 +195,13 @@ fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<Delivery
     ) {
         Ok(a) => Ok(Some(appended(inner, &tq, a, sticky))),
         Err(needs) => {
-            if sticky && needs.last_full {
-                // Its batch is full: the record starts a batch on the next sticky partition.
-                lock(&tq.sticky).batch_full(partition as u32);
+            if needs.last_full {
+                // That batch was just closed: it can go now, whatever linger.ms says.
+                inner.wake.notify_one();
+                if sticky {
+                    // The record starts a batch on the next sticky partition.
+                    lock(&tq.sticky).batch_full(partition as u32);
+                }
             }
             Ok(None)
         }
