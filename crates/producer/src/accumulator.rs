@@ -921,6 +921,19 @@ mod tests {
         )
     }
 
+    /// lz4 with batch.size 1000 and max.request.size 10,000.
+    fn lz4_acc(buffer_memory: usize) -> Accumulator {
+        Accumulator::new(
+            1000,
+            10_000,
+            Duration::ZERO,
+            Duration::from_secs(10),
+            buffer_memory,
+            Compression::Lz4 { level: 9 },
+            1,
+        )
+    }
+
     fn add(a: &Accumulator, tq: &TopicQueues, p: i32, v: &[u8], now: Instant) -> DeliveryFuture {
         match a.append(tq, p, 0, None, Some(v), &[], None, || now) {
             Ok(x) => x.future,
@@ -1232,15 +1245,7 @@ mod tests {
     fn compressed_batches_fill_to_batch_size_after_compression_as_estimated() {
         let c = cluster(vec![1]);
         let now = Instant::now();
-        let a = Accumulator::new(
-            1000,
-            10_000,
-            Duration::ZERO,
-            Duration::from_secs(10),
-            1 << 20,
-            Compression::Lz4 { level: 9 },
-            1,
-        );
+        let a = lz4_acc(1 << 20);
         let tq = a.topic("t", 1);
         assert_eq!(a.batch_limit(&tq), 1000, "no estimate yet: 1.0");
         // The estimate moves as the Java client's: down by 0.005 per better batch...
@@ -1283,15 +1288,7 @@ mod tests {
     #[test]
     fn a_batch_grows_past_batch_size_only_with_free_buffer_memory() {
         let now = Instant::now();
-        let a = Accumulator::new(
-            1000,
-            10_000,
-            Duration::ZERO,
-            Duration::from_secs(10),
-            20_000,
-            Compression::Lz4 { level: 9 },
-            1,
-        );
+        let a = lz4_acc(20_000);
         let tq = a.topic("t", 1);
         for _ in 0..300 {
             tq.observe_compression(0.01);
