@@ -23,6 +23,7 @@
 //! to the partition the Java client would pick ([`partition_for_key`]).
 
 mod accumulator;
+mod clock;
 mod config;
 mod connection;
 mod delivery;

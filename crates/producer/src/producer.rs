@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use kafka_producer_protocol::batch::{record_size_upper_bound, Header, RECORD_BATCH_OVERHEAD};
 
 use crate::accumulator::{Appended, TopicQueues};
+use crate::clock::now_millis;
 use crate::config::ProducerConfig;
 use crate::delivery::{settled, DeliveryFuture};
 use crate::error::{Error, Result};
@@ -394,13 +395,6 @@ async fn flush(inner: &Inner) -> Result<()> {
             first: Box::new(first),
         }),
     }
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// A producer with a key and a value serializer, like the Java client's `KafkaProducer<K, V>`.
