@@ -169,6 +169,10 @@ struct RawRecord<'a> {
 }
 
 async fn send_raw(inner: &Arc<Inner>, r: RawRecord<'_>) -> Result<DeliveryFuture> {
+    // As tokio's own channels do: every so often (tokio's task budget) a send yields, so a loop
+    // of sends that never waits still lets the sender task run on a current-thread runtime.
+    // Before anything is queued, so a send cancelled here queues nothing.
+    tokio::task::consume_budget().await;
     if let Some(f) = try_send_now(inner, &r)? {
         return Ok(f);
     }

@@ -591,3 +591,39 @@ async fn a_batch_too_large_for_the_topic_is_split_and_resent_in_order() {
         assert_eq!(r.offset, offsets[i], "record {i} reported at its offset");
     }
 }
+
+/// On a current-thread runtime the sender shares the thread with the caller: a loop of sends
+/// that never waits must still let it run (as a loop over a tokio channel would), or nothing
+/// leaves the buffer until `buffer.memory` is full, whatever `linger.ms` says.
+#[tokio::test(flavor = "current_thread")]
+async fn a_send_loop_that_never_waits_still_lets_the_sender_run() {
+    let Some(cluster) = cluster() else { return };
+    let t = topic(&cluster, "busy-loop", 3);
+    let mut c = config(&cluster);
+    c.set("linger.ms", "0").unwrap();
+    let producer = Producer::new(c).await.unwrap();
+    let record = || ProducerRecord::<&[u8], &[u8]>::new(&t).value(b"v");
+    let mut first = std::pin::pin!(producer.send(record()).await.unwrap());
+    // With the default 32 MiB of buffer.memory, sends only start to wait for memory after well
+    // over a million of these records.
+    const LIMIT: usize = 500_000;
+    let mut sent = 1;
+    let acknowledged = loop {
+        let polled = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(first.as_mut(), cx))
+        })
+        .await;
+        if let std::task::Poll::Ready(result) = polled {
+            break result;
+        }
+        assert!(
+            sent < LIMIT,
+            "the first record was still not acknowledged after {LIMIT} sends: the sender never ran"
+        );
+        drop(producer.send(record()).await.unwrap());
+        sent += 1;
+    };
+    assert_eq!(acknowledged.unwrap().offset, Some(0));
+    producer.close(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(cluster.read_topic(&t).len(), sent);
+}
