@@ -212,7 +212,8 @@ fn producer_config_file_applies_and_x_overrides_it() {
         "producer.properties",
         "# a Java properties file\nacks = 0\nlinger.ms: 1\n",
     );
-    let file = file.to_str().unwrap();
+    let file_guard = file;
+    let file = file_guard.to_str().unwrap();
 
     let output = produce(
         &cluster,
@@ -339,10 +340,27 @@ fn help_and_version() {
     );
 }
 
-fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
+/// A file in a directory of its own, both removed when it is dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn to_str(&self) -> Option<&str> {
+        self.0.to_str()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn temp_file(name: &str, contents: &str) -> TempFile {
     let dir = std::env::temp_dir().join(Cluster::random_topic("kprod-test"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
-    path
+    TempFile(path)
 }
