@@ -87,7 +87,9 @@ impl Producer {
     ///
     /// It waits, at most `max.block.ms` in all, only (1) for the topic's metadata the first time a
     /// topic is used, and (2) for room in `buffer.memory` when the brokers are not keeping up.
-    /// Then it fails with [`Error::UnknownTopic`] or [`Error::BufferExhausted`].
+    /// Then it fails with [`Error::UnknownTopic`] or [`Error::BufferExhausted`]. Apart from that it
+    /// only yields to the runtime now and then (tokio's task budget, as tokio's channels do), so a
+    /// loop of sends lets the background sender run even on a current-thread runtime.
     /// It fails at once, queuing nothing, for a record larger than `max.request.size`
     /// ([`Error::RecordTooLarge`]), a partition the topic does not have, or a closed producer.
     ///
