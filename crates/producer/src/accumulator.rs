@@ -34,6 +34,9 @@ pub(crate) struct TopicQueues {
     /// With compression: compressed / uncompressed size of this topic's batches, as estimated
     /// from the batches sealed so far (an `f32`'s bits; starts at 1.0).
     compression_ratio: AtomicU32,
+    /// The most a batch of this topic may grow to (bytes as sent): lowered when the broker
+    /// refuses a batch as too large, so batches stop growing past what the topic takes.
+    max_batch: AtomicUsize,
 }
 
 /// The Java client's compression ratio estimate (`CompressionRatioEstimator`): it starts at 1.0,
@@ -51,6 +54,7 @@ impl TopicQueues {
             partitions,
             sticky: Mutex::new(Sticky::default()),
             compression_ratio: AtomicU32::new(1.0f32.to_bits()),
+            max_batch: AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -95,6 +99,12 @@ pub(crate) struct ProducerIdEpoch {
 }
 
 impl PartitionQueue {
+    /// Whether the back batch has something of its partition before it: batches waiting, or a
+    /// request not answered yet. It then grows past `batch.size` (see `ProducerBatch::is_ready`).
+    fn busy(&self) -> bool {
+        self.batches.len() > 1 || self.in_flight > 0
+    }
+
     /// Whether the front batch may go now, with `limit` batches of a partition in flight at most.
     /// A retried batch (it has a sequence) goes alone, so retries never overtake each other.
     fn can_send(&self, now: Instant, limit: usize, producer: Option<ProducerIdEpoch>) -> bool {
@@ -152,7 +162,9 @@ pub(crate) struct ProducerBatch {
     id: u64,
     builder: Option<BatchBuilder>,
     sealed: Option<Bytes>,
-    /// No more records go in (it is full, or drained).
+    /// It reached `batch.size` (see `is_ready`).
+    full: bool,
+    /// No more records go in (it grew as large as it may, or was drained).
     closed: bool,
     record_count: usize,
     created: Instant,
@@ -168,8 +180,15 @@ pub(crate) struct ProducerBatch {
 }
 
 impl ProducerBatch {
-    fn is_ready(&self, now: Instant, linger: Duration) -> bool {
-        self.closed || now.saturating_duration_since(self.created) >= linger
+    /// A batch goes once `linger.ms` has passed since it started, or once it is closed. One that
+    /// reached `batch.size` goes at once if nothing of its partition is in flight (the Java rule);
+    /// if something is, it keeps filling, up to `batch.max.size`, until `linger.ms`: the broker
+    /// serves a connection's requests one at a time, so sent now it would mostly wait there
+    /// behind the earlier one, and a few large requests cost the broker less than many small.
+    fn is_ready(&self, now: Instant, linger: Duration, in_flight: usize) -> bool {
+        self.closed
+            || (self.full && in_flight == 0)
+            || now.saturating_duration_since(self.created) >= linger
     }
 
     /// Seals the batch (header, compression, CRC) if it is not sealed yet. Sealing happens once,
@@ -244,6 +263,8 @@ struct BufferPool {
 pub(crate) struct Accumulator {
     topics: RwLock<foldhash::HashMap<Arc<str>, Arc<TopicQueues>>>,
     batch_size: usize,
+    /// `batch.max.size`, within `batch.size..=max.request.size`.
+    batch_max: usize,
     /// With compression, a batch holds `batch.size` bytes *after* compression, as estimated;
     /// its uncompressed records stay under this (`max.request.size`, or `batch.size` if larger).
     max_uncompressed: usize,
@@ -282,8 +303,10 @@ pub(crate) struct Appended {
 }
 
 impl Accumulator {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         batch_size: usize,
+        batch_max_size: usize,
         max_request_size: usize,
         linger: Duration,
         delivery_timeout: Duration,
@@ -294,6 +317,12 @@ impl Accumulator {
         Accumulator {
             topics: RwLock::new(Default::default()),
             batch_size,
+            // batch.size 0 asks for no batching: such batches do not grow either.
+            batch_max: if batch_size == 0 {
+                0
+            } else {
+                batch_max_size.min(max_request_size).max(batch_size)
+            },
             max_uncompressed: max_request_size.max(batch_size),
             linger,
             delivery_timeout,
@@ -318,14 +347,29 @@ impl Accumulator {
     /// How many bytes of uncompressed records a batch of `tq` takes: `batch.size`, or with
     /// compression as many as are estimated to compress to `batch.size` (the Java client's rule).
     pub(crate) fn batch_limit(&self, tq: &TopicQueues) -> usize {
+        self.uncompressed_limit(tq, self.batch_size)
+    }
+
+    /// The same for a backlogged partition's batch, which may grow to `batch.max.size` (or less,
+    /// once the broker refused a batch of this topic as too large).
+    fn grown_limit(&self, tq: &TopicQueues) -> usize {
+        let max = self
+            .batch_max
+            .min(tq.max_batch.load(Ordering::Relaxed))
+            .max(self.batch_size);
+        self.uncompressed_limit(tq, max)
+    }
+
+    /// How many bytes of uncompressed records are estimated to make a batch of `target` bytes.
+    fn uncompressed_limit(&self, tq: &TopicQueues, target: usize) -> usize {
         if self.compression == Compression::None {
-            return self.batch_size;
+            return target;
         }
         let ratio = tq.compression_ratio() * RATIO_ESTIMATION_FACTOR;
-        let header = RECORD_BATCH_OVERHEAD.min(self.batch_size);
-        let records = (self.batch_size - header) as f64 / f64::from(ratio.max(f32::EPSILON));
+        let header = RECORD_BATCH_OVERHEAD.min(target);
+        let records = (target - header) as f64 / f64::from(ratio.max(f32::EPSILON));
         (header + records.min(self.max_uncompressed as f64) as usize)
-            .clamp(self.batch_size, self.max_uncompressed)
+            .clamp(target, self.max_uncompressed.max(target))
     }
 
     /// The queues of `topic`, grown to `partition_count` partitions if the topic grew.
@@ -351,6 +395,9 @@ impl Accumulator {
                     tq.compression_ratio.load(Ordering::Relaxed),
                     Ordering::Relaxed,
                 );
+                grown
+                    .max_batch
+                    .store(tq.max_batch.load(Ordering::Relaxed), Ordering::Relaxed);
                 grown
             }
             None => TopicQueues::new(
@@ -382,16 +429,27 @@ impl Accumulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let limit = self.batch_limit(tq);
+        // Behind a batch in flight or waiting, a batch takes records past batch.size, up to
+        // batch.max.size: a backlog goes in a few large requests, not one per batch.size.
+        let max_for = |busy: bool| {
+            if busy && self.batch_max > self.batch_size {
+                self.grown_limit(tq)
+            } else {
+                limit
+            }
+        };
+        let max = max_for(queue.busy());
+        let idle = queue.in_flight == 0;
         if let Some(batch) = queue.batches.back_mut().filter(|b| !b.closed) {
             if let Some(builder) = batch.builder.as_mut() {
                 let before = builder.size_in_bytes();
                 // A batch grows past its reservation (batch.size) only with more buffer.memory,
                 // taken without waiting: under memory pressure batches just stay smaller.
                 // It grows by doubling, so a batch that linger.ms sends soon after holds little.
-                let cap = limit.min(batch.reserved.max(before));
+                let cap = max.min(batch.reserved.max(before));
                 let mut appended = builder.try_append(timestamp, key, value, headers, cap);
-                if appended.is_none() && cap < limit {
-                    let grown = limit.min(cap.saturating_mul(2));
+                if appended.is_none() && cap < max {
+                    let grown = max.min(cap.saturating_mul(2));
                     if self.try_reserve(grown - cap) {
                         appended = builder.try_append(timestamp, key, value, headers, grown);
                         if appended.is_some() {
@@ -404,19 +462,22 @@ impl Accumulator {
                 }
                 if let Some(index) = appended {
                     batch.record_count += 1;
-                    let bytes = builder.size_in_bytes() - before;
-                    // At `cap` but under `limit`, the next record tries for more memory.
-                    let full = builder.size_in_bytes() >= limit;
-                    batch.closed = full;
+                    let size = builder.size_in_bytes();
+                    let bytes = size - before;
+                    // At `cap` but under `max`, the next record tries for more memory.
+                    let newly_full = !batch.full && size >= limit;
+                    batch.full |= newly_full;
+                    batch.closed = size >= max;
                     let future = self.future(partition, &batch.outcome, index, timestamp);
                     if let Some(r) = reserved {
                         self.release(r);
                     }
                     return Ok(Appended {
                         future,
-                        wake_sender: full,
+                        // Full with a request in flight, it waits for that answer or linger.ms.
+                        wake_sender: (newly_full && idle) || batch.closed,
                         bytes,
-                        batch_open: !full,
+                        batch_open: !batch.closed,
                     });
                 }
             }
@@ -433,6 +494,8 @@ impl Accumulator {
         let index = builder
             .try_append(timestamp, key, value, headers, limit)
             .expect("an empty batch takes any record");
+        // The new batch goes behind the others, if any.
+        let max = max_for(!queue.batches.is_empty() || queue.in_flight > 0);
         let outcome = Arc::new(BatchOutcome::new(tq.name.clone()));
         let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
         self.incomplete
@@ -440,11 +503,13 @@ impl Accumulator {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, outcome.clone());
         let bytes = builder.size_in_bytes();
-        let closed = bytes >= limit;
+        let full = bytes >= limit;
+        let closed = bytes >= max;
         queue.batches.push_back(ProducerBatch {
             id,
             builder: Some(builder),
             sealed: None,
+            full,
             closed,
             record_count: 1,
             // Read only when a batch starts: the clock is not free, and a record needs none.
@@ -589,7 +654,10 @@ impl Accumulator {
                 if !queue.can_send(now, self.in_flight_per_partition, producer) {
                     continue;
                 }
-                if flushing || queue.batches.len() > 1 || front.is_ready(now, self.linger) {
+                if flushing
+                    || queue.batches.len() > 1
+                    || front.is_ready(now, self.linger, queue.in_flight)
+                {
                     ready.nodes.push(leader);
                 } else {
                     let at = front.created + self.linger;
@@ -717,6 +785,15 @@ impl Accumulator {
             _ => return Some(d),
         };
         let limit = (bytes.len() / 2).max(RECORD_BATCH_OVERHEAD + 1);
+        // Later batches of this topic grow no larger than the parts.
+        if let Some(tq) = self
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&d.topic)
+        {
+            tq.max_batch.fetch_min(limit, Ordering::Relaxed);
+        }
         // (index of the first record, builder) of each part.
         let mut parts: Vec<(u32, BatchBuilder)> = Vec::new();
         for (i, r) in decoded.records.iter().enumerate() {
@@ -750,6 +827,7 @@ impl Accumulator {
                 id,
                 builder: Some(builder),
                 sealed: None,
+                full: true,
                 closed: true,
                 record_count,
                 created: parent.created,
@@ -912,6 +990,7 @@ mod tests {
     fn acc(batch_size: usize, linger_ms: u64) -> Accumulator {
         Accumulator::new(
             batch_size,
+            batch_size,
             1 << 20,
             Duration::from_millis(linger_ms),
             Duration::from_secs(10),
@@ -924,6 +1003,7 @@ mod tests {
     /// lz4 with batch.size 1000 and max.request.size 10,000.
     fn lz4_acc(buffer_memory: usize) -> Accumulator {
         Accumulator::new(
+            1000,
             1000,
             10_000,
             Duration::ZERO,
@@ -1067,6 +1147,7 @@ mod tests {
     async fn memory_is_bounded() {
         let a = Accumulator::new(
             100,
+            100,
             1 << 20,
             Duration::ZERO,
             Duration::from_secs(10),
@@ -1085,6 +1166,7 @@ mod tests {
 
     fn idempotent(max_in_flight: usize) -> Accumulator {
         Accumulator::new(
+            100,
             100,
             1 << 20,
             Duration::ZERO,
@@ -1195,6 +1277,7 @@ mod tests {
     #[tokio::test]
     async fn a_split_batch_keeps_order_sequences_and_each_records_offset() {
         let a = Accumulator::new(
+            1 << 20,
             1 << 20,
             1 << 20,
             Duration::ZERO,
@@ -1321,5 +1404,170 @@ mod tests {
             second > limit - 100 && second <= limit,
             "{second} of {limit}"
         );
+    }
+
+    /// batch.size 1000, batch.max.size 4000, one batch of a partition in flight, linger 1 s.
+    fn growing_acc() -> Accumulator {
+        Accumulator::new(
+            1000,
+            4000,
+            1 << 20,
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+            1 << 20,
+            Compression::None,
+            1,
+        )
+    }
+
+    fn acked() -> BatchAck {
+        BatchAck {
+            base_offset: Some(0),
+            log_append_time: None,
+        }
+    }
+
+    #[test]
+    fn a_backlogged_partitions_batch_grows_to_batch_max_size_and_goes_when_it_may() {
+        let a = growing_acc();
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let now = Instant::now();
+        let add100 = || drop(add(&a, &tq, 0, &[7u8; 100], now));
+        // Alone in its queue, the first batch closes at batch.size; the one behind it grows.
+        for _ in 0..30 {
+            add100();
+        }
+        assert_eq!(tq.partitions[0].lock().unwrap().batches.len(), 2);
+        let first = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
+        assert!(first.batch.size() <= 1000, "{}", first.batch.size());
+        // With the first in flight the second keeps growing, to batch.max.size and no further.
+        for _ in 0..30 {
+            add100();
+        }
+        assert!(
+            a.ready(&c, now, false, None).nodes.is_empty(),
+            "the partition waits for its batch in flight"
+        );
+        let second_size = tq.partitions[0].lock().unwrap().batches[0].size();
+        assert!(second_size > 3000 && second_size <= 4000, "{second_size}");
+        assert_eq!(tq.partitions[0].lock().unwrap().batches.len(), 2);
+        // Past batch.size it is ready at once, linger or not, once the answer is back.
+        a.complete(first, acked());
+        assert_eq!(a.ready(&c, now, false, None).nodes, vec![1]);
+        let second = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
+        assert_eq!(second.batch.size(), second_size);
+        let decoded = &kafka_producer_protocol::decode_batches(&second.batch.bytes()).unwrap()[0];
+        assert_eq!(decoded.records.len(), second.batch.record_count);
+    }
+
+    #[test]
+    fn a_partition_that_keeps_up_sends_batches_of_batch_size() {
+        let a = growing_acc();
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let now = Instant::now();
+        let mut sizes = Vec::new();
+        for _ in 0..100 {
+            drop(add(&a, &tq, 0, &[7u8; 100], now));
+            // The sender takes each batch once it is ready; the broker answers at once.
+            if !a.ready(&c, now, false, None).nodes.is_empty() {
+                let d = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
+                sizes.push(d.batch.size());
+                a.complete(d, acked());
+            }
+        }
+        assert!(sizes.len() >= 8, "{sizes:?}");
+        assert!(sizes.iter().all(|&s| s <= 1000), "{sizes:?}");
+    }
+
+    #[test]
+    fn once_the_broker_refuses_a_grown_batch_later_ones_grow_no_larger_than_its_parts() {
+        let a = growing_acc();
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let now = Instant::now();
+        let add100 = || drop(add(&a, &tq, 0, &[7u8; 100], now));
+        let backlog = |n: usize| {
+            for _ in 0..n {
+                add100();
+            }
+            let queue = tq.partitions[0].lock().unwrap();
+            queue
+                .batches
+                .iter()
+                .map(ProducerBatch::size)
+                .collect::<Vec<_>>()
+        };
+        add100();
+        let first = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
+        assert!(backlog(60)[0] > 3000);
+        a.complete(first, acked());
+        let grown = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
+        let refused = grown.batch.size();
+        assert!(a.split(grown).is_none(), "MESSAGE_TOO_LARGE: split in two");
+        // Its parts go first, then the batch that grew behind it.
+        let mut sizes = Vec::new();
+        while let Some(d) = a.drain(&c, 1, 1 << 20, now, None).pop() {
+            sizes.push(d.batch.size());
+            a.complete(d, acked());
+        }
+        assert!(sizes[..2].iter().all(|&p| p <= refused / 2), "{sizes:?}");
+        // The partition is busy again: its next batch grows, but only to half the refused size.
+        add100();
+        let busy = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
+        let sizes = backlog(60);
+        assert!(
+            sizes[0] > refused / 2 - 200 && sizes[0] <= refused / 2,
+            "{sizes:?}, refused {refused}"
+        );
+        a.complete(busy, acked());
+    }
+
+    #[test]
+    fn with_a_request_in_flight_a_full_batch_keeps_filling_until_linger() {
+        // Idempotent: five batches of a partition may be in flight.
+        let a = Accumulator::new(
+            1000,
+            4000,
+            1 << 20,
+            Duration::from_millis(5),
+            Duration::from_secs(10),
+            1 << 20,
+            Compression::None,
+            5,
+        );
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let p0 = ProducerIdEpoch { id: 1, epoch: 0 };
+        let t0 = Instant::now();
+        let fill = |n: usize| {
+            for _ in 0..n {
+                drop(add(&a, &tq, 0, &[7u8; 100], t0));
+            }
+        };
+        // Nothing in flight: a batch that reaches batch.size goes at once (the Java rule).
+        fill(9);
+        let full = tq.partitions[0].lock().unwrap().batches[0].size();
+        assert!(full > 900 && full <= 1000, "{full}");
+        fill(1);
+        assert_eq!(a.ready(&c, t0, false, Some(p0)).nodes, vec![1]);
+        let first = a.drain(&c, 1, 1 << 20, t0, Some(p0)).pop().unwrap();
+        assert!(first.batch.size() <= 1000);
+        // With it in flight, the next batch passes batch.size and waits for linger.ms...
+        fill(20);
+        let size = tq.partitions[0].lock().unwrap().batches[0].size();
+        assert!(size > 2000, "{size}");
+        let r = a.ready(&c, t0, false, Some(p0));
+        assert!(r.nodes.is_empty());
+        assert_eq!(r.next_check, Some(t0 + Duration::from_millis(5)));
+        // ...then goes, though the first is still in flight.
+        let later = t0 + Duration::from_millis(5);
+        assert_eq!(a.ready(&c, later, false, Some(p0)).nodes, vec![1]);
+        let second = a.drain(&c, 1, 1 << 20, later, Some(p0)).pop().unwrap();
+        assert_eq!(second.batch.size(), size);
+        assert_eq!(seq_of(&second), (0, first.batch.record_count as i32));
+        a.complete(first, acked());
+        a.complete(second, acked());
     }
 }

@@ -115,6 +115,8 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("acks", "all"),
     ("linger.ms", "5"),
     ("batch.size", "16384"),
+    // Not a Java client key: KIP-782's proposal (see `batch_max_size`).
+    ("batch.max.size", "262144"),
     ("buffer.memory", "33554432"),
     ("max.block.ms", "60000"),
     ("max.request.size", "1048576"),
@@ -146,6 +148,9 @@ pub struct ProducerConfig {
     pub(crate) acks: Acks,
     pub(crate) linger: Duration,
     pub(crate) batch_size: usize,
+    /// How far a batch may grow past `batch.size` while its partition is busy (a batch of it in
+    /// flight, or batches before it): KIP-782's `batch.max.size`.
+    pub(crate) batch_max_size: usize,
     pub(crate) buffer_memory: usize,
     pub(crate) max_block: Duration,
     pub(crate) max_request_size: usize,
@@ -172,6 +177,7 @@ impl Default for ProducerConfig {
             acks: Acks::All,
             linger: Duration::ZERO,
             batch_size: 0,
+            batch_max_size: 0,
             buffer_memory: 0,
             max_block: Duration::ZERO,
             max_request_size: 0,
@@ -251,6 +257,7 @@ impl ProducerConfig {
             }
             "linger.ms" => self.linger = millis(key, value, 0)?,
             "batch.size" => self.batch_size = int(key, value, 0, i32::MAX as u64)? as usize,
+            "batch.max.size" => self.batch_max_size = int(key, value, 0, i32::MAX as u64)? as usize,
             "buffer.memory" => self.buffer_memory = int(key, value, 1, u32::MAX as u64)? as usize,
             "max.block.ms" => self.max_block = millis(key, value, 0)?,
             "max.request.size" => {
@@ -405,6 +412,16 @@ impl ProducerConfig {
     /// Sets `batch.size` in bytes.
     pub fn with_batch_size(mut self, bytes: usize) -> Self {
         self.batch_size = bytes;
+        self
+    }
+
+    /// Sets `batch.max.size` in bytes: how large a batch may grow past `batch.size` while its
+    /// partition is busy (a batch of it in flight, or batches before it); it then keeps filling
+    /// for up to `linger.ms`. Default 262,144, never more than `max.request.size`; at or below
+    /// `batch.size`, batches never grow (the Java client's behaviour). The key is KIP-782's;
+    /// the Java client does not have it.
+    pub fn with_batch_max_size(mut self, bytes: usize) -> Self {
+        self.batch_max_size = bytes;
         self
     }
 
@@ -584,6 +601,7 @@ mod tests {
         assert_eq!(c.acks, Acks::All);
         assert_eq!(c.linger, Duration::from_millis(5));
         assert_eq!(c.batch_size, 16384);
+        assert_eq!(c.batch_max_size, 262144);
         assert_eq!(c.buffer_memory, 33554432);
         assert_eq!(c.max_block, Duration::from_secs(60));
         assert_eq!(c.max_request_size, 1048576);

@@ -66,6 +66,7 @@ impl Inner {
         Inner {
             accumulator: Accumulator::new(
                 config.batch_size,
+                config.batch_max_size,
                 config.max_request_size,
                 config.linger,
                 config.delivery_timeout,

@@ -364,6 +364,57 @@ async fn linger_holds_a_batch_until_flush_and_a_full_batch_goes_at_once() {
     assert_eq!(cluster.read_topic(&t).len(), 31);
 }
 
+/// A burst larger than one request leaves in batches past `batch.size` (up to `batch.max.size`)
+/// while earlier ones are in flight; with `batch.max.size` = `batch.size`, in batches of at most
+/// `batch.size`, as the Java client sends them. Java reads every record back, in order.
+#[tokio::test]
+async fn a_backlog_leaves_in_batches_past_batch_size_up_to_batch_max_size() {
+    let Some(cluster) = cluster() else { return };
+    for (max, grows) in [(None, true), (Some("16384"), false)] {
+        let t = topic(&cluster, "growth", 1);
+        let mut c = config(&cluster);
+        if let Some(max) = max {
+            c.set("batch.max.size", max).unwrap();
+        }
+        let producer = Producer::new(c).await.unwrap();
+        const N: usize = 20_000;
+        let mut futures = Vec::with_capacity(N);
+        for i in 0..N {
+            let value = format!("{i:06}{}", "x".repeat(94));
+            futures.push(
+                producer
+                    .send(ProducerRecord::<&[u8], _>::new(&t).value(value))
+                    .await
+                    .unwrap(),
+            );
+        }
+        producer.flush().await.unwrap();
+        for (i, f) in futures.into_iter().enumerate() {
+            assert_eq!(f.await.unwrap().offset, Some(i as i64), "record {i}");
+        }
+        let read = cluster.read_topic(&t);
+        assert_eq!(read.len(), N);
+        for (i, r) in read.iter().enumerate() {
+            assert!(
+                r.value_str().unwrap().starts_with(&format!("{i:06}")),
+                "{i}"
+            );
+        }
+        let batches = cluster.log_batches(&t, 0);
+        assert_eq!(batches.iter().map(|b| b.0).sum::<usize>(), N);
+        let largest = batches.iter().map(|b| b.1).max().unwrap();
+        println!(
+            "batch.max.size {max:?}: {} batches, largest {largest} bytes",
+            batches.len()
+        );
+        if grows {
+            assert!(largest > 16_384 && largest <= 262_144, "{batches:?}");
+        } else {
+            assert!(largest <= 16_384, "{batches:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn acks_zero_one_and_all() {
     let Some(cluster) = cluster() else { return };

@@ -318,13 +318,47 @@ impl Cluster {
         command
     }
 
+    /// Where `scripts/kafka` keeps the cluster's state: `KAFKA_STATE_DIR` (relative to the repository root), or
+    /// `target/kafka`.
+    fn state_dir(&self) -> PathBuf {
+        match std::env::var_os("KAFKA_STATE_DIR") {
+            Some(dir) => self.root.join(dir),
+            None => self.root.join("target/kafka"),
+        }
+    }
+
+    /// The record batches of a partition's first log segment on its leader, as Kafka's own `kafka-dump-log` reads
+    /// them: `(records, bytes)` of each, in offset order.
+    pub fn log_batches(&self, topic: &str, partition: i32) -> Vec<(usize, usize)> {
+        let leader = self.describe_topic(topic)[partition as usize].leader;
+        let segment = self.state_dir().join(format!(
+            "node{leader}/data/{topic}-{partition}/00000000000000000000.log"
+        ));
+        let dump = self.checked_tool(
+            "kafka-dump-log",
+            &["--files", &segment.to_string_lossy()],
+            None,
+        );
+        let field = |line: &str, name: &str| -> usize {
+            let at = line
+                .find(&format!(" {name}: "))
+                .unwrap_or_else(|| panic!("no {name} in {line}"));
+            line[at + name.len() + 3..]
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("bad {name} in {line}"))
+        };
+        dump.lines()
+            .filter(|l| l.starts_with("baseOffset:"))
+            .map(|l| (field(l, "count"), field(l, "size")))
+            .collect()
+    }
+
     /// Node control works on the cluster that `scripts/kafka` started from this repository; refuse anything else
     /// rather than stop a node of a different cluster.
     fn ensure_managed(&self) {
-        let state = match std::env::var_os("KAFKA_STATE_DIR") {
-            Some(dir) => self.root.join(dir),
-            None => self.root.join("target/kafka"),
-        };
+        let state = self.state_dir();
         let managed = std::fs::read_to_string(state.join("bootstrap")).unwrap_or_default();
         assert_eq!(
             managed.trim(),
