@@ -1406,18 +1406,23 @@ mod tests {
         );
     }
 
-    /// batch.size 1000, batch.max.size 4000, one batch of a partition in flight, linger 1 s.
-    fn growing_acc() -> Accumulator {
+    /// batch.size 1000, batch.max.size 4000, at most `in_flight` batches of a partition in flight.
+    fn growing_acc_with(linger: Duration, in_flight: usize) -> Accumulator {
         Accumulator::new(
             1000,
             4000,
             1 << 20,
-            Duration::from_secs(1),
+            linger,
             Duration::from_secs(10),
             1 << 20,
             Compression::None,
-            1,
+            in_flight,
         )
+    }
+
+    /// One batch of a partition in flight (no idempotence), linger 1 s.
+    fn growing_acc() -> Accumulator {
+        growing_acc_with(Duration::from_secs(1), 1)
     }
 
     fn acked() -> BatchAck {
@@ -1527,16 +1532,7 @@ mod tests {
     #[test]
     fn with_a_request_in_flight_a_full_batch_keeps_filling_until_linger() {
         // Idempotent: five batches of a partition may be in flight.
-        let a = Accumulator::new(
-            1000,
-            4000,
-            1 << 20,
-            Duration::from_millis(5),
-            Duration::from_secs(10),
-            1 << 20,
-            Compression::None,
-            5,
-        );
+        let a = growing_acc_with(Duration::from_millis(5), 5);
         let tq = a.topic("t", 1);
         let c = cluster(vec![1]);
         let p0 = ProducerIdEpoch { id: 1, epoch: 0 };
