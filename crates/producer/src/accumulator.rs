@@ -668,6 +668,18 @@ impl Accumulator {
         ready
     }
 
+    /// The bytes `batch` takes in a request: as sealed, or before sealing with compression as
+    /// estimated from the topic's compression ratio (as the Java client estimates a batch's size).
+    fn sealed_size(&self, tq: &TopicQueues, batch: &ProducerBatch) -> usize {
+        if batch.builder.is_none() || self.compression == Compression::None {
+            return batch.size();
+        }
+        let ratio = tq.compression_ratio() * RATIO_ESTIMATION_FACTOR;
+        RECORD_BATCH_OVERHEAD
+            + (batch.size().saturating_sub(RECORD_BATCH_OVERHEAD) as f64 * f64::from(ratio))
+                as usize
+    }
+
     /// Takes the front batch of every partition `node` leads that may send now, up to
     /// `max_request_size` bytes in all (at least one batch). Each is sealed and marked in flight.
     pub(crate) fn drain(
@@ -698,7 +710,7 @@ impl Accumulator {
                 let Some(front) = queue.batches.front() else {
                     continue;
                 };
-                if !drained.is_empty() && size + front.size() > max_request_size {
+                if !drained.is_empty() && size + self.sealed_size(&tq, front) > max_request_size {
                     return drained;
                 }
                 let mut batch = queue.batches.pop_front().expect("front exists");
@@ -1565,5 +1577,58 @@ mod tests {
         assert_eq!(seq_of(&second), (0, first.batch.record_count as i32));
         a.complete(first, acked());
         a.complete(second, acked());
+    }
+
+    #[test]
+    fn grown_compressed_batches_share_a_request_by_their_compressed_size() {
+        // lz4, batch.size 1000, batch.max.size and max.request.size 10,000; records that compress
+        // well, so a grown batch holds 10,000 bytes of records that compress to under 1,000.
+        let a = Accumulator::new(
+            1000,
+            10_000,
+            10_000,
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+            1 << 20,
+            Compression::Lz4 { level: 9 },
+            1,
+        );
+        let tq = a.topic("t", 2);
+        for _ in 0..300 {
+            tq.observe_compression(0.01);
+        }
+        let c = cluster(vec![1, 1]);
+        let now = Instant::now();
+        let value = [b'x'; 50];
+        for p in 0..2 {
+            drop(add(&a, &tq, p, &value, now));
+        }
+        let first = a.drain(&c, 1, 10_000, now, None);
+        assert_eq!(first.len(), 2);
+        // Both partitions busy: their next batches grow to the uncompressed limit.
+        for _ in 0..400 {
+            for p in 0..2 {
+                drop(add(&a, &tq, p, &value, now));
+            }
+        }
+        for p in 0..2 {
+            let queue = tq.partitions[p].lock().unwrap();
+            assert!(
+                queue.batches[0].size() > 9_000,
+                "{}",
+                queue.batches[0].size()
+            );
+        }
+        for d in first {
+            a.complete(d, acked());
+        }
+        let second = a.drain(&c, 1, 10_000, now, None);
+        let sizes: Vec<usize> = second.iter().map(|d| d.batch.size()).collect();
+        assert_eq!(
+            sizes.len(),
+            2,
+            "both fit one request once compressed: {sizes:?}"
+        );
+        assert!(sizes.iter().sum::<usize>() < 10_000, "{sizes:?}");
     }
 }

@@ -377,6 +377,8 @@ impl Inner {
                 for d in batches {
                     self.accumulator.fail(d, e.clone());
                 }
+                // Their partitions may send again: look once more.
+                self.wake.notify_one();
                 return;
             }
         };
