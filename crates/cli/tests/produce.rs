@@ -208,12 +208,12 @@ fn producer_config_file_applies_and_x_overrides_it() {
         return;
     };
     let topic = new_topic(&cluster, "kprod-config", 1);
-    let file = temp_file(
+    // Removed when the test ends.
+    let properties = temp_file(
         "producer.properties",
         "# a Java properties file\nacks = 0\nlinger.ms: 1\n",
     );
-    let file_guard = file;
-    let file = file_guard.to_str().unwrap();
+    let file = properties.to_str().unwrap();
 
     let output = produce(
         &cluster,

@@ -62,6 +62,11 @@ impl TopicQueues {
         f32::from_bits(self.compression_ratio.load(Ordering::Relaxed))
     }
 
+    /// The ratio a batch is sized by: the estimate with the Java client's margin.
+    fn estimated_ratio(&self) -> f32 {
+        self.compression_ratio() * RATIO_ESTIMATION_FACTOR
+    }
+
     /// Moves the estimate after a batch compressed `observed` (compressed / uncompressed).
     fn observe_compression(&self, observed: f32) {
         let current = self.compression_ratio();
@@ -101,8 +106,9 @@ pub(crate) struct ProducerIdEpoch {
 impl PartitionQueue {
     /// Whether the back batch has something of its partition before it: batches waiting, or a
     /// request not answered yet. It then grows past `batch.size` (see `ProducerBatch::is_ready`).
-    fn busy(&self) -> bool {
-        self.batches.len() > 1 || self.in_flight > 0
+    /// `queued` is 1 for the back batch already in the queue, 0 for one about to be added.
+    fn busy(&self, queued: usize) -> bool {
+        self.batches.len() > queued || self.in_flight > 0
     }
 
     /// Whether the front batch may go now, with `limit` batches of a partition in flight at most.
@@ -365,7 +371,7 @@ impl Accumulator {
         if self.compression == Compression::None {
             return target;
         }
-        let ratio = tq.compression_ratio() * RATIO_ESTIMATION_FACTOR;
+        let ratio = tq.estimated_ratio();
         let header = RECORD_BATCH_OVERHEAD.min(target);
         let records = (target - header) as f64 / f64::from(ratio.max(f32::EPSILON));
         (header + records.min(self.max_uncompressed as f64) as usize)
@@ -438,7 +444,7 @@ impl Accumulator {
                 limit
             }
         };
-        let max = max_for(queue.busy());
+        let max = max_for(queue.busy(1));
         let idle = queue.in_flight == 0;
         if let Some(batch) = queue.batches.back_mut().filter(|b| !b.closed) {
             if let Some(builder) = batch.builder.as_mut() {
@@ -495,7 +501,7 @@ impl Accumulator {
             .try_append(timestamp, key, value, headers, limit)
             .expect("an empty batch takes any record");
         // The new batch goes behind the others, if any.
-        let max = max_for(!queue.batches.is_empty() || queue.in_flight > 0);
+        let max = max_for(queue.busy(0));
         let outcome = Arc::new(BatchOutcome::new(tq.name.clone()));
         let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
         self.incomplete
@@ -674,7 +680,7 @@ impl Accumulator {
         if batch.builder.is_none() || self.compression == Compression::None {
             return batch.size();
         }
-        let ratio = tq.compression_ratio() * RATIO_ESTIMATION_FACTOR;
+        let ratio = tq.estimated_ratio();
         RECORD_BATCH_OVERHEAD
             + (batch.size().saturating_sub(RECORD_BATCH_OVERHEAD) as f64 * f64::from(ratio))
                 as usize

@@ -3,11 +3,10 @@
 //! `kafka-dump-log` shows that the batches on disk carry the codec.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kafka_producer::{Producer, ProducerConfig, ProducerRecord};
-use kafka_producer_testkit::{cluster, Cluster};
+use kafka_producer_testkit::{cluster, dump_log_batches, dump_log_field, Cluster};
 
 const RECORDS: usize = 500;
 
@@ -66,16 +65,6 @@ fn records() -> Vec<Sent> {
             }
         })
         .collect()
-}
-
-/// Where `scripts/kafka` keeps the cluster's state: `KAFKA_STATE_DIR` (relative to the repository
-/// root, as scripts/test and the testkit read it) or `target/kafka`.
-fn state_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    match std::env::var_os("KAFKA_STATE_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target/kafka"),
-    }
 }
 
 /// Produces [`records`] with `settings`, reads them back with the Java reader, and returns what
@@ -153,13 +142,9 @@ async fn produce_and_check(prefix: &str, settings: &[(&str, &str)]) -> Option<St
     }
 
     // One kafka-dump-log run over each partition's log on its leader.
-    let state = state_dir();
     let mut segments = Vec::new();
     for partition in cluster.describe_topic(&topic) {
-        let segment = state.join(format!(
-            "node{}/data/{topic}-{}/00000000000000000000.log",
-            partition.leader, partition.partition
-        ));
+        let segment = cluster.first_segment(partition.leader, &topic, partition.partition);
         assert!(segment.is_file(), "no segment at {}", segment.display());
         segments.push(segment.to_string_lossy().into_owned());
     }
@@ -175,37 +160,20 @@ async fn produce_and_check(prefix: &str, settings: &[(&str, &str)]) -> Option<St
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The batch lines of a dump (one per batch; record lines start with `| offset:`).
-fn batch_lines(dump: &str) -> Vec<&str> {
-    dump.lines()
-        .filter(|l| l.starts_with("baseOffset:"))
-        .collect()
-}
-
-/// The value of `field: value` in a dump-log batch line.
-fn field<'a>(line: &'a str, name: &str) -> &'a str {
-    let start = line
-        .find(&format!("{name}: "))
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-        + name.len()
-        + 2;
-    line[start..].split_whitespace().next().unwrap_or_default()
-}
-
 /// Runs [`produce_and_check`] and asserts that every batch on disk has `codec`, is valid, and that
 /// batches hold several records each; prints the fullest batch's line as evidence.
 async fn check_codec(codec: &str, settings: &[(&str, &str)]) {
     let Some(dump) = produce_and_check(codec, settings).await else {
         return;
     };
-    let lines = batch_lines(&dump);
-    let count = |line: &str| field(line, "count").parse::<usize>().unwrap();
+    let lines = dump_log_batches(&dump);
+    let count = |line: &str| dump_log_field(line, "count").parse::<usize>().unwrap();
     for line in &lines {
         assert!(
-            field(line, "compresscodec").eq_ignore_ascii_case(codec),
+            dump_log_field(line, "compresscodec").eq_ignore_ascii_case(codec),
             "{settings:?}: {line}"
         );
-        assert_eq!(field(line, "isvalid"), "true", "{line}");
+        assert_eq!(dump_log_field(line, "isvalid"), "true", "{line}");
     }
     assert_eq!(lines.iter().map(|l| count(l)).sum::<usize>(), RECORDS);
     assert!(
@@ -215,7 +183,7 @@ async fn check_codec(codec: &str, settings: &[(&str, &str)]) {
     );
     let stored: usize = lines
         .iter()
-        .map(|l| field(l, "size").parse::<usize>().unwrap())
+        .map(|l| dump_log_field(l, "size").parse::<usize>().unwrap())
         .sum();
     let fullest = lines.iter().max_by_key(|l| count(l)).unwrap();
     println!(
@@ -323,15 +291,13 @@ async fn compressed_batches_fill_batch_size_after_compression() {
     }
 
     let leader = cluster.describe_topic(&topic)[0].leader;
-    let segment = state_dir().join(format!(
-        "node{leader}/data/{topic}-0/00000000000000000000.log"
-    ));
+    let segment = cluster.first_segment(leader, &topic, 0);
     let out = cluster.tool("kafka-dump-log", &["--files", &segment.to_string_lossy()]);
     assert!(out.status.success());
     let dump = String::from_utf8_lossy(&out.stdout);
-    let lines = batch_lines(&dump);
-    let count = |line: &str| field(line, "count").parse::<usize>().unwrap();
-    let size = |line: &str| field(line, "size").parse::<usize>().unwrap();
+    let lines = dump_log_batches(&dump);
+    let count = |line: &str| dump_log_field(line, "count").parse::<usize>().unwrap();
+    let size = |line: &str| dump_log_field(line, "size").parse::<usize>().unwrap();
     let uncompressed_fit = 16_384 / (value(0).len() + 8);
     let fullest = lines.iter().copied().max_by_key(|l| count(l)).unwrap();
     println!(
@@ -340,7 +306,10 @@ async fn compressed_batches_fill_batch_size_after_compression() {
     );
     assert!(count(fullest) > 2 * uncompressed_fit, "{fullest}");
     for line in &lines {
-        assert_eq!(field(line, "compresscodec").to_ascii_lowercase(), "lz4");
+        assert_eq!(
+            dump_log_field(line, "compresscodec").to_ascii_lowercase(),
+            "lz4"
+        );
         assert!(
             size(line) <= 2 * 16_384,
             "a batch far beyond batch.size: {line}"

@@ -327,31 +327,31 @@ impl Cluster {
         }
     }
 
+    /// The first log segment of a partition on node `node` (its leader, say), for `kafka-dump-log`.
+    pub fn first_segment(&self, node: i32, topic: &str, partition: i32) -> PathBuf {
+        self.state_dir().join(format!(
+            "node{node}/data/{topic}-{partition}/00000000000000000000.log"
+        ))
+    }
+
     /// The record batches of a partition's first log segment on its leader, as Kafka's own `kafka-dump-log` reads
     /// them: `(records, bytes)` of each, in offset order.
     pub fn log_batches(&self, topic: &str, partition: i32) -> Vec<(usize, usize)> {
         let leader = self.describe_topic(topic)[partition as usize].leader;
-        let segment = self.state_dir().join(format!(
-            "node{leader}/data/{topic}-{partition}/00000000000000000000.log"
-        ));
+        let segment = self.first_segment(leader, topic, partition);
         let dump = self.checked_tool(
             "kafka-dump-log",
             &["--files", &segment.to_string_lossy()],
             None,
         );
-        let field = |line: &str, name: &str| -> usize {
-            let at = line
-                .find(&format!(" {name}: "))
-                .unwrap_or_else(|| panic!("no {name} in {line}"));
-            line[at + name.len() + 3..]
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("bad {name} in {line}"))
+        let number = |line: &str, name: &str| -> usize {
+            dump_log_field(line, name)
+                .parse()
+                .unwrap_or_else(|_| panic!("bad {name} in {line}"))
         };
-        dump.lines()
-            .filter(|l| l.starts_with("baseOffset:"))
-            .map(|l| (field(l, "count"), field(l, "size")))
+        dump_log_batches(&dump)
+            .into_iter()
+            .map(|l| (number(l, "count"), number(l, "size")))
             .collect()
     }
 
@@ -467,6 +467,24 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>
         }
         buf
     })
+}
+
+/// The batch lines of a `kafka-dump-log` output (one per batch; record lines start with `| offset:`).
+pub fn dump_log_batches(dump: &str) -> Vec<&str> {
+    dump.lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .collect()
+}
+
+/// The value of ` name: value` in a `kafka-dump-log` batch line; panics if the line has no such field.
+pub fn dump_log_field<'a>(line: &'a str, name: &str) -> &'a str {
+    let at = line
+        .find(&format!(" {name}: "))
+        .unwrap_or_else(|| panic!("no {name} in {line}"));
+    line[at + name.len() + 3..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub use broker::{
     Corruption, FakeBroker, FakeConfig, Fault, ProduceAttempt, Rule, RuleBuilder, RuleHandle,
     Storage, StoredRecord,
 };
-pub use cluster::{cluster, wait_until, Cluster, NodeOutage, PartitionInfo};
+pub use cluster::{
+    cluster, dump_log_batches, dump_log_field, wait_until, Cluster, NodeOutage, PartitionInfo,
+};
 pub use proxy::{Cut, FaultProxy};
 pub use record::ReadRecord;
