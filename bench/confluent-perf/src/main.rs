@@ -12,14 +12,14 @@ mod stats;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use confluent_kafka::common::serialization::ByteArraySerializer;
 use confluent_kafka::producer::{KafkaProducer, Producer, ProducerConfig, ProducerRecord};
 
 use args::PerfArgs;
-use stats::Stats;
+use stats::{Instant, Stats};
 
 struct State {
     stats: Stats,
@@ -85,7 +85,11 @@ async fn main() -> ExitCode {
     let mut stopped = None;
     for i in 0..args.num_records {
         if let Some(gap) = gap {
-            tokio::time::sleep_until((start + gap.mul_f64(i as f64)).into()).await;
+            let due = start + gap.mul_f64(i as f64);
+            let now = Instant::now();
+            if due > now {
+                tokio::time::sleep(due - now).await;
+            }
         }
         let sent_at = Instant::now();
         let state = state.clone();

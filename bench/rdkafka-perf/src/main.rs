@@ -12,7 +12,7 @@ mod stats;
 
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use rdkafka::config::ClientConfig;
@@ -22,7 +22,7 @@ use rdkafka::util::Timeout;
 use rdkafka::ClientContext;
 
 use args::PerfArgs;
-use stats::Stats;
+use stats::{Instant, Stats};
 
 /// Sends between two `poll(0)` calls: often enough that a callback waits little.
 const POLL_EVERY: u64 = 64;

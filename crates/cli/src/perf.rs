@@ -13,14 +13,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use kafka_producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
 
-use stats::Stats;
+use stats::{Instant, Stats};
 
 /// Measure the producer: send N records of a given size as fast as possible (or at a given rate).
 ///
@@ -171,10 +171,11 @@ async fn send_all(
     for i in 0..args.num_records {
         if let Some(gap) = throttle {
             let due = start + gap.mul_f64(i as f64);
-            if due > Instant::now() {
+            let now = Instant::now();
+            if due > now {
                 // Hand over what is sent before sleeping, so its latency is measured on time.
                 hand_over(&tx, &mut chunk, &mut recycled).await;
-                tokio::time::sleep_until(due.into()).await;
+                tokio::time::sleep(due - now).await;
             }
         }
         let record = ProducerRecord::<&[u8], &[u8]>::new(&args.topic).value(payload);
