@@ -104,13 +104,6 @@ pub(crate) struct ProducerIdEpoch {
 }
 
 impl PartitionQueue {
-    /// Whether the back batch has something of its partition before it: batches waiting, or a
-    /// request not answered yet. It then grows past `batch.size` (see `ProducerBatch::is_ready`).
-    /// `queued` is 1 for the back batch already in the queue, 0 for one about to be added.
-    fn busy(&self, queued: usize) -> bool {
-        self.batches.len() > queued || self.in_flight > 0
-    }
-
     /// Whether the front batch may go now, with `limit` batches of a partition in flight at most.
     /// A retried batch (it has a sequence) goes alone, so retries never overtake each other.
     fn can_send(&self, now: Instant, limit: usize, producer: Option<ProducerIdEpoch>) -> bool {
@@ -168,8 +161,6 @@ pub(crate) struct ProducerBatch {
     id: u64,
     builder: Option<BatchBuilder>,
     sealed: Option<Bytes>,
-    /// It reached `batch.size` (see `is_ready`).
-    full: bool,
     /// No more records go in (it grew as large as it may, or was drained).
     closed: bool,
     record_count: usize,
@@ -186,15 +177,12 @@ pub(crate) struct ProducerBatch {
 }
 
 impl ProducerBatch {
-    /// A batch goes once `linger.ms` has passed since it started, or once it is closed. One that
-    /// reached `batch.size` goes at once if nothing of its partition is in flight (the Java rule);
-    /// if something is, it keeps filling, up to `batch.max.size`, until `linger.ms`: the broker
-    /// serves a connection's requests one at a time, so sent now it would mostly wait there
-    /// behind the earlier one, and a few large requests cost the broker less than many small.
-    fn is_ready(&self, now: Instant, linger: Duration, in_flight: usize) -> bool {
-        self.closed
-            || (self.full && in_flight == 0)
-            || now.saturating_duration_since(self.created) >= linger
+    /// A batch goes once `linger.ms` has passed since it started, or once it is closed: it can
+    /// take no more records. Without growth it closes at `batch.size`, so a full batch goes at
+    /// once (the Java rule); with growth it keeps filling past `batch.size` until `linger.ms`, up
+    /// to `batch.max.size` (see `Accumulator::append`).
+    fn is_ready(&self, now: Instant, linger: Duration) -> bool {
+        self.closed || now.saturating_duration_since(self.created) >= linger
     }
 
     /// Seals the batch (header, compression, CRC) if it is not sealed yet. Sealing happens once,
@@ -306,6 +294,11 @@ pub(crate) struct Appended {
     pub(crate) bytes: usize,
     /// The record's batch still takes more records.
     pub(crate) batch_open: bool,
+    /// The most the record's batch may hold: `batch.size`, or `batch.max.size` with growth.
+    pub(crate) batch_limit: usize,
+    /// With growth, the record started a new batch: the partition's last one was sent (or
+    /// closed), so the sticky partitioner may move on (see `Sticky::appended`).
+    pub(crate) turned_over: bool,
 }
 
 impl Accumulator {
@@ -435,17 +428,14 @@ impl Accumulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let limit = self.batch_limit(tq);
-        // Behind a batch in flight or waiting, a batch takes records past batch.size, up to
-        // batch.max.size: a backlog goes in a few large requests, not one per batch.size.
-        let max_for = |busy: bool| {
-            if busy && self.batch_max > self.batch_size {
-                self.grown_limit(tq)
-            } else {
-                limit
-            }
+        // With growth, a batch takes records past batch.size, up to batch.max.size, for as long
+        // as linger.ms lets it fill: a stream goes in a few large requests, not one per
+        // batch.size, and the broker's cost is mostly per request and per batch.
+        let max = if self.batch_max > self.batch_size {
+            self.grown_limit(tq)
+        } else {
+            limit
         };
-        let max = max_for(queue.busy(1));
-        let idle = queue.in_flight == 0;
         if let Some(batch) = queue.batches.back_mut().filter(|b| !b.closed) {
             if let Some(builder) = batch.builder.as_mut() {
                 let before = builder.size_in_bytes();
@@ -471,8 +461,6 @@ impl Accumulator {
                     let size = builder.size_in_bytes();
                     let bytes = size - before;
                     // At `cap` but under `max`, the next record tries for more memory.
-                    let newly_full = !batch.full && size >= limit;
-                    batch.full |= newly_full;
                     batch.closed = size >= max;
                     let future = self.future(partition, &batch.outcome, index, timestamp);
                     if let Some(r) = reserved {
@@ -480,10 +468,11 @@ impl Accumulator {
                     }
                     return Ok(Appended {
                         future,
-                        // Full with a request in flight, it waits for that answer or linger.ms.
-                        wake_sender: (newly_full && idle) || batch.closed,
+                        wake_sender: batch.closed,
                         bytes,
                         batch_open: !batch.closed,
+                        batch_limit: max,
+                        turned_over: false,
                     });
                 }
             }
@@ -500,8 +489,6 @@ impl Accumulator {
         let index = builder
             .try_append(timestamp, key, value, headers, limit)
             .expect("an empty batch takes any record");
-        // The new batch goes behind the others, if any.
-        let max = max_for(queue.busy(0));
         let outcome = Arc::new(BatchOutcome::new(tq.name.clone()));
         let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
         self.incomplete
@@ -509,13 +496,11 @@ impl Accumulator {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, outcome.clone());
         let bytes = builder.size_in_bytes();
-        let full = bytes >= limit;
         let closed = bytes >= max;
         queue.batches.push_back(ProducerBatch {
             id,
             builder: Some(builder),
             sealed: None,
-            full,
             closed,
             record_count: 1,
             // Read only when a batch starts: the clock is not free, and a record needs none.
@@ -532,6 +517,8 @@ impl Accumulator {
             wake_sender: true,
             bytes,
             batch_open: !closed,
+            batch_limit: max,
+            turned_over: max > limit,
         })
     }
 
@@ -660,10 +647,7 @@ impl Accumulator {
                 if !queue.can_send(now, self.in_flight_per_partition, producer) {
                     continue;
                 }
-                if flushing
-                    || queue.batches.len() > 1
-                    || front.is_ready(now, self.linger, queue.in_flight)
-                {
+                if flushing || queue.batches.len() > 1 || front.is_ready(now, self.linger) {
                     ready.nodes.push(leader);
                 } else {
                     let at = front.created + self.linger;
@@ -845,7 +829,6 @@ impl Accumulator {
                 id,
                 builder: Some(builder),
                 sealed: None,
-                full: true,
                 closed: true,
                 record_count,
                 created: parent.created,
@@ -1451,42 +1434,65 @@ mod tests {
     }
 
     #[test]
-    fn a_backlogged_partitions_batch_grows_to_batch_max_size_and_goes_when_it_may() {
-        let a = growing_acc();
+    fn a_batch_grows_past_batch_size_until_linger_and_closes_at_batch_max_size() {
+        let a = growing_acc_with(Duration::from_millis(5), 1);
         let tq = a.topic("t", 1);
         let c = cluster(vec![1]);
-        let now = Instant::now();
-        let add100 = || drop(add(&a, &tq, 0, &[7u8; 100], now));
-        // Alone in its queue, the first batch closes at batch.size; the one behind it grows.
-        for _ in 0..30 {
+        let t0 = Instant::now();
+        let add100 = || drop(add(&a, &tq, 0, &[7u8; 100], t0));
+        // Past batch.size, the batch keeps filling while linger.ms runs...
+        for _ in 0..20 {
             add100();
         }
-        assert_eq!(tq.partitions[0].lock().unwrap().batches.len(), 2);
-        let first = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
-        assert!(first.batch.size() <= 1000, "{}", first.batch.size());
-        // With the first in flight the second keeps growing, to batch.max.size and no further.
-        for _ in 0..30 {
+        let size = tq.partitions[0].lock().unwrap().batches[0].size();
+        assert!(size > 2000, "{size}");
+        let r = a.ready(&c, t0, false, None);
+        assert!(r.nodes.is_empty(), "linger.ms has not passed");
+        assert_eq!(r.next_check, Some(t0 + Duration::from_millis(5)));
+        // ...and goes when it has.
+        let later = t0 + Duration::from_millis(5);
+        assert_eq!(a.ready(&c, later, false, None).nodes, vec![1]);
+        let first = a.drain(&c, 1, 1 << 20, later, None).pop().unwrap();
+        assert_eq!(first.batch.size(), size);
+        // A batch that reaches batch.max.size is closed: ready at once, linger or not, but it
+        // waits while its partition has a request in flight (one at most here).
+        for _ in 0..45 {
             add100();
         }
+        let sizes = |q: &PartitionQueue| {
+            q.batches
+                .iter()
+                .map(ProducerBatch::size)
+                .collect::<Vec<_>>()
+        };
+        let queued = sizes(&tq.partitions[0].lock().unwrap());
+        assert_eq!(queued.len(), 2, "{queued:?}");
+        assert!(queued[0] > 3000 && queued[0] <= 4000, "{queued:?}");
         assert!(
-            a.ready(&c, now, false, None).nodes.is_empty(),
-            "the partition waits for its batch in flight"
+            a.ready(&c, t0, false, None).nodes.is_empty(),
+            "one in flight"
         );
-        let second_size = tq.partitions[0].lock().unwrap().batches[0].size();
-        assert!(second_size > 3000 && second_size <= 4000, "{second_size}");
-        assert_eq!(tq.partitions[0].lock().unwrap().batches.len(), 2);
-        // Past batch.size it is ready at once, linger or not, once the answer is back.
         a.complete(first, acked());
-        assert_eq!(a.ready(&c, now, false, None).nodes, vec![1]);
-        let second = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
-        assert_eq!(second.batch.size(), second_size);
+        assert_eq!(a.ready(&c, t0, false, None).nodes, vec![1]);
+        let second = a.drain(&c, 1, 1 << 20, t0, None).pop().unwrap();
+        assert_eq!(second.batch.size(), queued[0]);
         let decoded = &kafka_producer_protocol::decode_batches(&second.batch.bytes()).unwrap()[0];
         assert_eq!(decoded.records.len(), second.batch.record_count);
     }
 
     #[test]
-    fn a_partition_that_keeps_up_sends_batches_of_batch_size() {
-        let a = growing_acc();
+    fn without_growth_a_batch_closes_at_batch_size_and_goes_at_once() {
+        // batch.max.size at batch.size: the Java client's rule.
+        let a = Accumulator::new(
+            1000,
+            1000,
+            1 << 20,
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+            1 << 20,
+            Compression::None,
+            5,
+        );
         let tq = a.topic("t", 1);
         let c = cluster(vec![1]);
         let now = Instant::now();
@@ -1500,8 +1506,8 @@ mod tests {
                 a.complete(d, acked());
             }
         }
-        assert!(sizes.len() >= 8, "{sizes:?}");
-        assert!(sizes.iter().all(|&s| s <= 1000), "{sizes:?}");
+        assert!(sizes.len() >= 10, "{sizes:?}");
+        assert!(sizes.iter().all(|&s| s > 900 && s <= 1000), "{sizes:?}");
     }
 
     #[test]
@@ -1545,44 +1551,6 @@ mod tests {
             "{sizes:?}, refused {refused}"
         );
         a.complete(busy, acked());
-    }
-
-    #[test]
-    fn with_a_request_in_flight_a_full_batch_keeps_filling_until_linger() {
-        // Idempotent: five batches of a partition may be in flight.
-        let a = growing_acc_with(Duration::from_millis(5), 5);
-        let tq = a.topic("t", 1);
-        let c = cluster(vec![1]);
-        let p0 = ProducerIdEpoch { id: 1, epoch: 0 };
-        let t0 = Instant::now();
-        let fill = |n: usize| {
-            for _ in 0..n {
-                drop(add(&a, &tq, 0, &[7u8; 100], t0));
-            }
-        };
-        // Nothing in flight: a batch that reaches batch.size goes at once (the Java rule).
-        fill(9);
-        let full = tq.partitions[0].lock().unwrap().batches[0].size();
-        assert!(full > 900 && full <= 1000, "{full}");
-        fill(1);
-        assert_eq!(a.ready(&c, t0, false, Some(p0)).nodes, vec![1]);
-        let first = a.drain(&c, 1, 1 << 20, t0, Some(p0)).pop().unwrap();
-        assert!(first.batch.size() <= 1000);
-        // With it in flight, the next batch passes batch.size and waits for linger.ms...
-        fill(20);
-        let size = tq.partitions[0].lock().unwrap().batches[0].size();
-        assert!(size > 2000, "{size}");
-        let r = a.ready(&c, t0, false, Some(p0));
-        assert!(r.nodes.is_empty());
-        assert_eq!(r.next_check, Some(t0 + Duration::from_millis(5)));
-        // ...then goes, though the first is still in flight.
-        let later = t0 + Duration::from_millis(5);
-        assert_eq!(a.ready(&c, later, false, Some(p0)).nodes, vec![1]);
-        let second = a.drain(&c, 1, 1 << 20, later, Some(p0)).pop().unwrap();
-        assert_eq!(second.batch.size(), size);
-        assert_eq!(seq_of(&second), (0, first.batch.record_count as i32));
-        a.complete(first, acked());
-        a.complete(second, acked());
     }
 
     #[test]

@@ -257,7 +257,13 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
 /// After an append: count the bytes for the sticky partitioner, wake the sender if it should look.
 fn appended(inner: &Inner, tq: &TopicQueues, a: Appended, sticky: bool) -> DeliveryFuture {
     if sticky {
-        lock(&tq.sticky).appended(a.bytes, inner.accumulator.batch_size(), a.batch_open);
+        lock(&tq.sticky).appended(
+            a.bytes,
+            inner.accumulator.batch_size(),
+            a.batch_limit,
+            a.batch_open,
+            a.turned_over,
+        );
     }
     if a.wake_sender {
         inner.wake.notify_one();

@@ -326,53 +326,84 @@ async fn many_tasks_share_one_producer() {
 #[tokio::test]
 async fn linger_holds_a_batch_until_flush_and_a_full_batch_goes_at_once() {
     let Some(cluster) = cluster() else { return };
-    let t = topic(&cluster, "linger", 1);
-    let mut c = config(&cluster);
-    c.set("linger.ms", "60000").unwrap();
-    c.set("delivery.timeout.ms", "120000").unwrap();
-    c.set("batch.size", "2000").unwrap();
-    let producer = Producer::new(c).await.unwrap();
-    let small = producer
-        .send(ProducerRecord::<&[u8], _>::new(&t).value("small"))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(producer.pending_records(), 1, "lingering, not sent");
-    producer.flush().await.unwrap();
-    assert_eq!(small.await.unwrap().offset, Some(0));
+    // batch.max.size at batch.size: the Java client's rule, a batch goes once it reaches
+    // batch.size. Above it: a batch fills past batch.size and goes once it reaches batch.max.size.
+    for max in [2000usize, 8000] {
+        let t = topic(&cluster, "linger", 1);
+        let mut c = config(&cluster);
+        c.set("linger.ms", "60000").unwrap();
+        c.set("delivery.timeout.ms", "120000").unwrap();
+        c.set("batch.size", "2000").unwrap();
+        c.set("batch.max.size", &max.to_string()).unwrap();
+        let producer = Producer::new(c).await.unwrap();
+        let small = producer
+            .send(ProducerRecord::<&[u8], _>::new(&t).value("small"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(producer.pending_records(), 1, "lingering, not sent");
+        producer.flush().await.unwrap();
+        assert_eq!(small.await.unwrap().offset, Some(0));
 
-    // Fill a batch past batch.size: it goes without a flush, linger or not.
-    let mut futures = Vec::new();
-    for _ in 0..30 {
-        futures.push(
-            producer
-                .send(ProducerRecord::<&[u8], _>::new(&t).value(vec![7u8; 100]))
-                .await
-                .unwrap(),
+        let send_100 = |n: usize| {
+            let (producer, t) = (&producer, &t);
+            async move {
+                let mut futures = Vec::new();
+                for _ in 0..n {
+                    futures.push(
+                        producer
+                            .send(ProducerRecord::<&[u8], _>::new(t).value(vec![7u8; 100]))
+                            .await
+                            .unwrap(),
+                    );
+                }
+                futures
+            }
+        };
+        // Past batch.size: with growth the batch keeps lingering.
+        let mut futures = send_100(30).await;
+        if max > 2000 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(producer.pending_records(), 30, "a growing batch lingers");
+            // Past batch.max.size: it goes.
+            futures.extend(send_100(60).await);
+        }
+        let first = futures.remove(0);
+        let md = tokio::time::timeout(Duration::from_secs(30), first)
+            .await
+            .expect("a full batch is sent without waiting for linger.ms")
+            .unwrap();
+        assert_eq!(md.offset, Some(1), "batch.max.size {max}");
+        producer.flush().await.unwrap();
+        let sent = futures.len() + 2;
+        for f in futures {
+            f.await.unwrap();
+        }
+        assert_eq!(cluster.read_topic(&t).len(), sent);
+        let largest = cluster
+            .log_batches(&t, 0)
+            .iter()
+            .map(|b| b.1)
+            .max()
+            .unwrap();
+        assert!(
+            largest <= max && largest > max - 200,
+            "batch.max.size {max}: largest {largest}"
         );
     }
-    let first = futures.remove(0);
-    let md = tokio::time::timeout(Duration::from_secs(30), first)
-        .await
-        .expect("a full batch is sent without waiting for linger.ms")
-        .unwrap();
-    assert_eq!(md.offset, Some(1));
-    producer.flush().await.unwrap();
-    for f in futures {
-        f.await.unwrap();
-    }
-    assert_eq!(cluster.read_topic(&t).len(), 31);
 }
 
-/// A burst larger than one request leaves in batches past `batch.size` (up to `batch.max.size`)
-/// while earlier ones are in flight; with `batch.max.size` = `batch.size`, in batches of at most
-/// `batch.size`, as the Java client sends them. Java reads every record back, in order.
+/// A burst leaves in batches past `batch.size`, up to `batch.max.size` (1 MiB by default);
+/// with `batch.max.size` = `batch.size`, in batches of at most `batch.size`, as the Java client
+/// sends them. Java reads every record back, in order.
 #[tokio::test]
-async fn a_backlog_leaves_in_batches_past_batch_size_up_to_batch_max_size() {
+async fn a_burst_leaves_in_batches_past_batch_size_up_to_batch_max_size() {
     let Some(cluster) = cluster() else { return };
     for (max, grows) in [(None, true), (Some("16384"), false)] {
         let t = topic(&cluster, "growth", 1);
         let mut c = config(&cluster);
+        // Long enough that size, not time, ends every batch but the last.
+        c.set("linger.ms", "2000").unwrap();
         if let Some(max) = max {
             c.set("batch.max.size", max).unwrap();
         }
@@ -408,7 +439,10 @@ async fn a_backlog_leaves_in_batches_past_batch_size_up_to_batch_max_size() {
             batches.len()
         );
         if grows {
-            assert!(largest > 16_384 && largest <= 262_144, "{batches:?}");
+            assert!(
+                largest > 1_048_576 - 200 && largest <= 1_048_576,
+                "{batches:?}"
+            );
         } else {
             assert!(largest <= 16_384, "{batches:?}");
         }
