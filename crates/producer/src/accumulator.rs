@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_producer_protocol::batch::{
-    BatchBuilder, BatchParams, Compression, Header, RECORD_BATCH_OVERHEAD,
+    record_size_upper_bound, BatchBuilder, BatchParams, Compression, Header, RECORD_BATCH_OVERHEAD,
 };
 use tokio::sync::Semaphore;
 
@@ -273,6 +273,8 @@ pub(crate) struct Accumulator {
     sequence_gap: std::sync::atomic::AtomicBool,
     buffer: BufferPool,
     incomplete: Mutex<HashMap<u64, Arc<BatchOutcome>>>,
+    /// Per node, where in its list of partitions the next drain starts (see `drain`).
+    drain_start: Mutex<HashMap<i32, usize>>,
     next_batch_id: AtomicU64,
     pending_records: AtomicUsize,
     flushes: AtomicUsize,
@@ -296,9 +298,6 @@ pub(crate) struct Appended {
     pub(crate) batch_open: bool,
     /// The most the record's batch may hold: `batch.size`, or `batch.max.size` with growth.
     pub(crate) batch_limit: usize,
-    /// With growth, the record started a new batch: the partition's last one was sent (or
-    /// closed), so the sticky partitioner may move on (see `Sticky::appended`).
-    pub(crate) turned_over: bool,
 }
 
 impl Accumulator {
@@ -333,6 +332,7 @@ impl Accumulator {
                 total: buffer_memory,
             },
             incomplete: Mutex::new(HashMap::new()),
+            drain_start: Mutex::new(HashMap::new()),
             next_batch_id: AtomicU64::new(0),
             pending_records: AtomicUsize::new(0),
             flushes: AtomicUsize::new(0),
@@ -343,14 +343,19 @@ impl Accumulator {
         self.batch_size
     }
 
+    /// Batches grow past `batch.size` (up to `batch.max.size`) while `linger.ms` lets them fill.
+    pub(crate) fn grows(&self) -> bool {
+        self.batch_max > self.batch_size
+    }
+
     /// How many bytes of uncompressed records a batch of `tq` takes: `batch.size`, or with
     /// compression as many as are estimated to compress to `batch.size` (the Java client's rule).
     pub(crate) fn batch_limit(&self, tq: &TopicQueues) -> usize {
         self.uncompressed_limit(tq, self.batch_size)
     }
 
-    /// The same for a backlogged partition's batch, which may grow to `batch.max.size` (or less,
-    /// once the broker refused a batch of this topic as too large).
+    /// The same for a batch that grows (`batch.max.size` above `batch.size`): up to
+    /// `batch.max.size`, or less once the broker refused a batch of this topic as too large.
     fn grown_limit(&self, tq: &TopicQueues) -> usize {
         let max = self
             .batch_max
@@ -441,11 +446,17 @@ impl Accumulator {
                 let before = builder.size_in_bytes();
                 // A batch grows past its reservation (batch.size) only with more buffer.memory,
                 // taken without waiting: under memory pressure batches just stay smaller.
-                // It grows by doubling, so a batch that linger.ms sends soon after holds little.
+                // It grows by doubling (or by the record, for one larger than that), so a batch
+                // that linger.ms sends soon after holds little.
                 let cap = max.min(batch.reserved.max(before));
                 let mut appended = builder.try_append(timestamp, key, value, headers, cap);
                 if appended.is_none() && cap < max {
-                    let grown = max.min(cap.saturating_mul(2));
+                    let record = record_size_upper_bound(
+                        key.map(<[u8]>::len),
+                        value.map(<[u8]>::len),
+                        headers,
+                    );
+                    let grown = max.min(cap.saturating_mul(2).max(before + record));
                     if self.try_reserve(grown - cap) {
                         appended = builder.try_append(timestamp, key, value, headers, grown);
                         if appended.is_some() {
@@ -472,7 +483,6 @@ impl Accumulator {
                         bytes,
                         batch_open: !batch.closed,
                         batch_limit: max,
-                        turned_over: false,
                     });
                 }
             }
@@ -518,7 +528,6 @@ impl Accumulator {
             bytes,
             batch_open: !closed,
             batch_limit: max,
-            turned_over: max > limit,
         })
     }
 
@@ -682,53 +691,68 @@ impl Accumulator {
     ) -> Vec<Drained> {
         let mut drained = Vec::new();
         let mut size = 0;
-        for tq in self.all_topics() {
-            let Some(meta) = cluster.topics.get(&*tq.name) else {
+        // The node's partitions, visited from where the last drain for it stopped (Java's
+        // `drainIndex`): when a request holds only some of the ready batches (a grown batch can
+        // fill one alone), every partition gets its turn.
+        let topics = self.all_topics();
+        let led: Vec<(&Arc<TopicQueues>, usize)> = topics
+            .iter()
+            .filter_map(|tq| Some((tq, cluster.topics.get(&*tq.name)?)))
+            .flat_map(|(tq, meta)| {
+                (0..tq.partitions.len())
+                    .filter(move |&p| meta.leader(p as i32) == Some(node))
+                    .map(move |p| (tq, p))
+            })
+            .collect();
+        if led.is_empty() {
+            return drained;
+        }
+        let mut starts = self.drain_start.lock().unwrap_or_else(|e| e.into_inner());
+        let start = starts.get(&node).copied().unwrap_or(0) % led.len();
+        starts.insert(node, start);
+        for i in 0..led.len() {
+            let (tq, p) = led[(start + i) % led.len()];
+            let queue_arc = &tq.partitions[p];
+            let mut queue = queue_arc.lock().unwrap_or_else(|e| e.into_inner());
+            if !queue.can_send(now, self.in_flight_per_partition, producer) {
+                continue;
+            }
+            if let Some(p) = producer.filter(|&p| queue.producer != Some(p)) {
+                queue.restart_sequences(p);
+            }
+            let Some(front) = queue.batches.front() else {
                 continue;
             };
-            for (p, queue_arc) in tq.partitions.iter().enumerate() {
-                if meta.leader(p as i32) != Some(node) {
-                    continue;
-                }
-                let mut queue = queue_arc.lock().unwrap_or_else(|e| e.into_inner());
-                if !queue.can_send(now, self.in_flight_per_partition, producer) {
-                    continue;
-                }
-                if let Some(p) = producer.filter(|&p| queue.producer != Some(p)) {
-                    queue.restart_sequences(p);
-                }
-                let Some(front) = queue.batches.front() else {
-                    continue;
-                };
-                if !drained.is_empty() && size + self.sealed_size(&tq, front) > max_request_size {
-                    return drained;
-                }
-                let mut batch = queue.batches.pop_front().expect("front exists");
-                batch.closed = true;
-                let sequence = match producer {
-                    Some(p) if batch.sequence.is_none() && batch.builder.is_some() => {
-                        let seq = queue.next_sequence;
-                        queue.next_sequence = next_sequence(seq, batch.record_count);
-                        Some((p, seq))
-                    }
-                    _ => None,
-                };
-                let fresh = batch.builder.is_some();
-                let uncompressed = batch.size();
-                batch.seal(self.compression, sequence);
-                if fresh && self.compression != Compression::None {
-                    let records = |n: usize| n.saturating_sub(RECORD_BATCH_OVERHEAD) as f32;
-                    tq.observe_compression(records(batch.size()) / records(uncompressed).max(1.0));
-                }
-                size += batch.size();
-                queue.in_flight += 1;
-                drained.push(Drained {
-                    topic: tq.name.clone(),
-                    partition: p as i32,
-                    batch,
-                    queue: queue_arc.clone(),
-                });
+            if !drained.is_empty() && size + self.sealed_size(tq, front) > max_request_size {
+                // It goes first in the next request to this node.
+                starts.insert(node, (start + i) % led.len());
+                return drained;
             }
+            let mut batch = queue.batches.pop_front().expect("front exists");
+            batch.closed = true;
+            let sequence = match producer {
+                Some(p) if batch.sequence.is_none() && batch.builder.is_some() => {
+                    let seq = queue.next_sequence;
+                    queue.next_sequence = next_sequence(seq, batch.record_count);
+                    Some((p, seq))
+                }
+                _ => None,
+            };
+            let fresh = batch.builder.is_some();
+            let uncompressed = batch.size();
+            batch.seal(self.compression, sequence);
+            if fresh && self.compression != Compression::None {
+                let records = |n: usize| n.saturating_sub(RECORD_BATCH_OVERHEAD) as f32;
+                tq.observe_compression(records(batch.size()) / records(uncompressed).max(1.0));
+            }
+            size += batch.size();
+            queue.in_flight += 1;
+            drained.push(Drained {
+                topic: tq.name.clone(),
+                partition: p as i32,
+                batch,
+                queue: queue_arc.clone(),
+            });
         }
         drained
     }
@@ -1481,6 +1505,69 @@ mod tests {
     }
 
     #[test]
+    fn with_idempotence_a_closed_batch_goes_behind_one_in_flight_in_sequence() {
+        // Five batches of a partition may be in flight.
+        let a = growing_acc_with(Duration::from_millis(5), 5);
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let p0 = ProducerIdEpoch { id: 1, epoch: 0 };
+        let t0 = Instant::now();
+        let fill = |n: usize| {
+            for _ in 0..n {
+                drop(add(&a, &tq, 0, &[7u8; 100], t0));
+            }
+        };
+        fill(20);
+        let later = t0 + Duration::from_millis(5);
+        assert_eq!(a.ready(&c, later, false, Some(p0)).nodes, vec![1]);
+        let first = a.drain(&c, 1, 1 << 20, later, Some(p0)).pop().unwrap();
+        // The next batch closes at batch.max.size and goes before linger.ms, with the first
+        // still in flight, its sequence following the first's records.
+        fill(40);
+        assert_eq!(a.ready(&c, later, false, Some(p0)).nodes, vec![1]);
+        let second = a.drain(&c, 1, 1 << 20, later, Some(p0)).pop().unwrap();
+        assert!(second.batch.size() > 3000, "{}", second.batch.size());
+        assert_eq!(seq_of(&first), (0, 0));
+        assert_eq!(seq_of(&second), (0, first.batch.record_count as i32));
+        a.complete(first, acked());
+        a.complete(second, acked());
+    }
+
+    #[test]
+    fn when_a_request_holds_only_some_ready_batches_every_partition_gets_its_turn() {
+        // batch.max.size = max.request.size = 4000: one grown batch fills a request.
+        let a = Accumulator::new(
+            1000,
+            4000,
+            4000,
+            Duration::from_millis(5),
+            Duration::from_secs(10),
+            1 << 20,
+            Compression::None,
+            5,
+        );
+        let tq = a.topic("t", 3);
+        let c = cluster(vec![1, 1, 1]);
+        let now = Instant::now();
+        let mut sent = [0usize; 3];
+        for _ in 0..6 {
+            // Every partition has a closed batch, and more behind it.
+            for p in 0..3 {
+                while tq.partitions[p].lock().unwrap().batches.len() < 2 {
+                    drop(add(&a, &tq, p as i32, &[7u8; 100], now));
+                }
+            }
+            let drained = a.drain(&c, 1, 4000, now, None);
+            assert_eq!(drained.len(), 1);
+            for d in drained {
+                sent[d.partition as usize] += 1;
+                a.complete(d, acked());
+            }
+        }
+        assert_eq!(sent, [2, 2, 2]);
+    }
+
+    #[test]
     fn without_growth_a_batch_closes_at_batch_size_and_goes_at_once() {
         // batch.max.size at batch.size: the Java client's rule.
         let a = Accumulator::new(
@@ -1542,7 +1629,7 @@ mod tests {
             a.complete(d, acked());
         }
         assert!(sizes[..2].iter().all(|&p| p <= refused / 2), "{sizes:?}");
-        // The partition is busy again: its next batch grows, but only to half the refused size.
+        // The next batch grows again, but only to half the refused size.
         add100();
         let busy = a.drain(&c, 1, 1 << 20, now, None).pop().unwrap();
         let sizes = backlog(60);
@@ -1579,7 +1666,7 @@ mod tests {
         }
         let first = a.drain(&c, 1, 10_000, now, None);
         assert_eq!(first.len(), 2);
-        // Both partitions busy: their next batches grow to the uncompressed limit.
+        // Their next batches grow to the uncompressed limit.
         for _ in 0..400 {
             for p in 0..2 {
                 drop(add(&a, &tq, p, &value, now));

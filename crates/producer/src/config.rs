@@ -116,7 +116,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
     ("batch.size", "16384"),
     // Not a Java client key: KIP-782's proposal (see `batch_max_size`).
-    ("batch.max.size", "1048576"),
+    ("batch.max.size", "1000000"),
     ("buffer.memory", "33554432"),
     ("max.block.ms", "60000"),
     ("max.request.size", "1048576"),
@@ -417,10 +417,11 @@ impl ProducerConfig {
 
     /// Sets `batch.max.size` in bytes: how large a batch may grow past `batch.size`. A batch
     /// then goes when `linger.ms` has passed since its first record or when it reaches
-    /// `batch.max.size`, not when it reaches `batch.size`. Default 1,048,576, never more than
-    /// `max.request.size`; at or below `batch.size`, batches never grow and a batch goes as soon
-    /// as it reaches `batch.size` (the Java client's behaviour). The key is KIP-782's; the Java
-    /// client does not have it.
+    /// `batch.max.size`, not when it reaches `batch.size`. Default 1,000,000 (librdkafka's
+    /// `batch.size`: under the broker's default `message.max.bytes` of 1,048,588 with room for a
+    /// codec's framing), never more than `max.request.size`; at or below `batch.size`, batches
+    /// never grow and a batch goes as soon as it reaches `batch.size` (the Java client's
+    /// behaviour). The key is KIP-782's; the Java client does not have it.
     pub fn with_batch_max_size(mut self, bytes: usize) -> Self {
         self.batch_max_size = bytes;
         self
@@ -602,7 +603,7 @@ mod tests {
         assert_eq!(c.acks, Acks::All);
         assert_eq!(c.linger, Duration::from_millis(5));
         assert_eq!(c.batch_size, 16384);
-        assert_eq!(c.batch_max_size, 1048576);
+        assert_eq!(c.batch_max_size, 1000000);
         assert_eq!(c.buffer_memory, 33554432);
         assert_eq!(c.max_block, Duration::from_secs(60));
         assert_eq!(c.max_request_size, 1048576);

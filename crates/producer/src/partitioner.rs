@@ -7,7 +7,8 @@
 //! was sent), then move to another one chosen at random among those with a leader. Switching
 //! only at a batch boundary, as the Java client does, keeps batches full. With batch growth
 //! (`batch.max.size`, README "batch growth") a batch is full only at `batch.max.size`, and
-//! the partitioner also moves on when the batch it filled was sent after `linger.ms`.
+//! the partitioner also moves on, once `batch.size` bytes went there, when the partition's batch
+//! was sent, before a record would start a new one there (`Sticky::batch_sent`).
 
 use std::cell::Cell;
 
@@ -58,25 +59,31 @@ impl Sticky {
     }
 
     /// Counts `bytes` appended to the sticky partition, whose batch may hold `batch_limit`
-    /// bytes. Moves on once `batch_size` bytes went there and the partition is done with the
-    /// batch they went to: it is closed (`batch_open` false, Java's rule), or, with batch growth,
-    /// it was sent after `linger.ms` and this record started the next one (`turned_over`), so a
-    /// partition gets one linger's worth of records, in one batch. In any case it moves on after
-    /// twice `batch_limit` bytes, as Java's after twice `batch.size`: when `linger.ms` sends
-    /// batches before they fill, the partition never has a full batch, and without this bound
-    /// it would keep every record.
+    /// bytes. Moves on once `batch_size` bytes went there and the batch they went to is closed
+    /// (`batch_open` false), as Java's; in any case after twice `batch_limit` bytes, as Java's
+    /// after twice `batch.size`: when `linger.ms` sends batches before they fill, the partition
+    /// never has a full batch, and without this bound it would keep every record.
     pub(crate) fn appended(
         &mut self,
         bytes: usize,
         batch_size: usize,
         batch_limit: usize,
         batch_open: bool,
-        turned_over: bool,
     ) {
         self.produced += bytes;
-        if (self.produced >= batch_size.max(1) && (!batch_open || turned_over))
+        if (self.produced >= batch_size.max(1) && !batch_open)
             || self.produced >= batch_limit.max(batch_size).max(1).saturating_mul(2)
         {
+            self.current = None;
+        }
+    }
+
+    /// With batch growth: the sticky partition has no open batch (its last one was sent, by
+    /// `linger.ms` or with another's request), so a record would start a new one there. Once
+    /// `batch_size` bytes went there, move on first, so that the record starts its batch on the
+    /// next partition: a partition gets what arrives while its batch fills, in one batch.
+    pub(crate) fn batch_sent(&mut self, partition: u32, batch_size: usize) {
+        if self.current == Some(partition) && self.produced >= batch_size.max(1) {
             self.current = None;
         }
     }
@@ -142,18 +149,18 @@ mod tests {
         let available = [1, 3];
         let first = s.partition(&available, 4);
         assert!(available.contains(&first));
-        s.appended(100, 1000, 1000, true, false);
+        s.appended(100, 1000, 1000, true);
         assert_eq!(s.partition(&available, 4), first);
-        s.appended(900, 1000, 1000, true, false);
+        s.appended(900, 1000, 1000, true);
         assert_eq!(s.partition(&available, 4), first, "its batch is still open");
-        s.appended(10, 1000, 1000, false, false);
+        s.appended(10, 1000, 1000, false);
         // A new choice is made, still among the available partitions.
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
             let p = s.partition(&available, 4);
             assert!(available.contains(&p));
             seen.insert(p);
-            s.appended(1000, 1000, 1000, false, false);
+            s.appended(1000, 1000, 1000, false);
         }
         assert_eq!(seen.len(), 2, "both available partitions get used");
     }
@@ -163,7 +170,7 @@ mod tests {
         let mut s = Sticky::default();
         for _ in 0..50 {
             assert!(s.partition(&[], 3) < 3);
-            s.appended(1, 1, 1, false, false);
+            s.appended(1, 1, 1, false);
         }
     }
 
@@ -173,14 +180,14 @@ mod tests {
         let mut s = Sticky::default();
         let p = s.partition(&[0, 1, 2, 3], 4);
         for _ in 0..6 {
-            s.appended(300, 1000, 1000, true, false);
+            s.appended(300, 1000, 1000, true);
         }
         assert_eq!(
             s.partition(&[0, 1, 2, 3], 4),
             p,
             "1800 bytes: still under 2000"
         );
-        s.appended(300, 1000, 1000, true, false);
+        s.appended(300, 1000, 1000, true);
         assert_eq!(
             s.current, None,
             "2100 bytes: the next record picks a partition anew"
@@ -190,42 +197,47 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..400 {
             seen.insert(s.partition(&[0, 1, 2, 3], 4));
-            s.appended(1000, 1000, 1000, true, false);
-            s.appended(1000, 1000, 1000, true, false);
+            s.appended(1000, 1000, 1000, true);
+            s.appended(1000, 1000, 1000, true);
         }
         assert_eq!(seen.len(), 4, "every partition gets records");
     }
 
     #[test]
-    fn with_growth_sticky_stays_while_its_batch_grows_and_moves_once_it_was_sent() {
+    fn with_growth_sticky_stays_while_its_batch_grows_and_moves_on_before_the_next_one() {
         let mut s = Sticky::default();
         let p = s.partition(&[0, 1, 2, 3], 4);
-        // batch.size 1000, batch.max.size 8000: the first record starts the batch.
-        s.appended(100, 1000, 8000, true, true);
-        for _ in 0..30 {
-            s.appended(100, 1000, 8000, true, false);
+        // batch.size 1000, batch.max.size 8000.
+        for _ in 0..31 {
+            s.appended(100, 1000, 8000, true);
         }
         assert_eq!(
             s.partition(&[0, 1, 2, 3], 4),
             p,
-            "3100 bytes past batch.size, in a batch still filling"
+            "3100 bytes, past batch.size, in a batch still filling"
         );
-        // linger.ms sent that batch: the next record starts another one, so move on.
-        s.appended(100, 1000, 8000, true, true);
+        // Another partition's batch was sent: no change.
+        s.batch_sent((p + 1) % 4, 1000);
+        assert_eq!(s.current, Some(p));
+        // This partition's batch was sent: the next record goes elsewhere, not into a new
+        // batch here.
+        s.batch_sent(p, 1000);
         assert_eq!(s.current, None);
+        // Under batch.size, a partition whose batch was sent keeps the next records.
+        let q = s.partition(&[0, 1, 2, 3], 4);
+        s.appended(100, 1000, 8000, true);
+        s.batch_sent(q, 1000);
+        assert_eq!(s.current, Some(q));
         // A batch that fills up to batch.max.size closes: move on too.
-        let _ = s.partition(&[0, 1, 2, 3], 4);
-        s.appended(100, 1000, 8000, true, true);
-        s.appended(7900, 1000, 8000, false, false);
+        s.appended(7900, 1000, 8000, false);
         assert_eq!(s.current, None);
         // Never more than twice batch.max.size on one partition.
         let _ = s.partition(&[0, 1, 2, 3], 4);
-        s.appended(100, 1000, 8000, true, true);
-        for _ in 0..158 {
-            s.appended(100, 1000, 8000, true, false);
+        for _ in 0..159 {
+            s.appended(100, 1000, 8000, true);
         }
         assert!(s.current.is_some(), "15,900 bytes");
-        s.appended(100, 1000, 8000, true, false);
+        s.appended(100, 1000, 8000, true);
         assert_eq!(s.current, None, "16,000 bytes");
     }
 
@@ -233,7 +245,7 @@ mod tests {
     fn sticky_moves_on_when_its_batch_has_no_room() {
         let mut s = Sticky::default();
         let p = s.partition(&[0, 1, 2, 3], 4);
-        s.appended(10, 1000, 1000, true, false);
+        s.appended(10, 1000, 1000, true);
         s.batch_full((p + 1) % 4); // another partition's batch: no change
         assert_eq!(s.partition(&[0, 1, 2, 3], 4), p);
         s.batch_full(p);

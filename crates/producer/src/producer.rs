@@ -209,6 +209,8 @@ fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<Delivery
                     // The record starts a batch on the next sticky partition.
                     lock(&tq.sticky).batch_full(partition as u32);
                 }
+            } else if sticky && inner.accumulator.grows() {
+                lock(&tq.sticky).batch_sent(partition as u32, inner.accumulator.batch_size());
             }
             Ok(None)
         }
@@ -262,7 +264,6 @@ fn appended(inner: &Inner, tq: &TopicQueues, a: Appended, sticky: bool) -> Deliv
             inner.accumulator.batch_size(),
             a.batch_limit,
             a.batch_open,
-            a.turned_over,
         );
     }
     if a.wake_sender {

@@ -37,7 +37,7 @@ pub(crate) struct Inner {
     pub(crate) accumulator: Accumulator,
     pub(crate) metadata: Metadata,
     pub(crate) partitioner: Option<Arc<dyn Partitioner>>,
-    /// Wakes the sender: a batch was started or filled, an answer came, metadata changed.
+    /// Wakes the sender: a batch was started or closed, an answer came, metadata changed.
     pub(crate) wake: Notify,
     /// No new records; send what is queued, then stop.
     pub(crate) closing: AtomicBool,
@@ -636,6 +636,9 @@ pub(crate) async fn run_sender(inner: Arc<Inner>) {
                             .drain(&cluster, node, c.max_request_size, now, producer);
                     if !batches.is_empty() {
                         inner.send_produce(conn, batches);
+                        // More may be ready than one request held: look again at once, as the
+                        // Java sender does while nodes are ready.
+                        next = Some(now);
                     }
                 }
                 // Full: the answer wakes us.

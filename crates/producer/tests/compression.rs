@@ -256,7 +256,7 @@ async fn compressed_batches_fill_batch_size_after_compression() {
     let mut config = ProducerConfig::new(cluster.bootstrap());
     config.set("compression.type", "lz4").unwrap();
     config.set("linger.ms", "100").unwrap();
-    // The Java client's batching: no growth past batch.size behind a busy partition.
+    // The Java client's batching: no growth past batch.size.
     config.set("batch.max.size", "16384").unwrap();
     let producer = Producer::new(config).await.unwrap();
     const N: usize = 50_000;

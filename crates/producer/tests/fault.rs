@@ -313,8 +313,8 @@ async fn a_burst_with_a_fault_in_the_middle_stays_in_order() {
                 _ => third.drop_response(),
             });
             let mut c = config(&b, idempotent);
-            // One record per batch (none grows behind a busy partition): many batches, several
-            // requests in flight.
+            // One record per batch (no growth past batch.size): many batches, several requests
+            // in flight.
             c.set("batch.size", "60").unwrap();
             c.set("batch.max.size", "60").unwrap();
             let p = producer(c).await;
