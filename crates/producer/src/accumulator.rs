@@ -436,7 +436,7 @@ impl Accumulator {
         // With growth, a batch takes records past batch.size, up to batch.max.size, for as long
         // as linger.ms lets it fill: a stream goes in a few large requests, not one per
         // batch.size, and the broker's cost is mostly per request and per batch.
-        let max = if self.batch_max > self.batch_size {
+        let max = if self.grows() {
             self.grown_limit(tq)
         } else {
             limit
@@ -709,7 +709,6 @@ impl Accumulator {
         }
         let mut starts = self.drain_start.lock().unwrap_or_else(|e| e.into_inner());
         let start = starts.get(&node).copied().unwrap_or(0) % led.len();
-        starts.insert(node, start);
         for i in 0..led.len() {
             let (tq, p) = led[(start + i) % led.len()];
             let queue_arc = &tq.partitions[p];
