@@ -4,7 +4,7 @@
 //! waiting on a refresh in progress.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -111,9 +111,15 @@ fn format_addr(host: &str, port: i32) -> String {
     }
 }
 
+/// Snapshot generations, unique across every producer of the process: a generation names one
+/// snapshot of one producer, so a cache keyed by it can never mistake another producer's.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
 /// The shared metadata state: the snapshot, the topics in use, and the refresh signals.
 pub(crate) struct Metadata {
     snapshot: RwLock<Arc<Cluster>>,
+    /// Names the current snapshot; changes (after the snapshot) whenever it is replaced.
+    generation: AtomicU64,
     /// Bumped after every refresh attempt, so waiters in `send` look again.
     version: watch::Sender<u64>,
     wanted: Mutex<HashSet<String>>,
@@ -125,6 +131,7 @@ impl Metadata {
     pub(crate) fn new() -> Self {
         Metadata {
             snapshot: RwLock::new(Arc::new(Cluster::empty())),
+            generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
             version: watch::channel(0).0,
             wanted: Mutex::new(HashSet::new()),
             force: AtomicBool::new(false),
@@ -139,8 +146,18 @@ impl Metadata {
             .clone()
     }
 
+    /// The current snapshot's generation. Read before [`Metadata::snapshot`], it is never newer
+    /// than the snapshot.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     pub(crate) fn replace(&self, cluster: Cluster) {
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cluster);
+        self.generation.store(
+            GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            Ordering::Release,
+        );
         self.bump();
     }
 

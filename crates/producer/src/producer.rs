@@ -14,7 +14,7 @@ use crate::config::ProducerConfig;
 use crate::delivery::{settled, DeliveryFuture};
 use crate::error::{Error, Result};
 use crate::metadata::{Cluster, TopicMetadata};
-use crate::partitioner::{partition_for_key, Partitioner};
+use crate::partitioner::{partition_for_key, Partitioner, Sticky};
 use crate::record::{ProducerRecord, RecordMetadata};
 use crate::sender::{run_metadata, run_sender, Inner};
 use crate::serializer::Serializer;
@@ -184,37 +184,106 @@ async fn send_raw(inner: &Arc<Inner>, r: RawRecord<'_>) -> Result<DeliveryFuture
 /// The whole of `send` when the topic is known and the open batch has room: no waiting.
 fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<DeliveryFuture>> {
     check_size(inner, r)?;
-    let cluster = inner.metadata.snapshot();
-    let Some(meta) = ready_topic(&cluster, r.topic) else {
-        return Ok(None);
-    };
-    let (tq, partition, sticky) = place(inner, meta, r)?;
-    let timestamp = r.timestamp.unwrap_or_else(now_millis);
-    match inner.accumulator.append(
-        &tq,
-        partition,
-        timestamp,
-        r.key,
-        r.value,
-        r.headers,
-        None,
-        Instant::now,
-    ) {
-        Ok(a) => Ok(Some(appended(inner, &tq, a, sticky))),
-        Err(needs) => {
-            if needs.last_full {
-                // That batch was just closed: it can go now, whatever linger.ms says.
-                inner.wake.notify_one();
-                if sticky {
-                    // The record starts a batch on the next sticky partition.
-                    lock(&tq.sticky).batch_full(partition as u32);
+    with_topic(inner, r.topic, |meta, tq| {
+        let timestamp = r.timestamp.unwrap_or_else(now_millis);
+        let append = |partition| {
+            let a = &inner.accumulator;
+            a.append(
+                tq,
+                partition,
+                timestamp,
+                r.key,
+                r.value,
+                r.headers,
+                None,
+                Instant::now,
+            )
+        };
+        if let Some(partition) = place(inner, meta, r)? {
+            return Ok(match append(partition) {
+                Ok(a) => Some(appended(inner, a, None)),
+                Err(needs) => {
+                    if needs.last_full {
+                        // That batch was just closed: it can go now, whatever linger.ms says.
+                        inner.wake.notify_one();
+                    }
+                    None
                 }
-            } else if sticky && inner.accumulator.grows() {
-                lock(&tq.sticky).batch_sent(partition as u32, inner.accumulator.batch_size());
-            }
-            Ok(None)
+            });
         }
-    }
+        // One lock on the sticky state for choosing the partition and counting what went there.
+        let mut sticky = lock(&tq.sticky);
+        let partition = sticky.partition(&meta.available, meta.partition_count() as u32);
+        Ok(match append(partition as i32) {
+            Ok(a) => Some(appended(inner, a, Some(&mut sticky))),
+            Err(needs) => {
+                if needs.last_full {
+                    inner.wake.notify_one();
+                    // The record starts a batch on the next sticky partition.
+                    sticky.batch_full(partition);
+                } else if inner.accumulator.grows() {
+                    sticky.batch_sent(partition, inner.accumulator.batch_size());
+                }
+                None
+            }
+        })
+    })
+    .unwrap_or(Ok(None))
+}
+
+/// The topic this thread last sent to: its metadata in one snapshot, and its queues.
+struct LastTopic {
+    generation: u64,
+    meta: TopicMetadata,
+    queues: Arc<TopicQueues>,
+}
+
+thread_local! {
+    /// So that a run of sends to one topic looks nothing up and takes no reference count: the
+    /// topic's metadata and queues are kept until the producer's metadata changes. (Holds them,
+    /// small as they are, until this thread sends to another topic or producer.)
+    static LAST_TOPIC: RefCell<Option<LastTopic>> = const { RefCell::new(None) };
+}
+
+/// Calls `f` with the topic's metadata and queues if records can be placed in it now; `None`
+/// if they cannot.
+fn with_topic<R>(
+    inner: &Inner,
+    topic: &str,
+    f: impl FnOnce(&TopicMetadata, &TopicQueues) -> R,
+) -> Option<R> {
+    // Read before the snapshot, so it is never newer than the snapshot cached with it.
+    let generation = inner.metadata.generation();
+    LAST_TOPIC.with(|cell| {
+        let Ok(mut last) = cell.try_borrow_mut() else {
+            // A send from inside a send (a user partitioner's): no cache.
+            let cluster = inner.metadata.snapshot();
+            let meta = ready_topic(&cluster, topic)?;
+            let queues = inner.accumulator.topic(topic, meta.partition_count());
+            return Some(f(meta, &queues));
+        };
+        let cached = last
+            .as_ref()
+            .is_some_and(|l| l.generation == generation && same_name(&l.queues.name, topic));
+        if !cached {
+            let cluster = inner.metadata.snapshot();
+            let meta = ready_topic(&cluster, topic)?.clone();
+            let queues = inner.accumulator.topic(topic, meta.partition_count());
+            *last = Some(LastTopic {
+                generation,
+                meta,
+                queues,
+            });
+        }
+        let l = last.as_ref().expect("filled above");
+        Some(f(&l.meta, &l.queues))
+    })
+}
+
+/// `a == b`, inline: for names as short as topics', a call to the C library's `memcmp` cost
+/// more than the comparison (4% of `send` in a profile).
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// `send` when it must wait: for the topic's metadata, or for buffer memory.
@@ -224,7 +293,11 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
     let size = check_size(inner, r)?;
     let cluster = wait_for_topic(inner, r.topic, deadline).await?;
     let meta = ready_topic(&cluster, r.topic).expect("wait_for_topic waits for this");
-    let (tq, partition, sticky) = place(inner, meta, r)?;
+    let tq = inner.accumulator.topic(r.topic, meta.partition_count());
+    let placed = place(inner, meta, r)?;
+    let partition = placed.unwrap_or_else(|| {
+        lock(&tq.sticky).partition(&meta.available, meta.partition_count() as u32) as i32
+    });
     let reserve = size.max(inner.accumulator.batch_size());
     if !inner.accumulator.reserve(reserve, deadline).await {
         return Err(Error::BufferExhausted {
@@ -253,13 +326,15 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
             Instant::now,
         )
         .expect("with memory reserved, append always succeeds");
-    Ok(appended(inner, &tq, a, sticky))
+    let mut sticky = placed.is_none().then(|| lock(&tq.sticky));
+    Ok(appended(inner, a, sticky.as_deref_mut()))
 }
 
-/// After an append: count the bytes for the sticky partitioner, wake the sender if it should look.
-fn appended(inner: &Inner, tq: &TopicQueues, a: Appended, sticky: bool) -> DeliveryFuture {
-    if sticky {
-        lock(&tq.sticky).appended(
+/// After an append: count the bytes for the sticky partitioner (for a record placed by it),
+/// wake the sender if it should look.
+fn appended(inner: &Inner, a: Appended, sticky: Option<&mut Sticky>) -> DeliveryFuture {
+    if let Some(sticky) = sticky {
+        sticky.appended(
             a.bytes,
             inner.accumulator.batch_size(),
             a.batch_limit,
@@ -345,15 +420,10 @@ async fn wait_for_topic(inner: &Inner, topic: &str, deadline: Instant) -> Result
     }
 }
 
-/// Chooses the partition; returns the topic's queues, the partition, and whether it was the
-/// sticky choice for a record without a key.
-fn place(
-    inner: &Inner,
-    meta: &TopicMetadata,
-    r: &RawRecord<'_>,
-) -> Result<(Arc<TopicQueues>, i32, bool)> {
+/// Chooses the partition, unless the record is one for the sticky partitioner (no key, no
+/// partition given, no user partitioner's answer): then `None`.
+fn place(inner: &Inner, meta: &TopicMetadata, r: &RawRecord<'_>) -> Result<Option<i32>> {
     let count = meta.partition_count();
-    let tq = inner.accumulator.topic(r.topic, count);
     if let Some(p) = r.partition {
         if p < 0 || p as usize >= count {
             return Err(Error::InvalidPartition {
@@ -362,7 +432,7 @@ fn place(
                 partition_count: count,
             });
         }
-        return Ok((tq, p, false));
+        return Ok(Some(p));
     }
     if let Some(custom) = &inner.partitioner {
         if let Some(p) = custom.partition(r.topic, r.key, r.value, count as u32) {
@@ -373,14 +443,13 @@ fn place(
                     partition_count: count,
                 });
             }
-            return Ok((tq, p as i32, false));
+            return Ok(Some(p as i32));
         }
     }
     if let (Some(key), false) = (r.key, inner.config.partitioner_ignore_keys) {
-        return Ok((tq, partition_for_key(key, count as u32) as i32, false));
+        return Ok(Some(partition_for_key(key, count as u32) as i32));
     }
-    let p = lock(&tq.sticky).partition(&meta.available, count as u32);
-    Ok((tq, p as i32, true))
+    Ok(None)
 }
 
 async fn flush(inner: &Inner) -> Result<()> {
