@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_producer_protocol::frame;
 use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_producer_protocol::kafka_protocol::protocol::{Request, StrBytes, VersionRange};
+use kafka_producer_protocol::{frame, EncodeError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -47,7 +47,8 @@ fn client_min_version(key: ApiKey) -> i16 {
 type Reply = oneshot::Sender<Result<BytesMut, Error>>;
 
 struct Outgoing {
-    bytes: BytesMut,
+    /// The frame, in chunks for a vectored write (a Produce request's batches are not copied).
+    chunks: Vec<Bytes>,
     /// Completed once the bytes are written (for requests with no response, acks=0).
     written: Option<oneshot::Sender<Result<(), Error>>>,
 }
@@ -198,8 +199,21 @@ impl Connection {
     /// Queues a request for writing and returns at once. Requests go on the wire in the order
     /// of these calls, which is what keeps a partition's batches in order on one connection.
     pub(crate) fn start<R: Request>(&self, req: &R, version: i16) -> Result<PendingCall, Error> {
+        self.start_frame(version, &api_name::<R>(), |cid| {
+            self.encode(req, version, cid)
+        })
+    }
+
+    /// [`Connection::start`] for a request already encoded as frame chunks by `encode`, which is
+    /// given the correlation id.
+    pub(crate) fn start_frame(
+        &self,
+        version: i16,
+        what: &str,
+        encode: impl FnOnce(i32) -> Result<Vec<Bytes>, EncodeError>,
+    ) -> Result<PendingCall, Error> {
         let (reply_tx, reply_rx) = oneshot::channel();
-        let correlation_id = self.enqueue(req, version, Some(reply_tx), None)?;
+        let correlation_id = self.enqueue(what, encode, Some(reply_tx), None)?;
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         Ok(PendingCall {
             conn: self.clone(),
@@ -209,24 +223,45 @@ impl Connection {
         })
     }
 
-    /// Queues a request that gets no response (Produce with acks=0); the receiver tells when it
-    /// was written.
-    pub(crate) fn start_send_only<R: Request>(
+    /// Queues a request that gets no response (Produce with acks=0), encoded by `encode`; the
+    /// receiver tells when it was written.
+    pub(crate) fn start_frame_send_only(
+        &self,
+        what: &str,
+        encode: impl FnOnce(i32) -> Result<Vec<Bytes>, EncodeError>,
+    ) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
+        let (written_tx, written_rx) = oneshot::channel();
+        self.enqueue(what, encode, None, Some(written_tx))?;
+        Ok(written_rx)
+    }
+
+    fn encode<R: Request>(
         &self,
         req: &R,
         version: i16,
-    ) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
-        let (written_tx, written_rx) = oneshot::channel();
-        self.enqueue(req, version, None, Some(written_tx))?;
-        Ok(written_rx)
+        correlation_id: i32,
+    ) -> Result<Vec<Bytes>, EncodeError> {
+        let mut bytes = BytesMut::new();
+        frame::encode_request(
+            &mut bytes,
+            version,
+            correlation_id,
+            Some(&self.client_id),
+            req,
+        )?;
+        Ok(vec![bytes.freeze()])
+    }
+
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// Takes a correlation id, encodes, registers the reply and hands the bytes to the writer,
     /// all under one lock: the wire order is the correlation id order, which the reader checks.
-    fn enqueue<R: Request>(
+    fn enqueue(
         &self,
-        req: &R,
-        version: i16,
+        what: &str,
+        encode: impl FnOnce(i32) -> Result<Vec<Bytes>, EncodeError>,
         reply: Option<Reply>,
         written: Option<oneshot::Sender<Result<(), Error>>>,
     ) -> Result<i32, Error> {
@@ -239,23 +274,15 @@ impl Connection {
             return Err(self.network_error("connection closed"));
         }
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
-        let mut bytes = BytesMut::new();
-        frame::encode_request(
-            &mut bytes,
-            version,
-            correlation_id,
-            Some(&self.client_id),
-            req,
-        )
-        .map_err(|e| Error::Protocol {
+        let chunks = encode(correlation_id).map_err(|e| Error::Protocol {
             broker: self.addr().to_string(),
-            message: format!("cannot encode {} v{version}: {e}", api_name::<R>()),
+            message: format!("cannot encode {what}: {e}"),
         })?;
         if let Some(reply) = reply {
             pending.replies.insert(correlation_id, reply);
         }
         self.tx
-            .send(Outgoing { bytes, written })
+            .send(Outgoing { chunks, written })
             .map_err(|_| self.network_error("connection closed"))?;
         Ok(correlation_id)
     }
@@ -425,7 +452,7 @@ async fn write_loop(
         }
         let mut slices: Vec<Bytes> = batch
             .iter_mut()
-            .map(|o| std::mem::take(&mut o.bytes).freeze())
+            .flat_map(|o| std::mem::take(&mut o.chunks))
             .collect();
         let result = write_all_vectored(&mut write, &mut slices).await;
         let failed = result.is_err();
@@ -452,8 +479,10 @@ async fn write_all_vectored(
     use bytes::Buf;
     let mut start = 0;
     while start < bufs.len() {
+        // At most IOV_MAX (1024 on Linux) buffers a call: writev refuses more.
         let slices: Vec<std::io::IoSlice<'_>> = bufs[start..]
             .iter()
+            .take(1024)
             .map(|b| std::io::IoSlice::new(b))
             .collect();
         let mut n = write.write_vectored(&slices).await?;

@@ -12,14 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_producer_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_producer_protocol::kafka_protocol::messages::produce_request::{
-    PartitionProduceData, TopicProduceData,
-};
 use kafka_producer_protocol::kafka_protocol::messages::{
     ApiKey, InitProducerIdRequest, MetadataRequest, ProduceRequest, ProduceResponse, ProducerId,
     TopicName,
 };
 use kafka_producer_protocol::kafka_protocol::protocol::StrBytes;
+use kafka_producer_protocol::produce::{encode_produce_request, TopicBatches};
 use kafka_producer_protocol::ErrorCode;
 use tokio::sync::{watch, Notify};
 
@@ -370,7 +368,7 @@ impl Inner {
     }
 
     /// Sends one ProduceRequest and handles its answer in the background.
-    fn send_produce(self: &Arc<Self>, conn: Connection, mut batches: Vec<Drained>) {
+    fn send_produce(self: &Arc<Self>, conn: Connection, batches: Vec<Drained>) {
         let version = match conn.version(ApiKey::Produce) {
             Ok(v) => v,
             Err(e) => {
@@ -383,12 +381,25 @@ impl Inner {
             }
         };
         let acks = self.config.acks;
-        let req = produce_request(&mut batches, acks, self.config.request_timeout);
+        let timeout = self.config.request_timeout;
+        let encode = |correlation_id| {
+            let topics = produce_topics(&batches);
+            let timeout_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+            let client_id = Some(conn.client_id());
+            encode_produce_request(
+                version,
+                correlation_id,
+                client_id,
+                acks.as_i16(),
+                timeout_ms,
+                &topics,
+            )
+        };
         // Queued here, in the sender task, so requests reach the wire in drain order.
         let started = if acks == Acks::None {
-            conn.start_send_only(&req, version).map(Err)
+            conn.start_frame_send_only("Produce", encode).map(Err)
         } else {
-            conn.start(&req, version).map(Ok)
+            conn.start_frame(version, "Produce", encode).map(Ok)
         };
         let inner = self.clone();
         tokio::spawn(async move {
@@ -584,26 +595,20 @@ fn nanos_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// One ProduceRequest for the drained batches, grouped by topic. Marks them as sent.
-fn produce_request(batches: &mut [Drained], acks: Acks, timeout: Duration) -> ProduceRequest {
-    let mut topics: Vec<TopicProduceData> = Vec::new();
-    for d in batches.iter_mut() {
-        let data = PartitionProduceData::default()
-            .with_index(d.partition)
-            .with_records(Some(d.batch.bytes()));
-        match topics.iter_mut().find(|t| *t.name.0 == *d.topic) {
-            Some(t) => t.partition_data.push(data),
-            None => topics.push(
-                TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(d.topic.to_string())))
-                    .with_partition_data(vec![data]),
-            ),
+/// The drained batches, grouped by topic, for one Produce request.
+fn produce_topics(batches: &[Drained]) -> Vec<TopicBatches<'_>> {
+    let mut topics: Vec<TopicBatches<'_>> = Vec::new();
+    for d in batches {
+        let data = (d.partition, d.batch.bytes());
+        match topics.iter_mut().find(|t| *t.topic == *d.topic) {
+            Some(t) => t.partitions.push(data),
+            None => topics.push(TopicBatches {
+                topic: &d.topic,
+                partitions: vec![data],
+            }),
         }
     }
-    ProduceRequest::default()
-        .with_acks(acks.as_i16())
-        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
-        .with_topic_data(topics)
+    topics
 }
 
 /// The sender task: drain ready batches, send them, sleep until the next linger deadline or wake-up.

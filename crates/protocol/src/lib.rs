@@ -44,6 +44,7 @@ pub mod batch;
 pub mod error;
 pub mod frame;
 pub mod murmur2;
+pub mod produce;
 mod response;
 pub mod varint;
 
