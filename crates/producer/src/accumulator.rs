@@ -94,6 +94,9 @@ pub(crate) struct PartitionQueue {
     next_sequence: i32,
     /// Idempotence: the last sequence the broker acknowledged under `producer` (-1: none).
     last_acked: i32,
+    /// Bytes (uncompressed) of the last batch drained: the next batch starts with room for as
+    /// many, so one that grows as large is not copied at every doubling of its buffer.
+    last_batch_size: usize,
 }
 
 /// The identity the broker deduplicates by (KIP-98): a producer id and its epoch.
@@ -492,10 +495,16 @@ impl Accumulator {
                 return Err(NeedsBatch { last_full: true });
             }
         }
-        let Some(reserved) = reserved else {
+        let Some(mut reserved) = reserved else {
             return Err(NeedsBatch { last_full: false });
         };
-        let mut builder = BatchBuilder::new(reserved.min(limit.max(64)));
+        // Room for as much as this partition's last batch held, if buffer.memory has it free
+        // now: a batch that grows as large again is then never copied to a larger buffer.
+        let last = queue.last_batch_size.min(max);
+        if last > reserved && self.try_reserve(last - reserved) {
+            reserved = last;
+        }
+        let mut builder = BatchBuilder::new(reserved.min(max.max(64)));
         let index = builder
             .try_append(timestamp, key, value, headers, limit)
             .expect("an empty batch takes any record");
@@ -739,6 +748,9 @@ impl Accumulator {
             };
             let fresh = batch.builder.is_some();
             let uncompressed = batch.size();
+            if fresh {
+                queue.last_batch_size = uncompressed;
+            }
             batch.seal(self.compression, sequence);
             if fresh && self.compression != Compression::None {
                 let records = |n: usize| n.saturating_sub(RECORD_BATCH_OVERHEAD) as f32;
@@ -1454,6 +1466,38 @@ mod tests {
             base_offset: Some(0),
             log_append_time: None,
         }
+    }
+
+    /// A partition's next batch starts with room for as many bytes as its last batch held (so it
+    /// is not copied as it grows that large again), taken from buffer.memory if it is free then.
+    #[test]
+    fn a_new_batch_starts_with_room_for_the_partitions_last_batch() {
+        let a = growing_acc();
+        let tq = a.topic("t", 1);
+        let c = cluster(vec![1]);
+        let t0 = Instant::now();
+        let add100 = || drop(add(&a, &tq, 0, &[7u8; 100], t0));
+        let reserved = || tq.partitions[0].lock().unwrap().batches[0].reserved;
+        for _ in 0..25 {
+            add100();
+        }
+        let first = tq.partitions[0].lock().unwrap().batches[0].size();
+        assert!(first > 2000, "{first}");
+        let sent = a.drain(&c, 1, usize::MAX, t0, None);
+        tq.partitions[0].lock().unwrap().in_flight = 0;
+        let free = a.buffer.permits.available_permits();
+        add100();
+        // The test's `add` brings batch.size (1000) of its own; the rest comes from the pool.
+        assert_eq!(reserved(), first);
+        assert_eq!(free - a.buffer.permits.available_permits(), first - 1000);
+        drop(sent);
+
+        // With buffer.memory taken, the next batch starts with its own reservation only.
+        assert!(a.try_reserve(a.buffer.permits.available_permits()));
+        drop(a.drain(&c, 1, usize::MAX, t0, None));
+        tq.partitions[0].lock().unwrap().in_flight = 0;
+        add100();
+        assert_eq!(reserved(), 1000);
     }
 
     #[test]
