@@ -101,6 +101,10 @@ impl Producer {
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
+        // As tokio's own channels do: every so often (tokio's task budget) a send yields, so a
+        // loop of sends that never waits still lets the sender task run on a current-thread
+        // runtime. Before anything is queued, so a send cancelled here queues nothing.
+        tokio::task::consume_budget().await;
         let r = RawRecord {
             topic: record.topic,
             key: record.key.as_ref().map(AsRef::as_ref),
@@ -109,7 +113,13 @@ impl Producer {
             timestamp: record.timestamp,
             partition: record.partition,
         };
-        send_raw(&self.inner, r).await
+        if let Some(f) = try_send_now(&self.inner, &r)? {
+            return Ok(f);
+        }
+        // Boxed: the waiting path's state (the metadata watch, the semaphore's acquire) made up
+        // most of this future (848 bytes), and every `send` moves its future at least once;
+        // boxed, it is allocated only when a send must wait (once per new batch), not per record.
+        Box::pin(send_slow(&self.inner, &r)).await
     }
 
     /// Sends everything queued now (ignoring `linger.ms`) and waits until every record handed to
@@ -168,17 +178,6 @@ struct RawRecord<'a> {
     headers: &'a [Header],
     timestamp: Option<i64>,
     partition: Option<i32>,
-}
-
-async fn send_raw(inner: &Arc<Inner>, r: RawRecord<'_>) -> Result<DeliveryFuture> {
-    // As tokio's own channels do: every so often (tokio's task budget) a send yields, so a loop
-    // of sends that never waits still lets the sender task run on a current-thread runtime.
-    // Before anything is queued, so a send cancelled here queues nothing.
-    tokio::task::consume_budget().await;
-    if let Some(f) = try_send_now(inner, &r)? {
-        return Ok(f);
-    }
-    send_slow(inner, &r).await
 }
 
 /// The whole of `send` when the topic is known and the open batch has room: no waiting.
@@ -581,7 +580,8 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
             timestamp: record.timestamp,
             partition: record.partition,
         };
-        send_slow(inner, &raw).await
+        // Boxed, as in `Producer::send`.
+        Box::pin(send_slow(inner, &raw)).await
     }
 
     fn serialize<'b>(
