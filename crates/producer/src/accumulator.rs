@@ -279,6 +279,8 @@ pub(crate) struct Accumulator {
     /// Per node, where in its list of partitions the next drain starts (see `drain`).
     drain_start: Mutex<HashMap<i32, usize>>,
     next_batch_id: AtomicU64,
+    /// The sender is closing: no new batches (`stop_if_drained`).
+    stopped: std::sync::atomic::AtomicBool,
     pending_records: AtomicUsize,
     flushes: AtomicUsize,
 }
@@ -288,6 +290,9 @@ pub(crate) struct Accumulator {
 pub(crate) struct NeedsBatch {
     /// The partition's open batch had no room for it (rather than there being no open batch).
     pub(crate) last_full: bool,
+    /// Not queued: the sender stopped for good (the producer closed while this send was on its
+    /// way), so nothing would ever send a new batch.
+    pub(crate) stopped: bool,
 }
 
 /// Where a record went.
@@ -337,6 +342,7 @@ impl Accumulator {
             incomplete: Mutex::new(HashMap::new()),
             drain_start: Mutex::new(HashMap::new()),
             next_batch_id: AtomicU64::new(0),
+            stopped: Default::default(),
             pending_records: AtomicUsize::new(0),
             flushes: AtomicUsize::new(0),
         }
@@ -492,16 +498,27 @@ impl Accumulator {
             // No room: this batch is done; the record starts the next one.
             batch.closed = true;
             if reserved.is_none() {
-                return Err(NeedsBatch { last_full: true });
+                return Err(NeedsBatch {
+                    last_full: true,
+                    stopped: false,
+                });
             }
         }
         let Some(mut reserved) = reserved else {
-            return Err(NeedsBatch { last_full: false });
+            return Err(NeedsBatch {
+                last_full: false,
+                stopped: false,
+            });
         };
-        // Room for as much as this partition's last batch held, if buffer.memory has it free
-        // now: a batch that grows as large again is then never copied to a larger buffer.
+        // Room for as much as this partition's last batch held, so that a batch growing as large
+        // again is never copied to a larger buffer; taken from buffer.memory only while at least
+        // half of it stays free, so that batches which stay small (the load fell) cannot hold
+        // the memory other partitions' records wait for.
         let last = queue.last_batch_size.min(max);
-        if last > reserved && self.try_reserve(last - reserved) {
+        if last > reserved
+            && self.buffer.permits.available_permits() >= last - reserved + self.buffer.total / 2
+            && self.try_reserve(last - reserved)
+        {
             reserved = last;
         }
         let mut builder = BatchBuilder::new(reserved.min(max.max(64)));
@@ -514,6 +531,19 @@ impl Accumulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, outcome.clone());
+        // Registered first, then checked: either the sender's last look (`stop_if_drained`)
+        // sees this batch and sends it, or this sees that the sender stopped.
+        if self.stopped.load(Ordering::SeqCst) {
+            self.incomplete
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            self.release(reserved);
+            return Err(NeedsBatch {
+                last_full: false,
+                stopped: true,
+            });
+        }
         let bytes = builder.size_in_bytes();
         let closed = bytes >= max;
         queue.batches.push_back(ProducerBatch {
@@ -601,6 +631,13 @@ impl Accumulator {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// For the sender once the producer is closing: from now on no new batch is queued (a send
+    /// that raced with `close` fails instead), and true when nothing is left to send.
+    pub(crate) fn stop_if_drained(&self) -> bool {
+        self.stopped.store(true, Ordering::SeqCst);
+        !self.has_incomplete()
     }
 
     pub(crate) fn has_incomplete(&self) -> bool {
@@ -1010,11 +1047,11 @@ mod tests {
         let mut topics = foldhash::HashMap::default();
         topics.insert(
             "t".to_string(),
-            TopicMetadata {
+            Arc::new(TopicMetadata {
                 error: kafka_producer_protocol::ErrorCode(0),
                 available: (0..leaders.len() as u32).collect(),
                 leaders,
-            },
+            }),
         );
         Cluster {
             brokers: HashMap::new(),
@@ -1468,8 +1505,25 @@ mod tests {
         }
     }
 
+    /// Once the sender stopped, a send that raced with close gets no batch (nothing would send
+    /// it): it is refused, and its memory is given back.
+    #[test]
+    fn after_the_sender_stopped_no_new_batch_is_queued() {
+        let a = growing_acc();
+        let tq = a.topic("t", 1);
+        let free = a.buffer.permits.available_permits();
+        assert!(a.stop_if_drained(), "nothing queued");
+        assert!(a.try_reserve(1000));
+        let refused = a.append(&tq, 0, 0, None, Some(b"v"), &[], Some(1000), Instant::now);
+        assert!(matches!(refused, Err(NeedsBatch { stopped: true, .. })));
+        assert!(!a.has_incomplete());
+        assert!(tq.partitions[0].lock().unwrap().batches.is_empty());
+        assert_eq!(a.buffer.permits.available_permits(), free);
+    }
+
     /// A partition's next batch starts with room for as many bytes as its last batch held (so it
-    /// is not copied as it grows that large again), taken from buffer.memory if it is free then.
+    /// is not copied as it grows that large again), taken from buffer.memory only while at least
+    /// half of buffer.memory stays free.
     #[test]
     fn a_new_batch_starts_with_room_for_the_partitions_last_batch() {
         let a = growing_acc();
@@ -1478,26 +1532,31 @@ mod tests {
         let t0 = Instant::now();
         let add100 = || drop(add(&a, &tq, 0, &[7u8; 100], t0));
         let reserved = || tq.partitions[0].lock().unwrap().batches[0].reserved;
-        for _ in 0..25 {
-            add100();
-        }
-        let first = tq.partitions[0].lock().unwrap().batches[0].size();
-        assert!(first > 2000, "{first}");
-        let sent = a.drain(&c, 1, usize::MAX, t0, None);
-        tq.partitions[0].lock().unwrap().in_flight = 0;
+        let fill_and_send = || {
+            for _ in 0..25 {
+                add100();
+            }
+            let size = tq.partitions[0].lock().unwrap().batches[0].size();
+            assert!(size > 2000, "{size}");
+            drop(a.drain(&c, 1, usize::MAX, t0, None));
+            tq.partitions[0].lock().unwrap().in_flight = 0;
+            size
+        };
+        let first = fill_and_send();
         let free = a.buffer.permits.available_permits();
         add100();
         // The test's `add` brings batch.size (1000) of its own; the rest comes from the pool.
         assert_eq!(reserved(), first);
         assert_eq!(free - a.buffer.permits.available_permits(), first - 1000);
-        drop(sent);
 
-        // With buffer.memory taken, the next batch starts with its own reservation only.
-        assert!(a.try_reserve(a.buffer.permits.available_permits()));
-        drop(a.drain(&c, 1, usize::MAX, t0, None));
-        tq.partitions[0].lock().unwrap().in_flight = 0;
+        // With less than half of buffer.memory left free after it, no room is taken ahead.
+        let second = fill_and_send();
+        let free = a.buffer.permits.available_permits();
+        let keep = second - 1000 + a.buffer.total / 2 - 1;
+        assert!(a.try_reserve(free - keep));
         add100();
         assert_eq!(reserved(), 1000);
+        assert_eq!(a.buffer.permits.available_permits(), keep);
     }
 
     #[test]

@@ -213,7 +213,7 @@ impl Connection {
         encode: impl FnOnce(i32) -> Result<Vec<Bytes>, EncodeError>,
     ) -> Result<PendingCall, Error> {
         let (reply_tx, reply_rx) = oneshot::channel();
-        let correlation_id = self.enqueue(what, encode, Some(reply_tx), None)?;
+        let correlation_id = self.enqueue(what, version, encode, Some(reply_tx), None)?;
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         Ok(PendingCall {
             conn: self.clone(),
@@ -227,11 +227,12 @@ impl Connection {
     /// receiver tells when it was written.
     pub(crate) fn start_frame_send_only(
         &self,
+        version: i16,
         what: &str,
         encode: impl FnOnce(i32) -> Result<Vec<Bytes>, EncodeError>,
     ) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
         let (written_tx, written_rx) = oneshot::channel();
-        self.enqueue(what, encode, None, Some(written_tx))?;
+        self.enqueue(what, version, encode, None, Some(written_tx))?;
         Ok(written_rx)
     }
 
@@ -261,6 +262,7 @@ impl Connection {
     fn enqueue(
         &self,
         what: &str,
+        version: i16,
         encode: impl FnOnce(i32) -> Result<Vec<Bytes>, EncodeError>,
         reply: Option<Reply>,
         written: Option<oneshot::Sender<Result<(), Error>>>,
@@ -276,7 +278,7 @@ impl Connection {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let chunks = encode(correlation_id).map_err(|e| Error::Protocol {
             broker: self.addr().to_string(),
-            message: format!("cannot encode {what}: {e}"),
+            message: format!("cannot encode {what} v{version}: {e}"),
         })?;
         if let Some(reply) = reply {
             pending.replies.insert(correlation_id, reply);
@@ -479,7 +481,8 @@ async fn write_all_vectored(
     use bytes::Buf;
     let mut start = 0;
     while start < bufs.len() {
-        // At most IOV_MAX (1024 on Linux) buffers a call: writev refuses more.
+        // At most IOV_MAX (1024 on Linux) buffers a call, as many as writev takes (std would cut
+        // there too): no need to build a longer list.
         let slices: Vec<std::io::IoSlice<'_>> = bufs[start..]
             .iter()
             .take(1024)

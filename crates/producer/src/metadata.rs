@@ -43,7 +43,9 @@ pub(crate) struct Cluster {
     pub(crate) brokers: HashMap<i32, String>,
     /// Looked up for every record: a fast hash (topic names are the application's, not an
     /// attacker's, so SipHash's flood resistance buys nothing here).
-    pub(crate) topics: foldhash::HashMap<String, TopicMetadata>,
+    /// Shared (`Arc`) so that a snapshot's successor and `send`'s per-thread cache
+    /// (`producer.rs: with_topic`) take a topic's metadata without copying it.
+    pub(crate) topics: foldhash::HashMap<String, Arc<TopicMetadata>>,
     pub(crate) updated: Option<Instant>,
 }
 
@@ -88,11 +90,11 @@ impl Cluster {
                 .collect();
             topics.insert(
                 name.0.to_string(),
-                TopicMetadata {
+                Arc::new(TopicMetadata {
                     error: ErrorCode(t.error_code),
                     leaders,
                     available,
-                },
+                }),
             );
         }
         Cluster {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kafka_producer_protocol::batch::{record_size_upper_bound, Header, RECORD_BATCH_OVERHEAD};
 
-use crate::accumulator::{Appended, TopicQueues};
+use crate::accumulator::{Appended, NeedsBatch, TopicQueues};
 use crate::clock::now_millis;
 use crate::config::ProducerConfig;
 use crate::delivery::{settled, DeliveryFuture};
@@ -233,14 +233,15 @@ fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<Delivery
 /// The topic this thread last sent to: its metadata in one snapshot, and its queues.
 struct LastTopic {
     generation: u64,
-    meta: TopicMetadata,
+    meta: Arc<TopicMetadata>,
     queues: Arc<TopicQueues>,
 }
 
 thread_local! {
     /// So that a run of sends to one topic looks nothing up and takes no reference count: the
-    /// topic's metadata and queues are kept until the producer's metadata changes. (Holds them,
-    /// small as they are, until this thread sends to another topic or producer.)
+    /// topic's metadata and queues are kept until the producer's metadata changes. It keeps them
+    /// (and so the topic's queues, even a closed producer's, empty once it closed) alive until
+    /// this thread sends to another topic or producer, or ends.
     static LAST_TOPIC: RefCell<Option<LastTopic>> = const { RefCell::new(None) };
 }
 
@@ -253,14 +254,10 @@ fn with_topic<R>(
 ) -> Option<R> {
     // Read before the snapshot, so it is never newer than the snapshot cached with it.
     let generation = inner.metadata.generation();
-    LAST_TOPIC.with(|cell| {
-        let Ok(mut last) = cell.try_borrow_mut() else {
-            // A send from inside a send (a user partitioner's): no cache.
-            let cluster = inner.metadata.snapshot();
-            let meta = ready_topic(&cluster, topic)?;
-            let queues = inner.accumulator.topic(topic, meta.partition_count());
-            return Some(f(meta, &queues));
-        };
+    let mut f = Some(f);
+    let from_cache = LAST_TOPIC.try_with(|cell| {
+        // Taken already: a send from inside a send (a user partitioner's); none below.
+        let mut last = cell.try_borrow_mut().ok()?;
         let cached = last
             .as_ref()
             .is_some_and(|l| l.generation == generation && same_name(&l.queues.name, topic));
@@ -274,9 +271,17 @@ fn with_topic<R>(
                 queues,
             });
         }
-        let l = last.as_ref().expect("filled above");
-        Some(f(&l.meta, &l.queues))
-    })
+        let l = last.as_ref()?;
+        Some((f.take()?)(&l.meta, &l.queues))
+    });
+    if let Ok(Some(r)) = from_cache {
+        return Some(r);
+    }
+    // No cache on this thread (borrowed, or gone as the thread ends), or the topic is not ready.
+    let cluster = inner.metadata.snapshot();
+    let meta = ready_topic(&cluster, topic)?;
+    let queues = inner.accumulator.topic(topic, meta.partition_count());
+    Some((f?)(meta, &queues))
 }
 
 /// `a == b`, inline: for names as short as topics', a call to the C library's `memcmp` cost
@@ -312,19 +317,25 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
         });
     }
     let timestamp = r.timestamp.unwrap_or_else(now_millis);
-    let a = inner
-        .accumulator
-        .append(
-            &tq,
-            partition,
-            timestamp,
-            r.key,
-            r.value,
-            r.headers,
-            Some(reserve),
-            Instant::now,
-        )
-        .expect("with memory reserved, append always succeeds");
+    let a = match inner.accumulator.append(
+        &tq,
+        partition,
+        timestamp,
+        r.key,
+        r.value,
+        r.headers,
+        Some(reserve),
+        Instant::now,
+    ) {
+        Ok(a) => a,
+        // The producer closed while this send waited, and its sender has stopped.
+        Err(NeedsBatch { stopped: true, .. }) => {
+            return Err(Error::Closed {
+                topic: Some(r.topic.to_string()),
+            })
+        }
+        Err(_) => unreachable!("with memory reserved, append always takes the record"),
+    };
     let mut sticky = placed.is_none().then(|| lock(&tq.sticky));
     Ok(appended(inner, a, sticky.as_deref_mut()))
 }
@@ -377,7 +388,7 @@ fn check_size(inner: &Inner, r: &RawRecord<'_>) -> Result<usize> {
 }
 
 /// The topic's metadata if records can be placed in it now.
-fn ready_topic<'c>(cluster: &'c Cluster, topic: &str) -> Option<&'c TopicMetadata> {
+fn ready_topic<'c>(cluster: &'c Cluster, topic: &str) -> Option<&'c Arc<TopicMetadata>> {
     cluster
         .topics
         .get(topic)
@@ -548,6 +559,8 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
     /// Serializes the key and value, then sends as [`Producer::send`] does. A serializer error
     /// fails this call with [`Error::Serialization`] and queues nothing.
     pub async fn send(&self, record: ProducerRecord<'_, &K, &V>) -> Result<DeliveryFuture> {
+        // As `Producer::send`: yield now and then, before anything is queued.
+        tokio::task::consume_budget().await;
         let inner = &self.producer.inner;
         let topic = record.topic;
         // Fast path: serialize into this thread's scratch buffers and append without waiting.

@@ -397,7 +397,8 @@ impl Inner {
         };
         // Queued here, in the sender task, so requests reach the wire in drain order.
         let started = if acks == Acks::None {
-            conn.start_frame_send_only("Produce", encode).map(Err)
+            conn.start_frame_send_only(version, "Produce", encode)
+                .map(Err)
         } else {
             conn.start_frame(version, "Produce", encode).map(Ok)
         };
@@ -656,7 +657,7 @@ pub(crate) async fn run_sender(inner: Arc<Inner>) {
                 }
             }
         }
-        if closing && !inner.accumulator.has_incomplete() {
+        if closing && inner.accumulator.stop_if_drained() {
             break;
         }
         let sleep = async {

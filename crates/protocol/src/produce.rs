@@ -107,7 +107,10 @@ pub fn encode_produce_request(
         }
         at = split;
     }
-    chunks.push(small.slice(at..));
+    // Before v9 nothing follows the last batch.
+    if at < small.len() {
+        chunks.push(small.slice(at..));
+    }
     Ok(chunks)
 }
 
