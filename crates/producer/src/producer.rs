@@ -185,43 +185,40 @@ fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<Delivery
     check_size(inner, r)?;
     with_topic(inner, r.topic, |meta, tq| {
         let timestamp = r.timestamp.unwrap_or_else(now_millis);
-        let append = |partition| {
-            let a = &inner.accumulator;
-            a.append(
-                tq,
-                partition,
-                timestamp,
-                r.key,
-                r.value,
-                r.headers,
-                None,
-                Instant::now,
-            )
+        // For the sticky partitioner, one lock on its state for choosing the partition and
+        // counting what went there.
+        let mut sticky = None;
+        let partition = match place(inner, meta, r)? {
+            Some(p) => p,
+            None => sticky
+                .insert(lock(&tq.sticky))
+                .partition(&meta.available, meta.partition_count() as u32)
+                as i32,
         };
-        if let Some(partition) = place(inner, meta, r)? {
-            return Ok(match append(partition) {
-                Ok(a) => Some(appended(inner, a, None)),
-                Err(needs) => {
-                    if needs.last_full {
-                        // That batch was just closed: it can go now, whatever linger.ms says.
-                        inner.wake.notify_one();
-                    }
-                    None
-                }
-            });
-        }
-        // One lock on the sticky state for choosing the partition and counting what went there.
-        let mut sticky = lock(&tq.sticky);
-        let partition = sticky.partition(&meta.available, meta.partition_count() as u32);
-        Ok(match append(partition as i32) {
-            Ok(a) => Some(appended(inner, a, Some(&mut sticky))),
+        let a = inner.accumulator.append(
+            tq,
+            partition,
+            timestamp,
+            r.key,
+            r.value,
+            r.headers,
+            None,
+            Instant::now,
+        );
+        Ok(match a {
+            Ok(a) => Some(appended(inner, a, sticky.as_deref_mut())),
             Err(needs) => {
                 if needs.last_full {
+                    // That batch was just closed: it can go now, whatever linger.ms says.
                     inner.wake.notify_one();
-                    // The record starts a batch on the next sticky partition.
-                    sticky.batch_full(partition);
-                } else if inner.accumulator.grows() {
-                    sticky.batch_sent(partition, inner.accumulator.batch_size());
+                }
+                if let Some(s) = sticky.as_deref_mut() {
+                    if needs.last_full {
+                        // The record starts a batch on the next sticky partition.
+                        s.batch_full(partition as u32);
+                    } else if inner.accumulator.grows() {
+                        s.batch_sent(partition as u32, inner.accumulator.batch_size());
+                    }
                 }
                 None
             }
@@ -262,26 +259,34 @@ fn with_topic<R>(
             .as_ref()
             .is_some_and(|l| l.generation == generation && same_name(&l.queues.name, topic));
         if !cached {
-            let cluster = inner.metadata.snapshot();
-            let meta = ready_topic(&cluster, topic)?.clone();
-            let queues = inner.accumulator.topic(topic, meta.partition_count());
+            let Some((meta, queues)) = look_up(inner, topic) else {
+                return Some(None);
+            };
             *last = Some(LastTopic {
                 generation,
                 meta,
                 queues,
             });
         }
-        let l = last.as_ref()?;
-        Some((f.take()?)(&l.meta, &l.queues))
+        let l = last.as_ref().expect("filled above");
+        Some(f.take().map(|f| f(&l.meta, &l.queues)))
     });
-    if let Ok(Some(r)) = from_cache {
-        return Some(r);
+    match from_cache {
+        Ok(Some(result)) => result,
+        // No cache on this thread: borrowed by a send inside a send, or gone as the thread ends.
+        _ => {
+            let (meta, queues) = look_up(inner, topic)?;
+            Some((f?)(&meta, &queues))
+        }
     }
-    // No cache on this thread (borrowed, or gone as the thread ends), or the topic is not ready.
+}
+
+/// The topic's metadata in the current snapshot and its queues, if records can be placed in it.
+fn look_up(inner: &Inner, topic: &str) -> Option<(Arc<TopicMetadata>, Arc<TopicQueues>)> {
     let cluster = inner.metadata.snapshot();
-    let meta = ready_topic(&cluster, topic)?;
+    let meta = ready_topic(&cluster, topic)?.clone();
     let queues = inner.accumulator.topic(topic, meta.partition_count());
-    Some((f?)(meta, &queues))
+    Some((meta, queues))
 }
 
 /// `a == b`, inline: for names as short as topics', a call to the C library's `memcmp` cost
