@@ -319,7 +319,12 @@ impl PendingCall {
             Ok(Ok(frame)) => frame?,
             Ok(Err(_)) => return Err(conn.network_error("connection closed")),
             Err(_) => {
-                conn.shared.close("request timed out");
+                // Requests behind it on this connection fail with the same reason (a metadata
+                // request's timeout can be what ends a produce request's wait).
+                conn.shared.close(&format!(
+                    "a request got no answer within request.timeout.ms ({} ms); connection closed",
+                    conn.request_timeout.as_millis()
+                ));
                 return Err(conn.network_error(&format!(
                     "no answer within request.timeout.ms ({} ms); connection closed",
                     conn.request_timeout.as_millis()
