@@ -24,13 +24,13 @@ use tokio::sync::Semaphore;
 use crate::delivery::{BatchAck, BatchOutcome, DeliveryFuture};
 use crate::error::Error;
 use crate::metadata::Cluster;
-use crate::partitioner::Sticky;
+use crate::partitioner::{Sticky, StickyChoice, StickyCount};
 
 /// The queues of one topic.
 pub(crate) struct TopicQueues {
     pub(crate) name: Arc<str>,
     pub(crate) partitions: Vec<Arc<Mutex<PartitionQueue>>>,
-    pub(crate) sticky: Mutex<Sticky>,
+    pub(crate) sticky: Sticky,
     /// With compression: compressed / uncompressed size of this topic's batches, as estimated
     /// from the batches sealed so far (an `f32`'s bits; starts at 1.0).
     compression_ratio: AtomicU32,
@@ -52,7 +52,7 @@ impl TopicQueues {
         TopicQueues {
             name,
             partitions,
-            sticky: Mutex::new(Sticky::default()),
+            sticky: Sticky::default(),
             compression_ratio: AtomicU32::new(1.0f32.to_bits()),
             max_batch: AtomicUsize::new(usize::MAX),
         }
@@ -97,6 +97,8 @@ pub(crate) struct PartitionQueue {
     /// Bytes (uncompressed) of the last batch drained: the next batch starts with room for as
     /// many, so one that grows as large is not copied at every doubling of its buffer.
     last_batch_size: usize,
+    /// What the sticky partitioner put here since it last chose this partition.
+    sticky: StickyCount,
 }
 
 /// The identity the broker deduplicates by (KIP-98): a producer id and its epoch.
@@ -275,13 +277,13 @@ pub(crate) struct Accumulator {
     /// the producer must move to a new epoch.
     sequence_gap: std::sync::atomic::AtomicBool,
     buffer: BufferPool,
+    /// Every batch whose outcome is not known yet; their record counts are `pending_records`.
     incomplete: Mutex<HashMap<u64, Arc<BatchOutcome>>>,
     /// Per node, where in its list of partitions the next drain starts (see `drain`).
     drain_start: Mutex<HashMap<i32, usize>>,
     next_batch_id: AtomicU64,
     /// The sender is closing: no new batches (`stop_if_drained`).
     stopped: std::sync::atomic::AtomicBool,
-    pending_records: AtomicUsize,
     flushes: AtomicUsize,
 }
 
@@ -293,19 +295,27 @@ pub(crate) struct NeedsBatch {
     /// Not queued: the sender stopped for good (the producer closed while this send was on its
     /// way), so nothing would ever send a new batch.
     pub(crate) stopped: bool,
+    /// Not queued: the record was for the sticky partition, and it moved on before the
+    /// partition's lock was taken; choose again (memory reserved stays with the caller).
+    pub(crate) moved: bool,
+}
+
+impl NeedsBatch {
+    fn new(last_full: bool) -> Self {
+        NeedsBatch {
+            last_full,
+            stopped: false,
+            moved: false,
+        }
+    }
 }
 
 /// Where a record went.
+#[derive(Debug)]
 pub(crate) struct Appended {
     pub(crate) future: DeliveryFuture,
     /// A new batch was started or one was closed: the sender should look.
     pub(crate) wake_sender: bool,
-    /// Bytes the record added to its batch.
-    pub(crate) bytes: usize,
-    /// The record's batch still takes more records.
-    pub(crate) batch_open: bool,
-    /// The most the record's batch may hold: `batch.size`, or `batch.max.size` with growth.
-    pub(crate) batch_limit: usize,
 }
 
 impl Accumulator {
@@ -343,7 +353,6 @@ impl Accumulator {
             drain_start: Mutex::new(HashMap::new()),
             next_batch_id: AtomicU64::new(0),
             stopped: Default::default(),
-            pending_records: AtomicUsize::new(0),
             flushes: AtomicUsize::new(0),
         }
     }
@@ -426,11 +435,17 @@ impl Accumulator {
     /// Appends a record to its partition's open batch. With `reserved` bytes of buffer memory in
     /// hand, a new batch is started when the open one has no room; without, `None` means "reserve
     /// memory and call again". Reserved bytes not needed are given back.
+    ///
+    /// `sticky` is the sticky partitioner's choice when it placed the record (the partition is
+    /// then `sticky.partition`): what the record adds is counted there, under the partition's
+    /// lock, and the partitioner moves on when Java's would (see [`StickyCount`]).
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn append(
         &self,
         tq: &TopicQueues,
         partition: i32,
+        sticky: Option<StickyChoice>,
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -441,6 +456,12 @@ impl Accumulator {
         let mut queue = tq.partitions[partition as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        if sticky.is_some_and(|c| !tq.sticky.is(c)) {
+            return Err(NeedsBatch {
+                moved: true,
+                ..NeedsBatch::new(false)
+            });
+        }
         let limit = self.batch_limit(tq);
         // With growth, a batch takes records past batch.size, up to batch.max.size, for as long
         // as linger.ms lets it fill: a stream goes in a few large requests, not one per
@@ -478,37 +499,42 @@ impl Accumulator {
                 }
                 if let Some(index) = appended {
                     batch.record_count += 1;
+                    batch.outcome.set_records(batch.record_count);
                     let size = builder.size_in_bytes();
                     let bytes = size - before;
                     // At `cap` but under `max`, the next record tries for more memory.
                     batch.closed = size >= max;
                     let future = self.future(partition, &batch.outcome, index, timestamp);
+                    let closed = batch.closed;
+                    self.count_sticky(tq, &mut queue, sticky, bytes, max, closed);
                     if let Some(r) = reserved {
                         self.release(r);
                     }
                     return Ok(Appended {
                         future,
-                        wake_sender: batch.closed,
-                        bytes,
-                        batch_open: !batch.closed,
-                        batch_limit: max,
+                        wake_sender: closed,
                     });
                 }
             }
             // No room: this batch is done; the record starts the next one.
             batch.closed = true;
             if reserved.is_none() {
-                return Err(NeedsBatch {
-                    last_full: true,
-                    stopped: false,
-                });
+                // On the next sticky partition, as Java's.
+                if let Some(c) = sticky {
+                    tq.sticky.move_on(c);
+                }
+                return Err(NeedsBatch::new(true));
             }
         }
         let Some(mut reserved) = reserved else {
-            return Err(NeedsBatch {
-                last_full: false,
-                stopped: false,
-            });
+            // With growth, a partition whose batch was sent once batch.size went there gets no
+            // new batch from the sticky partitioner: the record goes to the next partition.
+            if let Some(c) = sticky {
+                if self.grows() && queue.sticky.batch_sent(c.epoch, self.batch_size) {
+                    tq.sticky.move_on(c);
+                }
+            }
+            return Err(NeedsBatch::new(false));
         };
         // Room for as much as this partition's last batch held, so that a batch growing as large
         // again is never copied to a larger buffer; taken from buffer.memory only while at least
@@ -540,12 +566,14 @@ impl Accumulator {
                 .remove(&id);
             self.release(reserved);
             return Err(NeedsBatch {
-                last_full: false,
                 stopped: true,
+                ..NeedsBatch::new(false)
             });
         }
+        outcome.set_records(1);
         let bytes = builder.size_in_bytes();
         let closed = bytes >= max;
+        self.count_sticky(tq, &mut queue, sticky, bytes, max, closed);
         queue.batches.push_back(ProducerBatch {
             id,
             builder: Some(builder),
@@ -564,10 +592,28 @@ impl Accumulator {
         Ok(Appended {
             future: self.future(partition, &outcome, index, timestamp),
             wake_sender: true,
-            bytes,
-            batch_open: !closed,
-            batch_limit: max,
         })
+    }
+
+    /// Counts `bytes` the sticky partitioner's choice added to this partition (in a batch that
+    /// may hold `limit` bytes and is now `closed` or not), and moves it on when it should.
+    fn count_sticky(
+        &self,
+        tq: &TopicQueues,
+        queue: &mut PartitionQueue,
+        sticky: Option<StickyChoice>,
+        bytes: usize,
+        limit: usize,
+        closed: bool,
+    ) {
+        if let Some(c) = sticky {
+            if queue
+                .sticky
+                .appended(c.epoch, bytes, self.batch_size, limit, !closed)
+            {
+                tq.sticky.move_on(c);
+            }
+        }
     }
 
     fn future(
@@ -577,7 +623,6 @@ impl Accumulator {
         index: u32,
         timestamp: i64,
     ) -> DeliveryFuture {
-        self.pending_records.fetch_add(1, Ordering::Relaxed);
         DeliveryFuture::new(outcome.clone(), partition, index, timestamp)
     }
 
@@ -620,7 +665,12 @@ impl Accumulator {
 
     /// Records handed to `send` whose outcome is not known yet.
     pub(crate) fn pending_records(&self) -> usize {
-        self.pending_records.load(Ordering::Relaxed)
+        self.incomplete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|outcome| outcome.records())
+            .sum()
     }
 
     /// The outcomes of every batch not completed yet, for `flush`.
@@ -894,6 +944,7 @@ impl Accumulator {
         for (n, (start, builder)) in parts.into_iter().enumerate() {
             let record_count = builder.record_count() as usize;
             let outcome = Arc::new(BatchOutcome::new(parent.outcome.topic().clone()));
+            outcome.set_records(record_count);
             let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
             incomplete.insert(id, outcome.clone());
             outcomes.push((start, outcome.clone()));
@@ -950,12 +1001,6 @@ impl Accumulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&batch.id);
-        // Saturating: after a forced close the count was reset while answers may still come.
-        let _ = self
-            .pending_records
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(batch.record_count))
-            });
         self.release(batch.reserved);
     }
 
@@ -1034,7 +1079,6 @@ impl Accumulator {
         for outcome in in_flight.into_values() {
             outcome.complete(Err(error.clone()));
         }
-        self.pending_records.store(0, Ordering::Relaxed);
     }
 }
 
@@ -1088,12 +1132,22 @@ mod tests {
     }
 
     fn add(a: &Accumulator, tq: &TopicQueues, p: i32, v: &[u8], now: Instant) -> DeliveryFuture {
-        match a.append(tq, p, 0, None, Some(v), &[], None, || now) {
+        match a.append(tq, p, None, 0, None, Some(v), &[], None, || now) {
             Ok(x) => x.future,
             Err(_) => {
-                a.append(tq, p, 0, None, Some(v), &[], Some(a.batch_size), || now)
-                    .unwrap()
-                    .future
+                a.append(
+                    tq,
+                    p,
+                    None,
+                    0,
+                    None,
+                    Some(v),
+                    &[],
+                    Some(a.batch_size),
+                    || now,
+                )
+                .unwrap()
+                .future
             }
         }
     }
@@ -1173,7 +1227,7 @@ mod tests {
         let now = Instant::now();
         assert!(a.reserve(100, now + Duration::from_secs(1)).await);
         let f = a
-            .append(&tq, 0, 5, None, Some(b"v"), &[], Some(100), || now)
+            .append(&tq, 0, None, 5, None, Some(b"v"), &[], Some(100), || now)
             .unwrap()
             .future;
         assert_eq!(a.pending_records(), 1);
@@ -1514,11 +1568,68 @@ mod tests {
         let free = a.buffer.permits.available_permits();
         assert!(a.stop_if_drained(), "nothing queued");
         assert!(a.try_reserve(1000));
-        let refused = a.append(&tq, 0, 0, None, Some(b"v"), &[], Some(1000), Instant::now);
+        let refused = a.append(
+            &tq,
+            0,
+            None,
+            0,
+            None,
+            Some(b"v"),
+            &[],
+            Some(1000),
+            Instant::now,
+        );
         assert!(matches!(refused, Err(NeedsBatch { stopped: true, .. })));
         assert!(!a.has_incomplete());
         assert!(tq.partitions[0].lock().unwrap().batches.is_empty());
         assert_eq!(a.buffer.permits.available_permits(), free);
+    }
+
+    /// The sticky partitioner's records are counted under the partition's lock: it moves on
+    /// once batch.size went to its partition and that batch closed, or the batch has no room. A
+    /// send that saw the sticky partition before another send moved it on queues nothing there
+    /// and is told to choose again.
+    #[test]
+    fn sticky_records_move_the_partitioner_on_and_a_stale_choice_is_refused() {
+        let a = acc(1000, 1000);
+        let tq = a.topic("t", 4);
+        let now = Instant::now();
+        let all = [0, 1, 2, 3];
+        let append = |c: StickyChoice, value: &[u8], reserved: Option<usize>| {
+            if let Some(r) = reserved {
+                assert!(a.try_reserve(r));
+            }
+            let p = c.partition as i32;
+            a.append(&tq, p, Some(c), 0, None, Some(value), &[], reserved, || now)
+        };
+        // A record larger than batch.size fills its batch: move on.
+        let first = tq.sticky.current(&all, 4);
+        append(first, &[b'x'; 1200], Some(1300)).expect("a new batch");
+        assert!(!tq.sticky.is(first));
+        // A send still holding that choice is refused, and queues nothing.
+        let stale = append(first, b"v", None);
+        assert!(matches!(stale, Err(NeedsBatch { moved: true, .. })));
+        assert_eq!(a.pending_records(), 1);
+        // Small records stay until their batch has no room.
+        let next = tq.sticky.current(&all, 4);
+        assert_ne!(next.epoch, first.epoch);
+        append(next, &[b'x'; 100], Some(1000)).expect("a new batch");
+        for _ in 0..7 {
+            append(next, &[b'x'; 100], None).expect("room in the open batch");
+            assert!(tq.sticky.is(next));
+        }
+        let full = append(next, &[b'x'; 100], None);
+        assert!(
+            matches!(
+                full,
+                Err(NeedsBatch {
+                    last_full: true,
+                    ..
+                })
+            ),
+            "{full:?}"
+        );
+        assert!(!tq.sticky.is(next));
     }
 
     /// A partition's next batch starts with room for as many bytes as its last batch held (so it

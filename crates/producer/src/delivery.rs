@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
@@ -41,6 +42,8 @@ pub(crate) enum Resolution {
 #[repr(align(128))]
 pub(crate) struct BatchOutcome {
     topic: Arc<str>,
+    /// Records in the batch; written under its partition's lock, read for `pending_records`.
+    records: AtomicUsize,
     result: OnceLock<Resolution>,
     /// Handles waiting for the outcome; set under this lock, so no waker is missed.
     wakers: Mutex<Vec<Option<Waker>>>,
@@ -51,6 +54,7 @@ impl BatchOutcome {
     pub(crate) fn new(topic: Arc<str>) -> Self {
         BatchOutcome {
             topic,
+            records: AtomicUsize::new(0),
             result: OnceLock::new(),
             wakers: Mutex::new(Vec::new()),
         }
@@ -58,6 +62,16 @@ impl BatchOutcome {
 
     pub(crate) fn topic(&self) -> &Arc<str> {
         &self.topic
+    }
+
+    /// Sets the batch's record count: a plain store, not a read-modify-write, so that counting
+    /// costs `send` no locked instruction.
+    pub(crate) fn set_records(&self, records: usize) {
+        self.records.store(records, Ordering::Relaxed);
+    }
+
+    pub(crate) fn records(&self) -> usize {
+        self.records.load(Ordering::Relaxed)
     }
 
     /// Records the outcome and wakes every waiting handle. Only the first call counts.

@@ -11,6 +11,7 @@
 //! was sent, before a record would start a new one there (`Sticky::batch_sent`).
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Which partition the Java client's default partitioner picks for a non-null key:
 /// `(murmur2(key) & 0x7fffffff) % partition_count`. An empty key is hashed like any other.
@@ -36,63 +37,142 @@ pub trait Partitioner: Send + Sync + 'static {
     ) -> Option<u32>;
 }
 
-/// The sticky partition of one topic, for records without a key.
-#[derive(Debug, Default)]
+/// The sticky partition of one topic, for records without a key, shared by every thread that
+/// sends to it without a lock, as the Java client's `BuiltInPartitioner` is.
+///
+/// It is one word: the partition, and an epoch that changes at every move. A send reads it with a
+/// plain load and counts what it appended in the partition's own [`StickyCount`], under the
+/// partition's lock that `append` takes anyway; the move on, once per batch, is a compare-and-swap
+/// from the epoch the mover saw, so of two threads deciding to move at once only one does. Under
+/// the partition's lock a send checks that the partition is still the sticky one (Java's
+/// `partitionChanged`), so no record starts a batch on a partition just left.
+#[derive(Debug)]
 pub(crate) struct Sticky {
-    current: Option<u32>,
-    produced: usize,
+    /// `epoch << 32 | partition`; partition [`NO_PARTITION`] until one is chosen.
+    state: AtomicU64,
+}
+
+const NO_PARTITION: u32 = u32::MAX;
+
+/// The sticky partition as one send saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StickyChoice {
+    pub(crate) epoch: u32,
+    pub(crate) partition: u32,
+}
+
+impl StickyChoice {
+    fn from_bits(bits: u64) -> Self {
+        StickyChoice {
+            epoch: (bits >> 32) as u32,
+            partition: bits as u32,
+        }
+    }
+
+    fn bits(self) -> u64 {
+        u64::from(self.epoch) << 32 | u64::from(self.partition)
+    }
+}
+
+impl Default for Sticky {
+    fn default() -> Self {
+        Sticky {
+            state: AtomicU64::new(u64::from(NO_PARTITION)),
+        }
+    }
 }
 
 impl Sticky {
-    /// The partition a keyless record goes to now. `available` lists the partitions with a
-    /// leader; when it is empty any partition may be chosen.
-    pub(crate) fn partition(&mut self, available: &[u32], partition_count: u32) -> u32 {
-        match self.current {
-            Some(p) if p < partition_count => p,
-            _ => {
-                let p = pick(available, partition_count);
-                self.current = Some(p);
-                self.produced = 0;
-                p
+    /// The partition a keyless record goes to now, choosing one (at random among `available`,
+    /// the partitions with a leader, or among all when none has one) if there is none.
+    pub(crate) fn current(&self, available: &[u32], partition_count: u32) -> StickyChoice {
+        // Relaxed throughout: the state only steers records, it guards no other memory.
+        let mut seen = StickyChoice::from_bits(self.state.load(Ordering::Relaxed));
+        loop {
+            if seen.partition < partition_count {
+                return seen;
+            }
+            let chosen = StickyChoice {
+                epoch: seen.epoch.wrapping_add(1),
+                partition: pick(available, partition_count),
+            };
+            match self.state.compare_exchange(
+                seen.bits(),
+                chosen.bits(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return chosen,
+                Err(now) => seen = StickyChoice::from_bits(now),
             }
         }
     }
 
-    /// Counts `bytes` appended to the sticky partition, whose batch may hold `batch_limit`
-    /// bytes. Moves on once `batch_size` bytes went there and the batch they went to is closed
-    /// (`batch_open` false), as Java's; in any case after twice `batch_limit` bytes, as Java's
-    /// after twice `batch.size`: when `linger.ms` sends batches before they fill, the partition
-    /// never has a full batch, and without this bound it would keep every record.
+    /// Whether `choice` is still the sticky partition.
+    pub(crate) fn is(&self, choice: StickyChoice) -> bool {
+        self.state.load(Ordering::Relaxed) == choice.bits()
+    }
+
+    /// Leaves `choice`'s partition: the next record picks another. Nothing happens if another
+    /// send moved on from it already.
+    pub(crate) fn move_on(&self, choice: StickyChoice) {
+        let next = StickyChoice {
+            epoch: choice.epoch.wrapping_add(1),
+            partition: NO_PARTITION,
+        };
+        let _ = self.state.compare_exchange(
+            choice.bits(),
+            next.bits(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// What the sticky partitioner appended to one partition since it became the sticky one; kept in
+/// the partition's queue, under its lock, so counting costs a send no atomic operation.
+#[derive(Debug, Default)]
+pub(crate) struct StickyCount {
+    epoch: u32,
+    produced: usize,
+}
+
+impl StickyCount {
+    /// Bytes appended while `epoch` is the sticky one; the count starts afresh with a new epoch.
+    fn produced(&mut self, epoch: u32) -> &mut usize {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.produced = 0;
+        }
+        &mut self.produced
+    }
+
+    /// Counts `bytes` appended by the sticky choice of `epoch` to a batch that may hold
+    /// `batch_limit` bytes; true when the partitioner should move on. It moves on once
+    /// `batch_size` bytes went there and the batch they went to is closed (`batch_open` false),
+    /// as Java's; in any case after twice `batch_limit` bytes, as Java's after twice
+    /// `batch.size`: when `linger.ms` sends batches before they fill, the partition never has a
+    /// full batch, and without this bound it would keep every record.
     pub(crate) fn appended(
         &mut self,
+        epoch: u32,
         bytes: usize,
         batch_size: usize,
         batch_limit: usize,
         batch_open: bool,
-    ) {
-        self.produced += bytes;
-        if (self.produced >= batch_size.max(1) && !batch_open)
-            || self.produced >= batch_limit.max(batch_size).max(1).saturating_mul(2)
-        {
-            self.current = None;
-        }
+    ) -> bool {
+        let produced = self.produced(epoch);
+        *produced += bytes;
+        (*produced >= batch_size.max(1) && !batch_open)
+            || *produced >= batch_limit.max(batch_size).max(1).saturating_mul(2)
     }
 
-    /// With batch growth: the sticky partition has no open batch (its last one was sent, by
-    /// `linger.ms` or with another's request), so a record would start a new one there. Once
-    /// `batch_size` bytes went there, move on first, so that the record starts its batch on the
-    /// next partition: a partition gets what arrives while its batch fills, in one batch.
-    pub(crate) fn batch_sent(&mut self, partition: u32, batch_size: usize) {
-        if self.current == Some(partition) && self.produced >= batch_size.max(1) {
-            self.current = None;
-        }
-    }
-
-    /// The sticky partition's batch has no room for the record: move on now.
-    pub(crate) fn batch_full(&mut self, partition: u32) {
-        if self.current == Some(partition) {
-            self.current = None;
-        }
+    /// With batch growth: the partition has no open batch (its last one was sent, by `linger.ms`
+    /// or with another's request), so a record would start a new one there. True once
+    /// `batch_size` bytes went there: move on first, so that the record starts its batch on the
+    /// next partition, and a partition gets what arrives while its batch fills, in one batch.
+    pub(crate) fn batch_sent(&mut self, epoch: u32, batch_size: usize) -> bool {
+        *self.produced(epoch) >= batch_size.max(1)
     }
 }
 
@@ -143,117 +223,202 @@ mod tests {
         assert_eq!(partition_for_key(b"", 1), 0);
     }
 
+    /// One thread's sends with the sticky partitioner, as `append` does them.
+    struct Sends {
+        sticky: Sticky,
+        counts: Vec<StickyCount>,
+        available: Vec<u32>,
+    }
+
+    impl Sends {
+        fn new(available: &[u32], partitions: usize) -> Self {
+            Sends {
+                sticky: Sticky::default(),
+                counts: (0..partitions).map(|_| StickyCount::default()).collect(),
+                available: available.to_vec(),
+            }
+        }
+
+        fn current(&self) -> u32 {
+            self.sticky
+                .current(&self.available, self.counts.len() as u32)
+                .partition
+        }
+
+        /// Whether a partition is chosen without choosing one.
+        fn chosen(&self) -> Option<u32> {
+            let c = StickyChoice::from_bits(self.sticky.state.load(Ordering::Relaxed));
+            (c.partition != NO_PARTITION).then_some(c.partition)
+        }
+
+        fn append(&mut self, bytes: usize, batch_size: usize, limit: usize, open: bool) {
+            let c = self
+                .sticky
+                .current(&self.available, self.counts.len() as u32);
+            if self.counts[c.partition as usize].appended(c.epoch, bytes, batch_size, limit, open) {
+                self.sticky.move_on(c);
+            }
+        }
+
+        fn batch_sent(&mut self, partition: u32, batch_size: usize) {
+            let c = self
+                .sticky
+                .current(&self.available, self.counts.len() as u32);
+            if c.partition == partition
+                && self.counts[partition as usize].batch_sent(c.epoch, batch_size)
+            {
+                self.sticky.move_on(c);
+            }
+        }
+
+        fn batch_full(&mut self, partition: u32) {
+            let c = self
+                .sticky
+                .current(&self.available, self.counts.len() as u32);
+            if c.partition == partition {
+                self.sticky.move_on(c);
+            }
+        }
+    }
+
     #[test]
     fn sticky_stays_until_batch_size_then_moves_among_available() {
-        let mut s = Sticky::default();
-        let available = [1, 3];
-        let first = s.partition(&available, 4);
-        assert!(available.contains(&first));
-        s.appended(100, 1000, 1000, true);
-        assert_eq!(s.partition(&available, 4), first);
-        s.appended(900, 1000, 1000, true);
-        assert_eq!(s.partition(&available, 4), first, "its batch is still open");
-        s.appended(10, 1000, 1000, false);
+        let mut s = Sends::new(&[1, 3], 4);
+        let first = s.current();
+        assert!([1, 3].contains(&first));
+        s.append(100, 1000, 1000, true);
+        assert_eq!(s.current(), first);
+        s.append(900, 1000, 1000, true);
+        assert_eq!(s.current(), first, "its batch is still open");
+        s.append(10, 1000, 1000, false);
+        assert_eq!(s.chosen(), None, "the next record picks a partition anew");
         // A new choice is made, still among the available partitions.
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
-            let p = s.partition(&available, 4);
-            assert!(available.contains(&p));
+            let p = s.current();
+            assert!([1, 3].contains(&p));
             seen.insert(p);
-            s.appended(1000, 1000, 1000, false);
+            s.append(1000, 1000, 1000, false);
         }
         assert_eq!(seen.len(), 2, "both available partitions get used");
     }
 
     #[test]
     fn sticky_with_no_leaders_uses_any_partition() {
-        let mut s = Sticky::default();
+        let mut s = Sends::new(&[], 3);
         for _ in 0..50 {
-            assert!(s.partition(&[], 3) < 3);
-            s.appended(1, 1, 1, false);
+            assert!(s.current() < 3);
+            s.append(1, 1, 1, false);
         }
     }
 
     #[test]
     fn sticky_moves_on_after_twice_batch_size_even_if_batches_never_fill() {
         // Batches sent by linger.ms before they fill: the partition always has an open batch.
-        let mut s = Sticky::default();
-        let p = s.partition(&[0, 1, 2, 3], 4);
+        let mut s = Sends::new(&[0, 1, 2, 3], 4);
+        let p = s.current();
         for _ in 0..6 {
-            s.appended(300, 1000, 1000, true);
+            s.append(300, 1000, 1000, true);
         }
+        assert_eq!(s.current(), p, "1800 bytes: still under 2000");
+        s.append(300, 1000, 1000, true);
         assert_eq!(
-            s.partition(&[0, 1, 2, 3], 4),
-            p,
-            "1800 bytes: still under 2000"
-        );
-        s.appended(300, 1000, 1000, true);
-        assert_eq!(
-            s.current, None,
+            s.chosen(),
+            None,
             "2100 bytes: the next record picks a partition anew"
         );
-        let _ = s.partition(&[0, 1, 2, 3], 4);
-        assert_eq!(s.produced, 0);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..400 {
-            seen.insert(s.partition(&[0, 1, 2, 3], 4));
-            s.appended(1000, 1000, 1000, true);
-            s.appended(1000, 1000, 1000, true);
+            seen.insert(s.current());
+            s.append(1000, 1000, 1000, true);
+            s.append(1000, 1000, 1000, true);
         }
         assert_eq!(seen.len(), 4, "every partition gets records");
     }
 
     #[test]
     fn with_growth_sticky_stays_while_its_batch_grows_and_moves_on_before_the_next_one() {
-        let mut s = Sticky::default();
-        let p = s.partition(&[0, 1, 2, 3], 4);
+        let mut s = Sends::new(&[0, 1, 2, 3], 4);
+        let p = s.current();
         // batch.size 1000, batch.max.size 8000.
         for _ in 0..31 {
-            s.appended(100, 1000, 8000, true);
+            s.append(100, 1000, 8000, true);
         }
         assert_eq!(
-            s.partition(&[0, 1, 2, 3], 4),
+            s.current(),
             p,
             "3100 bytes, past batch.size, in a batch still filling"
         );
         // Another partition's batch was sent: no change.
         s.batch_sent((p + 1) % 4, 1000);
-        assert_eq!(s.current, Some(p));
+        assert_eq!(s.chosen(), Some(p));
         // This partition's batch was sent: the next record goes elsewhere, not into a new
         // batch here.
         s.batch_sent(p, 1000);
-        assert_eq!(s.current, None);
+        assert_eq!(s.chosen(), None);
         // Under batch.size, a partition whose batch was sent keeps the next records.
-        let q = s.partition(&[0, 1, 2, 3], 4);
-        s.appended(100, 1000, 8000, true);
+        let q = s.current();
+        s.append(100, 1000, 8000, true);
         s.batch_sent(q, 1000);
-        assert_eq!(s.current, Some(q));
+        assert_eq!(s.chosen(), Some(q));
         // A batch that fills up to batch.max.size closes: move on too.
-        s.appended(7900, 1000, 8000, false);
-        assert_eq!(s.current, None);
+        s.append(7900, 1000, 8000, false);
+        assert_eq!(s.chosen(), None);
         // Never more than twice batch.max.size on one partition.
-        let _ = s.partition(&[0, 1, 2, 3], 4);
+        let _ = s.current();
         for _ in 0..159 {
-            s.appended(100, 1000, 8000, true);
+            s.append(100, 1000, 8000, true);
         }
-        assert!(s.current.is_some(), "15,900 bytes");
-        s.appended(100, 1000, 8000, true);
-        assert_eq!(s.current, None, "16,000 bytes");
+        assert!(s.chosen().is_some(), "15,900 bytes");
+        s.append(100, 1000, 8000, true);
+        assert_eq!(s.chosen(), None, "16,000 bytes");
     }
 
     #[test]
     fn sticky_moves_on_when_its_batch_has_no_room() {
-        let mut s = Sticky::default();
-        let p = s.partition(&[0, 1, 2, 3], 4);
-        s.appended(10, 1000, 1000, true);
+        let mut s = Sends::new(&[0, 1, 2, 3], 4);
+        let p = s.current();
+        s.append(10, 1000, 1000, true);
         s.batch_full((p + 1) % 4); // another partition's batch: no change
-        assert_eq!(s.partition(&[0, 1, 2, 3], 4), p);
+        assert_eq!(s.current(), p);
         s.batch_full(p);
-        assert_eq!(s.produced, 10);
-        let _ = s.partition(&[0, 1, 2, 3], 4);
+        assert_eq!(s.chosen(), None);
+        // Back on the same partition later, the count starts afresh.
+        while s.current() != p {
+            s.batch_full(s.current());
+        }
+        s.append(995, 1000, 1000, false);
         assert_eq!(
-            s.produced, 0,
-            "a new sticky partition starts counting afresh"
+            s.chosen(),
+            Some(p),
+            "995 bytes since it became sticky again"
         );
+    }
+
+    #[test]
+    fn of_two_moves_from_the_same_choice_only_one_happens() {
+        let s = Sticky::default();
+        let first = s.current(&[0, 1, 2, 3], 4);
+        s.move_on(first);
+        let second = s.current(&[0, 1, 2, 3], 4);
+        // A send that saw `first` decides to move on after another send already did.
+        s.move_on(first);
+        assert!(s.is(second), "the later choice stays");
+        assert_ne!(first.epoch, second.epoch);
+    }
+
+    #[test]
+    fn threads_share_one_sticky_partition() {
+        let s = std::sync::Arc::new(Sticky::default());
+        let seen: Vec<StickyChoice> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || s.current(&[0, 1, 2, 3, 4, 5], 6))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(seen.iter().all(|c| *c == seen[0]), "{seen:?}");
     }
 }

@@ -14,7 +14,7 @@ use crate::config::ProducerConfig;
 use crate::delivery::{settled, DeliveryFuture};
 use crate::error::{Error, Result};
 use crate::metadata::{Cluster, TopicMetadata};
-use crate::partitioner::{partition_for_key, Partitioner, Sticky};
+use crate::partitioner::{partition_for_key, Partitioner, StickyChoice};
 use crate::record::{ProducerRecord, RecordMetadata};
 use crate::sender::{run_metadata, run_sender, Inner};
 use crate::serializer::Serializer;
@@ -185,46 +185,53 @@ fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<Delivery
     check_size(inner, r)?;
     with_topic(inner, r.topic, |meta, tq| {
         let timestamp = r.timestamp.unwrap_or_else(now_millis);
-        // For the sticky partitioner, one lock on its state for choosing the partition and
-        // counting what went there.
-        let mut sticky = None;
-        let partition = match place(inner, meta, r)? {
-            Some(p) => p,
-            None => sticky
-                .insert(lock(&tq.sticky))
-                .partition(&meta.available, meta.partition_count() as u32)
-                as i32,
-        };
-        let a = inner.accumulator.append(
-            tq,
-            partition,
-            timestamp,
-            r.key,
-            r.value,
-            r.headers,
-            None,
-            Instant::now,
-        );
-        Ok(match a {
-            Ok(a) => Some(appended(inner, a, sticky.as_deref_mut())),
-            Err(needs) => {
-                if needs.last_full {
-                    // That batch was just closed: it can go now, whatever linger.ms says.
-                    inner.wake.notify_one();
-                }
-                if let Some(s) = sticky.as_deref_mut() {
+        let placed = place(inner, meta, r)?;
+        loop {
+            let (partition, sticky) = partition_of(placed, meta, tq);
+            let a = inner.accumulator.append(
+                tq,
+                partition,
+                sticky,
+                timestamp,
+                r.key,
+                r.value,
+                r.headers,
+                None,
+                Instant::now,
+            );
+            return Ok(match a {
+                Ok(a) => Some(appended(inner, a)),
+                // Another send moved the sticky partition on: follow it.
+                Err(NeedsBatch { moved: true, .. }) => continue,
+                Err(needs) => {
                     if needs.last_full {
-                        // The record starts a batch on the next sticky partition.
-                        s.batch_full(partition as u32);
-                    } else if inner.accumulator.grows() {
-                        s.batch_sent(partition as u32, inner.accumulator.batch_size());
+                        // That batch was just closed: it can go now, whatever linger.ms says.
+                        inner.wake.notify_one();
                     }
+                    None
                 }
-                None
-            }
-        })
+            });
+        }
     })
     .unwrap_or(Ok(None))
+}
+
+/// The record's partition: the one `place` chose, or else the sticky partitioner's, with its
+/// choice for `append` to count against.
+fn partition_of(
+    placed: Option<i32>,
+    meta: &TopicMetadata,
+    tq: &TopicQueues,
+) -> (i32, Option<StickyChoice>) {
+    match placed {
+        Some(p) => (p, None),
+        None => {
+            let c = tq
+                .sticky
+                .current(&meta.available, meta.partition_count() as u32);
+            (c.partition as i32, Some(c))
+        }
+    }
 }
 
 /// The topic this thread last sent to: its metadata in one snapshot, and its queues.
@@ -304,9 +311,6 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
     let meta = ready_topic(&cluster, r.topic).expect("wait_for_topic waits for this");
     let tq = inner.accumulator.topic(r.topic, meta.partition_count());
     let placed = place(inner, meta, r)?;
-    let partition = placed.unwrap_or_else(|| {
-        lock(&tq.sticky).partition(&meta.available, meta.partition_count() as u32) as i32
-    });
     let reserve = size.max(inner.accumulator.batch_size());
     if !inner.accumulator.reserve(reserve, deadline).await {
         return Err(Error::BufferExhausted {
@@ -322,48 +326,39 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
         });
     }
     let timestamp = r.timestamp.unwrap_or_else(now_millis);
-    let a = match inner.accumulator.append(
-        &tq,
-        partition,
-        timestamp,
-        r.key,
-        r.value,
-        r.headers,
-        Some(reserve),
-        Instant::now,
-    ) {
-        Ok(a) => a,
-        // The producer closed while this send waited, and its sender has stopped.
-        Err(NeedsBatch { stopped: true, .. }) => {
-            return Err(Error::Closed {
-                topic: Some(r.topic.to_string()),
-            })
+    loop {
+        // The sticky partition as it is now, after the wait.
+        let (partition, sticky) = partition_of(placed, meta, &tq);
+        match inner.accumulator.append(
+            &tq,
+            partition,
+            sticky,
+            timestamp,
+            r.key,
+            r.value,
+            r.headers,
+            Some(reserve),
+            Instant::now,
+        ) {
+            Ok(a) => return Ok(appended(inner, a)),
+            Err(NeedsBatch { moved: true, .. }) => continue,
+            // The producer closed while this send waited, and its sender has stopped.
+            Err(NeedsBatch { stopped: true, .. }) => {
+                return Err(Error::Closed {
+                    topic: Some(r.topic.to_string()),
+                })
+            }
+            Err(_) => unreachable!("with memory reserved, append always takes the record"),
         }
-        Err(_) => unreachable!("with memory reserved, append always takes the record"),
-    };
-    let mut sticky = placed.is_none().then(|| lock(&tq.sticky));
-    Ok(appended(inner, a, sticky.as_deref_mut()))
+    }
 }
 
-/// After an append: count the bytes for the sticky partitioner (for a record placed by it),
-/// wake the sender if it should look.
-fn appended(inner: &Inner, a: Appended, sticky: Option<&mut Sticky>) -> DeliveryFuture {
-    if let Some(sticky) = sticky {
-        sticky.appended(
-            a.bytes,
-            inner.accumulator.batch_size(),
-            a.batch_limit,
-            a.batch_open,
-        );
-    }
+/// After an append: wake the sender if it should look.
+fn appended(inner: &Inner, a: Appended) -> DeliveryFuture {
     if a.wake_sender {
         inner.wake.notify_one();
     }
     a.future
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Fails records that can never be sent, before anything is queued; returns the record's size.
