@@ -3,10 +3,15 @@
 //!
 //! Like Kafka's own tool, it passes a callback with every `send`; a record's latency runs from
 //! `send` to its callback.
+//!
+//! It reads the clock for every record, not once per burst (`stats::RecentClock`) as the other
+//! Rust programs: its callbacks run on the client's own tasks, and nothing tells where a burst of
+//! them ends. At 11 ns a reading this is a small part of its cost per record.
 
 #[path = "../../common/args.rs"]
 mod args;
 #[path = "../../../crates/cli/src/perf/stats.rs"]
+#[allow(dead_code)] // RecentClock: see above
 mod stats;
 
 use std::collections::HashMap;

@@ -4,14 +4,19 @@
 //! One thread sends and polls. A record's latency runs from `send` to its delivery callback, which
 //! librdkafka calls from `poll`; the loop polls every [`POLL_EVERY`] sends, and while it waits
 //! for room in the queue or for the --throughput schedule.
+//!
+//! As in `kprod perf`, times are read once per burst (`stats::RecentClock`): sends share a reading
+//! until a poll that may wait, and the callbacks of one `poll` share one. The statistics live in
+//! the polling thread's own storage, as `kprod perf`'s live in its awaiting task: no lock per
+//! record.
 
 #[path = "../../common/args.rs"]
 mod args;
 #[path = "../../../crates/cli/src/perf/stats.rs"]
 mod stats;
 
+use std::cell::RefCell;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Parser;
@@ -22,7 +27,7 @@ use rdkafka::util::Timeout;
 use rdkafka::ClientContext;
 
 use args::PerfArgs;
-use stats::{Instant, Stats};
+use stats::{Instant, RecentClock, Stats};
 
 /// Sends between two `poll(0)` calls: often enough that a callback waits little.
 const POLL_EVERY: u64 = 64;
@@ -30,12 +35,25 @@ const POLL_EVERY: u64 = 64;
 struct Perf {
     start: Instant,
     record_size: usize,
-    state: Mutex<State>,
 }
 
 struct State {
     stats: Stats,
     failed: u64,
+    /// The time of the current `poll`'s callbacks; made stale before every `poll`.
+    clock: RecentClock,
+}
+
+thread_local! {
+    /// The polling thread's statistics: `BaseProducer` calls the delivery callback from `poll`,
+    /// on the thread that polls.
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// Polls for delivery callbacks, waiting up to `timeout`; they get a fresh time.
+fn poll(producer: &BaseProducer<Perf>, timeout: Duration) {
+    STATE.with_borrow_mut(|s| s.as_mut().expect("set up in main").clock.stale());
+    producer.poll(timeout);
 }
 
 impl ClientContext for Perf {}
@@ -45,11 +63,21 @@ impl ProducerContext for Perf {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent_ns: usize) {
-        let now = Instant::now();
+        STATE.with_borrow_mut(|state| {
+            let state = state
+                .as_mut()
+                .expect("delivery callbacks come on the polling thread");
+            self.record(state, result, sent_ns);
+        });
+    }
+}
+
+impl Perf {
+    fn record(&self, state: &mut State, result: &DeliveryResult<'_>, sent_ns: usize) {
         let sent_at = self.start + Duration::from_nanos(sent_ns as u64);
-        let mut state = self.state.lock().unwrap();
         match result {
             Ok(_) => {
+                let now = state.clock.now();
                 if let Some(line) = state.stats.record(now - sent_at, self.record_size, now) {
                     println!("{line}");
                 }
@@ -81,11 +109,12 @@ fn main() -> ExitCode {
     let context = Perf {
         start,
         record_size: args.record_size,
-        state: Mutex::new(State {
-            stats: Stats::new(start, Duration::from_millis(args.reporting_interval.max(1))),
-            failed: 0,
-        }),
     };
+    STATE.set(Some(State {
+        stats: Stats::new(start, Duration::from_millis(args.reporting_interval.max(1))),
+        failed: 0,
+        clock: RecentClock::default(),
+    }));
     let producer: BaseProducer<Perf> = match config.create_with_context(context) {
         Ok(p) => p,
         Err(e) => {
@@ -106,6 +135,7 @@ fn main() -> ExitCode {
     let gap = args.send_gap();
     let start = Instant::now();
     let mut stopped = None;
+    let mut clock = RecentClock::default();
     for i in 0..args.num_records {
         if let Some(gap) = gap {
             let due = start + gap.mul_f64(i as f64);
@@ -113,10 +143,12 @@ fn main() -> ExitCode {
             if due > now {
                 // poll takes whole milliseconds and returns at once for less: wait at least 1 ms
                 // rather than spin, and catch up with the schedule afterwards.
-                producer.poll((due - now).max(Duration::from_millis(1)));
+                poll(&producer, (due - now).max(Duration::from_millis(1)));
+                clock.stale();
             }
         }
-        let sent_ns = producer.context().start.elapsed().as_nanos() as usize;
+        let sent_at = clock.now();
+        let sent_ns = (sent_at - producer.context().start).as_nanos() as usize;
         let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_ns)
             .payload(&payload[..]);
         loop {
@@ -124,7 +156,8 @@ fn main() -> ExitCode {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    producer.poll(Duration::from_millis(1));
+                    poll(&producer, Duration::from_millis(1));
+                    clock.stale();
                 }
                 Err((e, _)) => {
                     stopped = Some((i, e));
@@ -136,16 +169,21 @@ fn main() -> ExitCode {
             break;
         }
         if i % POLL_EVERY == 0 {
-            producer.poll(Duration::ZERO);
+            poll(&producer, Duration::ZERO);
         }
+    }
+    // flush, polling here so that each burst of callbacks gets a fresh time.
+    while producer.in_flight_count() > 0 {
+        poll(&producer, Duration::from_millis(1));
     }
     let flushed = producer.flush(Timeout::Never);
     let end = Instant::now();
-    let state = producer.context().state.lock().unwrap();
-    println!("{}", state.stats.summary(end));
-    println!("{}", stats::resource_line(state.stats.count()));
-    let failed = state.failed;
-    drop(state);
+    let failed = STATE.with_borrow(|state| {
+        let state = state.as_ref().expect("set up above");
+        println!("{}", state.stats.summary(end));
+        println!("{}", stats::resource_line(state.stats.count()));
+        state.failed
+    });
     if let Some((i, e)) = &stopped {
         eprintln!("rdkafka-perf: stopped after {i} records: {e}");
     }

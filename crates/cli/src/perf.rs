@@ -6,6 +6,9 @@
 //! when it sees it resolve. Records of different partitions can be acknowledged out of send
 //! order; such a record is counted when the earlier ones have been, so the latency is an upper
 //! bound by at most the skew between partitions.
+//!
+//! Both times are read once per burst ([`RecentClock`]): a chunk's sends share one reading, as do
+//! the acknowledgements the awaiting task finds together; a wait ends a burst.
 
 pub(crate) mod stats;
 
@@ -20,7 +23,7 @@ use clap::Args;
 use kafka_producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
 
-use stats::{Instant, Stats};
+use stats::{Instant, RecentClock, Stats};
 
 /// Measure the producer: send N records of a given size as fast as possible (or at a given rate).
 ///
@@ -168,49 +171,56 @@ async fn send_all(
 ) -> Result<u64, (u64, kafka_producer::Error)> {
     let throttle = (args.throughput > 0.0).then(|| Duration::from_secs_f64(1.0 / args.throughput));
     let mut chunk = Vec::with_capacity(CHUNK);
+    let mut clock = RecentClock::default();
     for i in 0..args.num_records {
         if let Some(gap) = throttle {
             let due = start + gap.mul_f64(i as f64);
             let now = Instant::now();
             if due > now {
                 // Hand over what is sent before sleeping, so its latency is measured on time.
-                hand_over(&tx, &mut chunk, &mut recycled).await;
+                hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
                 tokio::time::sleep(due - now).await;
+                clock.stale();
             }
         }
         let record = ProducerRecord::<&[u8], &[u8]>::new(&args.topic).value(payload);
-        let sent_at = Instant::now();
+        let sent_at = clock.now();
         let mut send = std::pin::pin!(producer.send(record));
         let result = match poll_once(&mut send).await {
             Poll::Ready(result) => result,
             Poll::Pending => {
                 // The producer is waiting for buffer.memory: let the awaiting task see what is
                 // sent so far, as its acknowledgements are what frees the memory.
-                hand_over(&tx, &mut chunk, &mut recycled).await;
-                send.await
+                hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
+                let result = send.await;
+                clock.stale();
+                result
             }
         };
         match result {
             Ok(delivery) => chunk.push((delivery, sent_at)),
             Err(e) => {
-                hand_over(&tx, &mut chunk, &mut recycled).await;
+                hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
                 return Err((i, e));
             }
         }
         if chunk.len() == CHUNK {
-            hand_over(&tx, &mut chunk, &mut recycled).await;
+            hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
         }
     }
-    hand_over(&tx, &mut chunk, &mut recycled).await;
+    hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
     Ok(args.num_records)
 }
 
-/// Sends `chunk` to the awaiting task (if not empty) and replaces it with an emptied one.
+/// Sends `chunk` to the awaiting task (if not empty) and replaces it with an emptied one. The
+/// channel may be full, so the send times' burst ends here.
 async fn hand_over(
     tx: &mpsc::Sender<Vec<Sent>>,
     chunk: &mut Vec<Sent>,
     recycled: &mut mpsc::Receiver<Vec<Sent>>,
+    clock: &mut RecentClock,
 ) {
+    clock.stale();
     if chunk.is_empty() {
         return;
     }
@@ -236,11 +246,21 @@ async fn await_deliveries(
     record_size: usize,
 ) -> (Stats, u64) {
     let mut failed = 0u64;
+    let mut clock = RecentClock::default();
     while let Some(mut chunk) = rx.recv().await {
-        for (delivery, sent_at) in chunk.drain(..) {
-            match delivery.await {
+        clock.stale();
+        for (mut delivery, sent_at) in chunk.drain(..) {
+            let result = match poll_once(&mut delivery).await {
+                Poll::Ready(result) => result,
+                Poll::Pending => {
+                    let result = (&mut delivery).await;
+                    clock.stale();
+                    result
+                }
+            };
+            match result {
                 Ok(_) => {
-                    let now = Instant::now();
+                    let now = clock.now();
                     if let Some(line) = stats.record(now - sent_at, record_size, now) {
                         println!("{line}");
                     }
