@@ -504,7 +504,7 @@ impl Accumulator {
                     let bytes = size - before;
                     // At `cap` but under `max`, the next record tries for more memory.
                     batch.closed = size >= max;
-                    let future = self.future(partition, &batch.outcome, index, timestamp);
+                    let future = DeliveryFuture::new(batch.outcome.clone(), index, timestamp);
                     let closed = batch.closed;
                     self.count_sticky(tq, &mut queue, sticky, bytes, max, closed);
                     if let Some(r) = reserved {
@@ -551,7 +551,7 @@ impl Accumulator {
         let index = builder
             .try_append(timestamp, key, value, headers, limit)
             .expect("an empty batch takes any record");
-        let outcome = Arc::new(BatchOutcome::new(tq.name.clone()));
+        let outcome = Arc::new(BatchOutcome::new(tq.name.clone(), partition));
         let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
         self.incomplete
             .lock()
@@ -590,7 +590,7 @@ impl Accumulator {
             last_error: None,
         });
         Ok(Appended {
-            future: self.future(partition, &outcome, index, timestamp),
+            future: DeliveryFuture::new(outcome, index, timestamp),
             wake_sender: true,
         })
     }
@@ -614,16 +614,6 @@ impl Accumulator {
                 tq.sticky.move_on(c);
             }
         }
-    }
-
-    fn future(
-        &self,
-        partition: i32,
-        outcome: &Arc<BatchOutcome>,
-        index: u32,
-        timestamp: i64,
-    ) -> DeliveryFuture {
-        DeliveryFuture::new(outcome.clone(), partition, index, timestamp)
     }
 
     /// Takes `bytes` of buffer memory, waiting until `deadline` for room.
@@ -943,7 +933,10 @@ impl Accumulator {
         incomplete.remove(&parent.id);
         for (n, (start, builder)) in parts.into_iter().enumerate() {
             let record_count = builder.record_count() as usize;
-            let outcome = Arc::new(BatchOutcome::new(parent.outcome.topic().clone()));
+            let outcome = Arc::new(BatchOutcome::new(
+                parent.outcome.topic().clone(),
+                parent.outcome.partition(),
+            ));
             outcome.set_records(record_count);
             let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
             incomplete.insert(id, outcome.clone());

@@ -42,6 +42,8 @@ pub(crate) enum Resolution {
 #[repr(align(128))]
 pub(crate) struct BatchOutcome {
     topic: Arc<str>,
+    /// Here rather than in every handle, which stays small (it is moved through every `send`).
+    partition: i32,
     /// Records in the batch; written under its partition's lock, read for `pending_records`.
     records: AtomicUsize,
     result: OnceLock<Resolution>,
@@ -50,10 +52,11 @@ pub(crate) struct BatchOutcome {
 }
 
 impl BatchOutcome {
-    /// The outcome of a new batch of `topic`.
-    pub(crate) fn new(topic: Arc<str>) -> Self {
+    /// The outcome of a new batch of `topic`'s `partition`.
+    pub(crate) fn new(topic: Arc<str>, partition: i32) -> Self {
         BatchOutcome {
             topic,
+            partition,
             records: AtomicUsize::new(0),
             result: OnceLock::new(),
             wakers: Mutex::new(Vec::new()),
@@ -62,6 +65,10 @@ impl BatchOutcome {
 
     pub(crate) fn topic(&self) -> &Arc<str> {
         &self.topic
+    }
+
+    pub(crate) fn partition(&self) -> i32 {
+        self.partition
     }
 
     /// Sets the batch's record count: a plain store, not a read-modify-write, so that counting
@@ -97,8 +104,9 @@ impl BatchOutcome {
         }
     }
 
-    /// The outcome if known; otherwise registers `waker` in `slot` (reusing the slot on re-polls).
-    fn poll_result(&self, waker: &Waker, slot: &mut Option<usize>) -> Option<&Resolution> {
+    /// The outcome if known; otherwise registers `waker` in `slot` (reusing the slot on re-polls;
+    /// [`NO_SLOT`] before the first).
+    fn poll_result(&self, waker: &Waker, slot: &mut u32) -> Option<&Resolution> {
         if let Some(r) = self.result.get() {
             return Some(r);
         }
@@ -107,13 +115,12 @@ impl BatchOutcome {
         if let Some(r) = self.result.get() {
             return Some(r);
         }
-        match *slot {
-            Some(i) => match &mut wakers[i] {
-                Some(w) if w.will_wake(waker) => {}
-                entry => *entry = Some(waker.clone()),
-            },
+        match wakers.get_mut(*slot as usize) {
+            Some(Some(w)) if w.will_wake(waker) => {}
+            Some(entry) => *entry = Some(waker.clone()),
             None => {
-                *slot = Some(wakers.len());
+                // A batch's handles number at most its records, an i32.
+                *slot = wakers.len() as u32;
                 wakers.push(Some(waker.clone()));
             }
         }
@@ -121,44 +128,46 @@ impl BatchOutcome {
     }
 }
 
+/// A handle's waker slot before it first waits.
+const NO_SLOT: u32 = u32::MAX;
+
+// Kept small on purpose (see `DeliveryFuture`).
+const _: () = assert!(std::mem::size_of::<DeliveryFuture>() <= 24);
+
 /// Resolves when the record is acknowledged (its [`RecordMetadata`]) or has failed (the reason).
 ///
 /// Every record handed to `send` gets exactly one outcome; dropping this future does not cancel the
 /// record, it only means nobody looks at the outcome.
 #[must_use = "a record's outcome is only known by awaiting its DeliveryFuture"]
+///
+/// It is 24 bytes, as it is moved through every `send`: the batch's outcome, the record's index in
+/// the batch and its timestamp, and where its waker is.
 pub struct DeliveryFuture {
     outcome: Arc<BatchOutcome>,
-    partition: i32,
     index: u32,
+    slot: u32,
     timestamp: i64,
-    slot: Option<usize>,
 }
 
 impl DeliveryFuture {
-    pub(crate) fn new(
-        outcome: Arc<BatchOutcome>,
-        partition: i32,
-        index: u32,
-        timestamp: i64,
-    ) -> Self {
+    pub(crate) fn new(outcome: Arc<BatchOutcome>, index: u32, timestamp: i64) -> Self {
         DeliveryFuture {
             outcome,
-            partition,
             index,
+            slot: NO_SLOT,
             timestamp,
-            slot: None,
         }
     }
 
     /// The partition the record was queued for.
     pub fn partition(&self) -> i32 {
-        self.partition
+        self.outcome.partition()
     }
 
     fn metadata(&self, ack: BatchAck) -> RecordMetadata {
         RecordMetadata {
             topic: self.outcome.topic().clone(),
-            partition: self.partition,
+            partition: self.outcome.partition(),
             offset: ack.base_offset.map(|base| base + i64::from(self.index)),
             timestamp: ack.log_append_time.unwrap_or(self.timestamp),
         }
@@ -187,7 +196,7 @@ impl Future for DeliveryFuture {
                 None => return Poll::Pending,
             };
             this.outcome = part;
-            this.slot = None;
+            this.slot = NO_SLOT;
         }
     }
 }
@@ -198,7 +207,7 @@ pub(crate) async fn settled(outcome: Arc<BatchOutcome>) -> Result<(), Error> {
     let mut first_error = None;
     while let Some(outcome) = pending.pop() {
         let resolution = std::future::poll_fn(|cx| {
-            let mut slot = None;
+            let mut slot = NO_SLOT;
             match outcome.poll_result(cx.waker(), &mut slot) {
                 Some(r) => Poll::Ready(r.clone()),
                 None => Poll::Pending,
@@ -220,7 +229,7 @@ impl std::fmt::Debug for DeliveryFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryFuture")
             .field("topic", self.outcome.topic())
-            .field("partition", &self.partition)
+            .field("partition", &self.partition())
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
@@ -232,9 +241,9 @@ mod tests {
 
     #[tokio::test]
     async fn every_handle_of_a_batch_sees_its_own_offset() {
-        let outcome = Arc::new(BatchOutcome::new("t".into()));
-        let a = DeliveryFuture::new(outcome.clone(), 2, 0, 10);
-        let b = DeliveryFuture::new(outcome.clone(), 2, 1, 11);
+        let outcome = Arc::new(BatchOutcome::new("t".into(), 2));
+        let a = DeliveryFuture::new(outcome.clone(), 0, 10);
+        let b = DeliveryFuture::new(outcome.clone(), 1, 11);
         let waiter = tokio::spawn(b);
         tokio::task::yield_now().await;
         outcome.complete(Ok(BatchAck {
@@ -249,8 +258,8 @@ mod tests {
 
     #[tokio::test]
     async fn failure_reaches_every_handle() {
-        let outcome = Arc::new(BatchOutcome::new("t".into()));
-        let f = DeliveryFuture::new(outcome.clone(), 0, 3, 0);
+        let outcome = Arc::new(BatchOutcome::new("t".into(), 0));
+        let f = DeliveryFuture::new(outcome.clone(), 3, 0);
         outcome.complete(Err(Error::Closed {
             topic: Some("t".into()),
         }));

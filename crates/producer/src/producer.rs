@@ -113,8 +113,10 @@ impl Producer {
             timestamp: record.timestamp,
             partition: record.partition,
         };
-        if let Some(f) = try_send_now(&self.inner, &r)? {
-            return Ok(f);
+        match try_send_now(&self.inner, &r) {
+            Ok(Some(f)) => return Ok(f),
+            Ok(None) => {}
+            Err(e) => return Err(*e),
         }
         // Boxed: the waiting path's state (the metadata watch, the semaphore's acquire) made up
         // most of this future (848 bytes), and every `send` moves its future at least once;
@@ -181,7 +183,13 @@ struct RawRecord<'a> {
 }
 
 /// The whole of `send` when the topic is known and the open batch has room: no waiting.
-fn try_send_now(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<Option<DeliveryFuture>> {
+///
+/// The error is boxed: `Error` is 64 bytes, and this result is moved through every `send`; the
+/// box is allocated only for a record that fails.
+fn try_send_now(
+    inner: &Arc<Inner>,
+    r: &RawRecord<'_>,
+) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
     check_size(inner, r)?;
     with_topic(inner, r.topic, |meta, tq| {
         let timestamp = r.timestamp.unwrap_or_else(now_millis);
@@ -575,7 +583,7 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
                 timestamp: record.timestamp,
                 partition: record.partition,
             };
-            match try_send_now(inner, &raw)? {
+            match try_send_now(inner, &raw).map_err(|e| *e)? {
                 Some(f) => Ok(Ok(f)),
                 // Must wait: keep owned copies across the await.
                 None => Ok(Err((key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)))),
