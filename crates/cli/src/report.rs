@@ -144,12 +144,7 @@ mod tests {
     }
 
     fn meta(offset: Option<i64>) -> RecordMetadata {
-        RecordMetadata {
-            topic: "t".into(),
-            partition: 2,
-            offset,
-            timestamp: 0,
-        }
+        RecordMetadata::new("t", 2, offset, 0)
     }
 
     #[test]

@@ -934,7 +934,7 @@ impl Accumulator {
         for (n, (start, builder)) in parts.into_iter().enumerate() {
             let record_count = builder.record_count() as usize;
             let outcome = Arc::new(BatchOutcome::new(
-                parent.outcome.topic().clone(),
+                parent.outcome.topic_arc().clone(),
                 parent.outcome.partition(),
             ));
             outcome.set_records(record_count);

@@ -63,7 +63,11 @@ impl BatchOutcome {
         }
     }
 
-    pub(crate) fn topic(&self) -> &Arc<str> {
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub(crate) fn topic_arc(&self) -> &Arc<str> {
         &self.topic
     }
 
@@ -132,7 +136,7 @@ impl BatchOutcome {
 const NO_SLOT: u32 = u32::MAX;
 
 // Kept small on purpose (see `DeliveryFuture`).
-const _: () = assert!(std::mem::size_of::<DeliveryFuture>() <= 24);
+const _: () = assert!(std::mem::size_of::<DeliveryFuture>() <= 32);
 
 /// Resolves when the record is acknowledged (its [`RecordMetadata`]) or has failed (the reason).
 ///
@@ -140,10 +144,14 @@ const _: () = assert!(std::mem::size_of::<DeliveryFuture>() <= 24);
 /// record, it only means nobody looks at the outcome.
 #[must_use = "a record's outcome is only known by awaiting its DeliveryFuture"]
 ///
-/// It is 24 bytes, as it is moved through every `send`: the batch's outcome, the record's index in
-/// the batch and its timestamp, and where its waker is.
+/// It is 32 bytes, as it is moved through every `send`: the batch's outcome, the record's
+/// partition, index in the batch and timestamp, and where its waker is. Once resolved it hands
+/// its reference to the batch's outcome over to the [`RecordMetadata`], so an acknowledgement
+/// costs no reference count.
 pub struct DeliveryFuture {
-    outcome: Arc<BatchOutcome>,
+    /// `None` once the future has completed.
+    outcome: Option<Arc<BatchOutcome>>,
+    partition: i32,
     index: u32,
     slot: u32,
     timestamp: i64,
@@ -152,7 +160,8 @@ pub struct DeliveryFuture {
 impl DeliveryFuture {
     pub(crate) fn new(outcome: Arc<BatchOutcome>, index: u32, timestamp: i64) -> Self {
         DeliveryFuture {
-            outcome,
+            partition: outcome.partition(),
+            outcome: Some(outcome),
             index,
             slot: NO_SLOT,
             timestamp,
@@ -161,16 +170,7 @@ impl DeliveryFuture {
 
     /// The partition the record was queued for.
     pub fn partition(&self) -> i32 {
-        self.outcome.partition()
-    }
-
-    fn metadata(&self, ack: BatchAck) -> RecordMetadata {
-        RecordMetadata {
-            topic: self.outcome.topic().clone(),
-            partition: self.outcome.partition(),
-            offset: ack.base_offset.map(|base| base + i64::from(self.index)),
-            timestamp: ack.log_append_time.unwrap_or(self.timestamp),
-        }
+        self.partition
     }
 }
 
@@ -180,9 +180,25 @@ impl Future for DeliveryFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         loop {
-            let part = match this.outcome.poll_result(cx.waker(), &mut this.slot) {
-                Some(Resolution::Done(Ok(ack))) => return Poll::Ready(Ok(this.metadata(*ack))),
-                Some(Resolution::Done(Err(e))) => return Poll::Ready(Err(e.clone())),
+            let outcome = this
+                .outcome
+                .as_ref()
+                .expect("DeliveryFuture polled after it completed");
+            let part = match outcome.poll_result(cx.waker(), &mut this.slot) {
+                Some(Resolution::Done(Ok(ack))) => {
+                    let ack = *ack;
+                    let batch = this.outcome.take().expect("looked at above");
+                    return Poll::Ready(Ok(RecordMetadata::of_batch(
+                        batch,
+                        ack.base_offset.map(|base| base + i64::from(this.index)),
+                        ack.log_append_time.unwrap_or(this.timestamp),
+                    )));
+                }
+                Some(Resolution::Done(Err(e))) => {
+                    let e = e.clone();
+                    this.outcome = None;
+                    return Poll::Ready(Err(e));
+                }
                 // Follow the record into the part that holds it.
                 Some(Resolution::Split(parts)) => {
                     let (start, part) = parts
@@ -195,7 +211,7 @@ impl Future for DeliveryFuture {
                 }
                 None => return Poll::Pending,
             };
-            this.outcome = part;
+            this.outcome = Some(part);
             this.slot = NO_SLOT;
         }
     }
@@ -228,8 +244,8 @@ pub(crate) async fn settled(outcome: Arc<BatchOutcome>) -> Result<(), Error> {
 impl std::fmt::Debug for DeliveryFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryFuture")
-            .field("topic", self.outcome.topic())
-            .field("partition", &self.partition())
+            .field("topic", &self.outcome.as_ref().map(|o| o.topic()))
+            .field("partition", &self.partition)
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
@@ -254,6 +270,7 @@ mod tests {
         assert_eq!(a.await.unwrap().offset, Some(100));
         let b = waiter.await.unwrap().unwrap();
         assert_eq!((b.offset, b.timestamp, b.partition), (Some(101), 11, 2));
+        assert_eq!(b.topic(), "t");
     }
 
     #[tokio::test]

@@ -1,6 +1,11 @@
 //! What goes in (`ProducerRecord`) and what comes back (`RecordMetadata`).
 
+use std::fmt;
+use std::sync::Arc;
+
 pub use kafka_producer_protocol::Header;
+
+use crate::delivery::BatchOutcome;
 
 /// One record to send.
 ///
@@ -71,14 +76,67 @@ impl<'a, K, V> ProducerRecord<'a, K, V> {
 }
 
 /// Where an acknowledged record was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RecordMetadata {
-    /// The topic (shared with the producer's own copy of the name: no allocation per record).
-    pub topic: std::sync::Arc<str>,
     /// The partition.
     pub partition: i32,
     /// The record's offset, or `None` with `acks=0`, where the broker does not answer.
     pub offset: Option<i64>,
     /// The record's timestamp: its CreateTime, or the broker's LogAppendTime when the topic uses that.
     pub timestamp: i64,
+    /// The outcome of the record's batch, which names its topic: moved here from the record's
+    /// [`DeliveryFuture`](crate::DeliveryFuture), so an acknowledgement takes no reference count.
+    batch: Arc<BatchOutcome>,
 }
+
+impl RecordMetadata {
+    /// Metadata for a record of `topic` (for tests of code that handles acknowledgements; the
+    /// producer's own come from [`DeliveryFuture`](crate::DeliveryFuture)).
+    pub fn new(topic: &str, partition: i32, offset: Option<i64>, timestamp: i64) -> Self {
+        RecordMetadata {
+            partition,
+            offset,
+            timestamp,
+            batch: Arc::new(BatchOutcome::new(topic.into(), partition)),
+        }
+    }
+
+    pub(crate) fn of_batch(batch: Arc<BatchOutcome>, offset: Option<i64>, timestamp: i64) -> Self {
+        RecordMetadata {
+            partition: batch.partition(),
+            offset,
+            timestamp,
+            batch,
+        }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        self.batch.topic()
+    }
+}
+
+impl fmt::Debug for RecordMetadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordMetadata")
+            .field("topic", &self.topic())
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
+}
+
+impl PartialEq for RecordMetadata {
+    fn eq(&self, other: &Self) -> bool {
+        (self.topic(), self.partition, self.offset, self.timestamp)
+            == (
+                other.topic(),
+                other.partition,
+                other.offset,
+                other.timestamp,
+            )
+    }
+}
+
+impl Eq for RecordMetadata {}
