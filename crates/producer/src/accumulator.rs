@@ -519,7 +519,8 @@ impl Accumulator {
             // No room: this batch is done; the record starts the next one.
             batch.closed = true;
             if reserved.is_none() {
-                // On the next sticky partition, as Java's.
+                // The sticky partitioner moves on now, so the record starts its batch on the
+                // next partition (Java's starts it here and moves on after it).
                 if let Some(c) = sticky {
                     tq.sticky.move_on(c);
                 }

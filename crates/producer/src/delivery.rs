@@ -42,7 +42,7 @@ pub(crate) enum Resolution {
 #[repr(align(128))]
 pub(crate) struct BatchOutcome {
     topic: Arc<str>,
-    /// Here rather than in every handle, which stays small (it is moved through every `send`).
+    /// The batch's partition, for its records' metadata.
     partition: i32,
     /// Records in the batch; written under its partition's lock, read for `pending_records`.
     records: AtomicUsize,
@@ -148,6 +148,10 @@ const _: () = assert!(std::mem::size_of::<DeliveryFuture>() <= 32);
 /// partition, index in the batch and timestamp, and where its waker is. Once resolved it hands
 /// its reference to the batch's outcome over to the [`RecordMetadata`], so an acknowledgement
 /// costs no reference count.
+///
+/// # Panics
+///
+/// When polled again after it completed, as the future of an `async fn` does.
 pub struct DeliveryFuture {
     /// `None` once the future has completed.
     outcome: Option<Arc<BatchOutcome>>,

@@ -8,10 +8,10 @@
 //! only at a batch boundary, as the Java client does, keeps batches full. With batch growth
 //! (`batch.max.size`, README "batch growth") a batch is full only at `batch.max.size`, and
 //! the partitioner also moves on, once `batch.size` bytes went there, when the partition's batch
-//! was sent, before a record would start a new one there (`Sticky::batch_sent`).
+//! was sent, before a record would start a new one there (`StickyCount::batch_sent`).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Which partition the Java client's default partitioner picks for a non-null key:
 /// `(murmur2(key) & 0x7fffffff) % partition_count`. An empty key is hashed like any other.
@@ -54,6 +54,14 @@ pub(crate) struct Sticky {
 
 const NO_PARTITION: u32 = u32::MAX;
 
+/// A new epoch, from one counter for the whole process: when a topic grows, its new queues get a
+/// new `Sticky` while sends holding the old one may still count in the same partitions, and
+/// neither must take the other's epoch for its own. (Once per batch, not per record.)
+fn next_epoch() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The sticky partition as one send saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StickyChoice {
@@ -93,7 +101,7 @@ impl Sticky {
                 return seen;
             }
             let chosen = StickyChoice {
-                epoch: seen.epoch.wrapping_add(1),
+                epoch: next_epoch(),
                 partition: pick(available, partition_count),
             };
             match self.state.compare_exchange(
@@ -117,7 +125,7 @@ impl Sticky {
     /// send moved on from it already.
     pub(crate) fn move_on(&self, choice: StickyChoice) {
         let next = StickyChoice {
-            epoch: choice.epoch.wrapping_add(1),
+            epoch: next_epoch(),
             partition: NO_PARTITION,
         };
         let _ = self.state.compare_exchange(

@@ -483,6 +483,10 @@ async fn bad_input_gets_clear_errors_and_harms_no_other_record() {
     let mut c = config(&cluster);
     c.set("max.block.ms", "1500").unwrap();
     c.set("max.request.size", "10000").unwrap();
+    // A batch may hold more than max.request.size, and stays open until the flush: a record too
+    // large for a request must still be refused when it would fit the open batch of its partition.
+    c.set("batch.size", "100000").unwrap();
+    c.set("linger.ms", "60000").unwrap();
     let producer = Producer::new(c).await.unwrap();
     let good = producer
         .send(ProducerRecord::new(&t).key("a").value("before"))
@@ -500,7 +504,7 @@ async fn bad_input_gets_clear_errors_and_harms_no_other_record() {
     );
 
     let e = producer
-        .send(ProducerRecord::<&[u8], _>::new(&t).value(vec![0u8; 20000]))
+        .send(ProducerRecord::new(&t).key("a").value(vec![0u8; 20000]))
         .await
         .unwrap_err();
     assert!(
