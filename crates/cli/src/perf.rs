@@ -7,8 +7,8 @@
 //! order; such a record is counted when the earlier ones have been, so the latency is an upper
 //! bound by at most the skew between partitions.
 //!
-//! Both times are read once per burst ([`RecentClock`]): a chunk's sends share one reading, as do
-//! the acknowledgements the awaiting task finds together; a wait ends a burst.
+//! Both times are read once per burst ([`RecentClock`]): a few sends in a row share one reading,
+//! as do the acknowledgements the awaiting task finds together; a wait ends a burst.
 
 pub(crate) mod stats;
 
