@@ -50,10 +50,12 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
-/// Polls for delivery callbacks, waiting up to `timeout`; they get a fresh time.
-fn poll(producer: &BaseProducer<Perf>, timeout: Duration) {
+/// Polls for delivery callbacks, waiting up to `timeout`: the callbacks get a fresh time, and so
+/// does the next send (`send_clock`), as the poll took time.
+fn poll(producer: &BaseProducer<Perf>, timeout: Duration, send_clock: &mut RecentClock) {
     STATE.with_borrow_mut(|s| s.as_mut().expect("set up in main").clock.stale());
     producer.poll(timeout);
+    send_clock.stale();
 }
 
 impl ClientContext for Perf {}
@@ -143,8 +145,11 @@ fn main() -> ExitCode {
             if due > now {
                 // poll takes whole milliseconds and returns at once for less: wait at least 1 ms
                 // rather than spin, and catch up with the schedule afterwards.
-                poll(&producer, (due - now).max(Duration::from_millis(1)));
-                clock.stale();
+                poll(
+                    &producer,
+                    (due - now).max(Duration::from_millis(1)),
+                    &mut clock,
+                );
             }
         }
         let sent_at = clock.now();
@@ -156,8 +161,7 @@ fn main() -> ExitCode {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    poll(&producer, Duration::from_millis(1));
-                    clock.stale();
+                    poll(&producer, Duration::from_millis(1), &mut clock);
                 }
                 Err((e, _)) => {
                     stopped = Some((i, e));
@@ -169,14 +173,12 @@ fn main() -> ExitCode {
             break;
         }
         if i % POLL_EVERY == 0 {
-            poll(&producer, Duration::ZERO);
-            // Its callbacks took time: the next send reads the clock again.
-            clock.stale();
+            poll(&producer, Duration::ZERO, &mut clock);
         }
     }
     // flush, polling here so that each burst of callbacks gets a fresh time.
     while producer.in_flight_count() > 0 {
-        poll(&producer, Duration::from_millis(1));
+        poll(&producer, Duration::from_millis(1), &mut clock);
     }
     let flushed = producer.flush(Timeout::Never);
     let end = Instant::now();

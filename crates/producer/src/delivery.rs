@@ -142,7 +142,6 @@ const _: () = assert!(std::mem::size_of::<DeliveryFuture>() <= 32);
 ///
 /// Every record handed to `send` gets exactly one outcome; dropping this future does not cancel the
 /// record, it only means nobody looks at the outcome.
-#[must_use = "a record's outcome is only known by awaiting its DeliveryFuture"]
 ///
 /// It is 32 bytes, as it is moved through every `send`: the batch's outcome, the record's
 /// partition, index in the batch and timestamp, and where its waker is. Once resolved it hands
@@ -152,6 +151,7 @@ const _: () = assert!(std::mem::size_of::<DeliveryFuture>() <= 32);
 /// # Panics
 ///
 /// When polled again after it completed, as the future of an `async fn` does.
+#[must_use = "a record's outcome is only known by awaiting its DeliveryFuture"]
 pub struct DeliveryFuture {
     /// `None` once the future has completed.
     outcome: Option<Arc<BatchOutcome>>,

@@ -190,11 +190,7 @@ fn try_send_now(
     inner: &Arc<Inner>,
     r: &RawRecord<'_>,
 ) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
-    if inner.is_closing() {
-        return Err(Box::new(Error::Closed {
-            topic: Some(r.topic.to_string()),
-        }));
-    }
+    check_open(inner, r.topic)?;
     if !surely_fits(inner, r) {
         check_size(inner, r)?;
     }
@@ -327,6 +323,7 @@ fn same_name(a: &str, b: &str) -> bool {
 async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFuture> {
     let start = Instant::now();
     let deadline = start + inner.config.max_block;
+    check_open(inner, r.topic)?;
     let size = check_size(inner, r)?;
     let cluster = wait_for_topic(inner, r.topic, deadline).await?;
     let meta = ready_topic(&cluster, r.topic).expect("wait_for_topic waits for this");
@@ -340,20 +337,16 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
             waited: start.elapsed(),
         });
     }
-    if inner.is_closing() {
+    if let Err(e) = check_open(inner, r.topic) {
         inner.accumulator.release(reserve);
-        return Err(Error::Closed {
-            topic: Some(r.topic.to_string()),
-        });
+        return Err(e);
     }
     let timestamp = r.timestamp.unwrap_or_else(now_millis);
     // The sticky partition as it is now, after the wait.
     match append_placed(inner, meta, &tq, placed, r, timestamp, Some(reserve)) {
         Ok(a) => Ok(appended(inner, a)),
         // The producer closed while this send waited, and its sender has stopped.
-        Err(NeedsBatch { stopped: true, .. }) => Err(Error::Closed {
-            topic: Some(r.topic.to_string()),
-        }),
+        Err(NeedsBatch { stopped: true, .. }) => Err(closed(r.topic)),
         Err(_) => unreachable!("with memory reserved, append always takes the record"),
     }
 }
@@ -383,13 +376,22 @@ fn surely_fits(inner: &Inner, r: &RawRecord<'_>) -> bool {
             <= limit
 }
 
+/// Fails a send to `topic` once the producer is closing.
+fn check_open(inner: &Inner, topic: &str) -> Result<()> {
+    if inner.is_closing() {
+        return Err(closed(topic));
+    }
+    Ok(())
+}
+
+fn closed(topic: &str) -> Error {
+    Error::Closed {
+        topic: Some(topic.to_string()),
+    }
+}
+
 /// Fails records that can never be sent, before anything is queued; returns the record's size.
 fn check_size(inner: &Inner, r: &RawRecord<'_>) -> Result<usize> {
-    if inner.is_closing() {
-        return Err(Error::Closed {
-            topic: Some(r.topic.to_string()),
-        });
-    }
     let size = record_size_upper_bound(r.key.map(<[u8]>::len), r.value.map(<[u8]>::len), r.headers)
         + RECORD_BATCH_OVERHEAD;
     let c = &inner.config;
