@@ -392,6 +392,11 @@ impl ProducerConfig {
         &self.bootstrap_servers
     }
 
+    /// The configured `buffer.memory`, in bytes.
+    pub fn buffer_memory(&self) -> usize {
+        self.buffer_memory
+    }
+
     /// The configured `acks`.
     pub fn acks(&self) -> Acks {
         self.acks
