@@ -1,7 +1,8 @@
 //! `kprod perf`: the counterpart of Kafka's `kafka-producer-perf-test`.
 //!
 //! The main thread sends records as fast as the producer takes them (or at `--throughput`), one
-//! payload buffer reused for all of them, and hands each [`DeliveryFuture`] with its send time to
+//! payload buffer reused for all of them, with `try_send` (and `send` when the producer must wait
+//! for memory, as Kafka's tool blocks in `send` then), and hands each [`DeliveryFuture`] with its send time to
 //! an awaiting task in chunks. That task awaits them in send order and counts each one's latency
 //! when it sees it resolve. Records of different partitions can be acknowledged out of send
 //! order; such a record is counted when the earlier ones have been, so the latency is an upper
@@ -195,14 +196,14 @@ async fn send_all(
         }
         let record = ProducerRecord::<&[u8], &[u8]>::new(&args.topic).value(payload);
         let sent_at = clock.now();
-        let mut send = std::pin::pin!(producer.send(record));
-        let result = match poll_once(&mut send).await {
-            Poll::Ready(result) => result,
-            Poll::Pending => {
-                // The producer is waiting for buffer.memory: let the awaiting task see what is
-                // sent so far, as its acknowledgements are what frees the memory.
+        let result = match producer.try_send(&record) {
+            Ok(Some(delivery)) => Ok(delivery),
+            Err(e) => Err(e),
+            // The producer would wait for buffer.memory: let the awaiting task see what is sent
+            // so far, as its acknowledgements are what frees the memory, then wait in `send`.
+            Ok(None) => {
                 hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
-                let result = send.await;
+                let result = producer.send(record).await;
                 clock.stale();
                 result
             }

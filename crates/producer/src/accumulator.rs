@@ -631,7 +631,7 @@ impl Accumulator {
     }
 
     /// Takes `bytes` more of buffer memory if they are free now.
-    fn try_reserve(&self, bytes: usize) -> bool {
+    pub(crate) fn try_reserve(&self, bytes: usize) -> bool {
         match u32::try_from(bytes) {
             Ok(n) if bytes <= self.buffer.total => match self.buffer.permits.try_acquire_many(n) {
                 Ok(permit) => {

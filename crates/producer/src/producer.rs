@@ -113,15 +113,62 @@ impl Producer {
             timestamp: record.timestamp,
             partition: record.partition,
         };
-        match try_send_now(&self.inner, &r) {
+        match try_queue(&self.inner, &r) {
             Ok(Some(f)) => return Ok(f),
             Ok(None) => {}
             Err(e) => return Err(*e),
         }
         // Boxed: the waiting path's state (the metadata watch, the semaphore's acquire) made up
         // most of this future (848 bytes), and every `send` moves its future at least once;
-        // boxed, it is allocated only when a send must wait (once per new batch), not per record.
+        // boxed, it is allocated only when a send must wait, not per record.
         Box::pin(send_slow(&self.inner, &r)).await
+    }
+
+    /// Queues a record if that needs no waiting, as [`send`](Self::send) does when it returns
+    /// at once, and never waits or yields: for a loop that sends many records without an
+    /// `.await` for each, and for callers outside async code.
+    ///
+    /// Returns `Ok(Some(future))` once the record is queued: the same [`DeliveryFuture`], with
+    /// the same guarantee of exactly one outcome, as `send` returns. Returns `Ok(None)`, having
+    /// queued nothing, when `send` would wait: the topic's metadata is not known yet (its fetch
+    /// is started, as by `send`), or the record needs a new batch and `buffer.memory` has no
+    /// room for one now. Then hand the record to `send`, which waits for it. Fails, queuing
+    /// nothing, as `send` fails at once: a record larger than `max.request.size` or
+    /// `buffer.memory`, a partition the topic does not have, a closed producer.
+    ///
+    /// The record is borrowed: after `Ok(None)` or an error it is still the caller's.
+    ///
+    /// ```no_run
+    /// # async fn example(producer: kafka_producer::Producer) -> kafka_producer::Result<()> {
+    /// use kafka_producer::ProducerRecord;
+    ///
+    /// let record = ProducerRecord::new("events").key("greeting").value("hello");
+    /// let delivery = match producer.try_send(&record)? {
+    ///     Some(delivery) => delivery,
+    ///     None => producer.send(record).await?,
+    /// };
+    /// let md = delivery.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use = "a record queued has an outcome to look at; `None` means nothing was queued"]
+    pub fn try_send<K, V>(
+        &self,
+        record: &ProducerRecord<'_, K, V>,
+    ) -> Result<Option<DeliveryFuture>>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let r = RawRecord {
+            topic: record.topic,
+            key: record.key.as_ref().map(AsRef::as_ref),
+            value: record.value.as_ref().map(AsRef::as_ref),
+            headers: &record.headers,
+            timestamp: record.timestamp,
+            partition: record.partition,
+        };
+        try_queue(&self.inner, &r).map_err(|e| *e)
     }
 
     /// Sends everything queued now (ignoring `linger.ms`) and waits until every record handed to
@@ -211,6 +258,53 @@ fn try_send_now(
         )
     })
     .unwrap_or(Ok(None))
+}
+
+/// `send` without waiting: the record goes into its partition's open batch or, if buffer memory
+/// for a new batch is free now, into a new one. `None`: `send` would wait (for the topic's
+/// metadata, or for buffer memory), and nothing is queued.
+fn try_queue(
+    inner: &Arc<Inner>,
+    r: &RawRecord<'_>,
+) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
+    match try_send_now(inner, r)? {
+        Some(f) => Ok(Some(f)),
+        None => try_new_batch(inner, r),
+    }
+}
+
+/// The part of `send_slow` that needs no waiting: a record for a new batch, queued if buffer
+/// memory for the batch is free now. Once per batch, so out of line.
+#[cold]
+#[inline(never)]
+fn try_new_batch(
+    inner: &Arc<Inner>,
+    r: &RawRecord<'_>,
+) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
+    let size = check_size(inner, r)?;
+    let queued = with_topic(inner, r.topic, |meta, tq| {
+        let placed = place(inner, meta, r)?;
+        let reserve = size.max(inner.accumulator.batch_size());
+        if !inner.accumulator.try_reserve(reserve) {
+            return Ok(None);
+        }
+        let timestamp = r.timestamp.unwrap_or_else(now_millis);
+        match append_placed(inner, meta, tq, placed, r, timestamp, Some(reserve)) {
+            Ok(a) => Ok(Some(appended(inner, a))),
+            // The producer closed meanwhile, and its sender has stopped.
+            Err(NeedsBatch { stopped: true, .. }) => Err(closed(r.topic)),
+            Err(_) => unreachable!("with memory reserved, append always takes the record"),
+        }
+    });
+    match queued {
+        Some(result) => result.map_err(Box::new),
+        None => {
+            // Not known yet (or not placeable): fetch it, as `send` would while it waits.
+            inner.metadata.want(r.topic);
+            inner.metadata.request_refresh();
+            Ok(None)
+        }
+    }
 }
 
 /// Appends the record to the partition `place` chose or, for `None`, to the sticky partition,

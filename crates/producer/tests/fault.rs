@@ -510,3 +510,67 @@ async fn bootstrap_moves_on_when_a_server_loses_the_metadata_answer() {
     within(send(&p, 0, "a").await).await.unwrap();
     within(p.close(PATIENCE)).await.unwrap();
 }
+
+/// `try_send` queues what needs no waiting and hands back, queuing nothing, what would wait: a
+/// topic not known yet, and a new batch while buffer.memory is taken. The answers are held back
+/// (a delay the fake broker adds), so the batches keep their memory while the test fills it.
+#[tokio::test]
+async fn try_send_queues_what_needs_no_wait_and_hands_back_what_would_wait() {
+    for idempotent in modes() {
+        let b = broker(1).await;
+        b.script(Rule::on_produce().delay(Duration::from_millis(300)));
+        let mut c = config(&b, idempotent);
+        for (k, v) in [
+            ("batch.size", "1000"),
+            ("batch.max.size", "1000"),
+            ("buffer.memory", "3000"),
+        ] {
+            c.set(k, v).unwrap();
+        }
+        let p = producer(c).await;
+        let record = ProducerRecord::new("t").key("k").value("v".repeat(100));
+
+        // The topic is not known yet: nothing queued, and its metadata is fetched meanwhile.
+        assert!(p.try_send(&record).unwrap().is_none());
+        assert_eq!(p.pending_records(), 0);
+        let deadline = Instant::now() + PATIENCE;
+        let first = loop {
+            if let Some(f) = p.try_send(&record).unwrap() {
+                break f;
+            }
+            assert!(Instant::now() < deadline, "the topic never became known");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+
+        // Queue until buffer.memory (three batches of 1000 bytes) has no room for another batch.
+        let mut queued = vec![first];
+        while let Some(f) = p.try_send(&record).unwrap() {
+            queued.push(f);
+            assert!(queued.len() < 100, "buffer.memory never ran out");
+        }
+        assert!(queued.len() >= 3, "only {} records queued", queued.len());
+        assert_eq!(p.pending_records(), queued.len());
+
+        // Bad input fails at once, as with `send`, and queues nothing.
+        let big = ProducerRecord::<&[u8], _>::new("t").value(vec![b'x'; 5000]);
+        let e = p.try_send(&big).unwrap_err();
+        assert!(matches!(e, Error::RecordTooLarge { .. }), "{e}");
+        let e = p.try_send(&record.clone().partition(7)).unwrap_err();
+        assert!(e.to_string().contains('7'), "{e}");
+        assert_eq!(p.pending_records(), queued.len());
+
+        // `send` waits for the memory and takes the record that was handed back.
+        queued.push(within(p.send(record.clone())).await.unwrap());
+        let count = queued.len();
+        for (i, f) in queued.into_iter().enumerate() {
+            let md = within(f).await.unwrap();
+            assert_eq!(md.offset, Some(i as i64), "record {i}");
+        }
+        assert_eq!(values(&b, 0).len(), count);
+        within(p.close(PATIENCE)).await.unwrap();
+        assert!(
+            p.try_send(&record).is_err(),
+            "a closed producer queues nothing"
+        );
+    }
+}
