@@ -160,14 +160,23 @@ async fn perf(args: PerfArgs, config: ProducerConfig) -> anyhow::Result<bool> {
 }
 
 /// How many chunks of futures the channel to the awaiting task holds: enough for every record
-/// `buffer.memory` can hold at once (each takes at least its value's bytes there). So, as in
-/// Kafka's tool, where each record's callback waits in the producer, the producer's memory is
-/// what bounds the records on their way, not this channel. (A bound of 16 Ki records, as this
-/// was until 2026-11-28, capped the rate at 16 Ki per acknowledgement latency: about 1.3M
-/// records/s on the test cluster with `acks=all`.)
+/// `buffer.memory` can hold at once (a keyless record without headers takes its value's bytes
+/// and at least [`MIN_RECORD_OVERHEAD`] more there). So, as in Kafka's tool, where each
+/// record's callback waits in the producer, the producer's memory is what bounds the records
+/// on their way, not this channel. (A bound of 16 Ki records, as this was until 2026-11-28,
+/// capped the rate at 16 Ki per acknowledgement latency: about 1.3M records/s on the test
+/// cluster with `acks=all`.) The futures take about 40 bytes each: 13 MB at most for the default
+/// 32 MiB and 100-byte records.
 fn channel_chunks(buffer_memory: usize, record_size: usize) -> usize {
-    (buffer_memory / record_size.max(1)).div_ceil(CHUNK).max(1)
+    (buffer_memory / (record_size + MIN_RECORD_OVERHEAD))
+        .div_ceil(CHUNK)
+        .max(1)
 }
+
+/// The fewest bytes a record takes in a batch besides its value: its length, attributes,
+/// timestamp and offset deltas, key length (-1) and value length, and header count, one byte each
+/// at least.
+const MIN_RECORD_OVERHEAD: usize = 7;
 
 /// Sends `--num-records` records, passing their futures to the awaiting task in chunks.
 ///
@@ -199,8 +208,9 @@ async fn send_all(
         let result = match producer.try_send(&record) {
             Ok(Some(delivery)) => Ok(delivery),
             Err(e) => Err(e),
-            // The producer would wait for buffer.memory: let the awaiting task see what is sent
-            // so far, as its acknowledgements are what frees the memory, then wait in `send`.
+            // The producer would wait (for buffer.memory, or the topic's metadata): let the
+            // awaiting task see what is sent so far, as its acknowledgements are what frees the
+            // memory, then wait in `send`.
             Ok(None) => {
                 hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
                 let result = producer.send(record).await;
@@ -372,7 +382,7 @@ mod tests {
         for (memory, size) in [(33_554_432, 100), (33_554_432, 1000), (1000, 7), (10, 100)] {
             let records = channel_chunks(memory, size) * CHUNK;
             assert!(
-                records * size >= memory,
+                records * (size + MIN_RECORD_OVERHEAD) >= memory,
                 "{memory} B of {size} B records: {records}"
             );
         }

@@ -174,11 +174,11 @@ impl Metadata {
 
     /// Adds `topic` to the topics asked for, and asks for a refresh if it is new.
     pub(crate) fn want(&self, topic: &str) {
-        let new = self
-            .wanted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(topic.to_string());
+        let new = {
+            let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+            // `try_send` may ask for a topic at every call until it is known: no allocation then.
+            !wanted.contains(topic) && wanted.insert(topic.to_string())
+        };
         if new {
             self.request_refresh();
         }

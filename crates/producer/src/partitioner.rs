@@ -28,6 +28,12 @@ pub fn partition_for_key(key: &[u8], partition_count: u32) -> u32 {
 pub trait Partitioner: Send + Sync + 'static {
     /// The partition for a record, in `0..partition_count`; `None` falls back to the built-in
     /// choice (the key's hash, or the sticky partition for a record without a key).
+    ///
+    /// It may be asked more than once for one record, and only the last answer counts: when the
+    /// record needs a new batch, a send asks again once it has the memory for the batch (the
+    /// Java client asks again in that case too), and a `send` after a `try_send` that handed the
+    /// record back asks afresh. A partitioner that counts calls (round-robin) then skips a
+    /// partition now and then.
     fn partition(
         &self,
         topic: &str,

@@ -125,16 +125,20 @@ impl Producer {
     }
 
     /// Queues a record if that needs no waiting, as [`send`](Self::send) does when it returns
-    /// at once, and never waits or yields: for a loop that sends many records without an
-    /// `.await` for each, and for callers outside async code.
+    /// at once, and never awaits or yields (it takes the partition's lock, as `send` does): for
+    /// a loop that sends many records without an `.await` for each, and for callers outside
+    /// async code.
     ///
     /// Returns `Ok(Some(future))` once the record is queued: the same [`DeliveryFuture`], with
     /// the same guarantee of exactly one outcome, as `send` returns. Returns `Ok(None)`, having
-    /// queued nothing, when `send` would wait: the topic's metadata is not known yet (its fetch
-    /// is started, as by `send`), or the record needs a new batch and `buffer.memory` has no
-    /// room for one now. Then hand the record to `send`, which waits for it. Fails, queuing
-    /// nothing, as `send` fails at once: a record larger than `max.request.size` or
-    /// `buffer.memory`, a partition the topic does not have, a closed producer.
+    /// queued nothing, when `send` would wait: the topic's metadata is not known yet, or it has
+    /// a partition without a leader (the metadata is fetched, as by `send`), or the record needs
+    /// a new batch and `buffer.memory` has no room for one now. Then hand the record to `send`,
+    /// which waits for it; calling `try_send` again in a loop instead only succeeds once the
+    /// background tasks have run, which on a current-thread runtime needs the caller to yield.
+    /// Fails, queuing nothing, as `send` fails without waiting: a record larger than
+    /// `max.request.size` or `buffer.memory`, a partition the topic does not have (once the
+    /// topic is known), a topic the brokers call invalid or not authorized, a closed producer.
     ///
     /// The record is borrowed: after `Ok(None)` or an error it is still the caller's.
     ///
@@ -284,7 +288,11 @@ fn try_new_batch(
     let size = check_size(inner, r)?;
     let queued = with_topic(inner, r.topic, |meta, tq| {
         let placed = place(inner, meta, r)?;
-        let reserve = size.max(inner.accumulator.batch_size());
+        // As `send_slow` reserves, but never more than there is: `batch.size` may exceed
+        // `buffer.memory`, and `check_size` has made sure the record alone does not.
+        let reserve = size
+            .max(inner.accumulator.batch_size())
+            .min(inner.accumulator.buffer_memory());
         if !inner.accumulator.try_reserve(reserve) {
             return Ok(None);
         }
@@ -299,7 +307,11 @@ fn try_new_batch(
     match queued {
         Some(result) => result.map_err(Box::new),
         None => {
-            // Not known yet (or not placeable): fetch it, as `send` would while it waits.
+            // Not known yet, or no leader: fetch it, as `send` would while it waits, unless
+            // waiting cannot help (then `send` fails at once too).
+            if let Some(e) = incurable(&inner.metadata.snapshot(), r.topic) {
+                return Err(Box::new(e));
+            }
             inner.metadata.want(r.topic);
             inner.metadata.request_refresh();
             Ok(None)
@@ -523,14 +535,8 @@ async fn wait_for_topic(inner: &Inner, topic: &str, deadline: Instant) -> Result
         if ready_topic(&cluster, topic).is_some() {
             return Ok(cluster);
         }
-        // Errors that waiting cannot cure: INVALID_TOPIC_EXCEPTION, TOPIC_AUTHORIZATION_FAILED.
-        if let Some(code) = last_error.filter(|c| matches!(c.0, 17 | 29)) {
-            return Err(Error::Broker {
-                topic: topic.to_string(),
-                partition: None,
-                code,
-                message: None,
-            });
+        if let Some(e) = incurable(&cluster, topic) {
+            return Err(e);
         }
         inner.metadata.want(topic);
         inner.metadata.request_refresh();
@@ -546,6 +552,18 @@ async fn wait_for_topic(inner: &Inner, topic: &str, deadline: Instant) -> Result
             });
         }
     }
+}
+
+/// The topic's error in `cluster` if waiting cannot cure it: INVALID_TOPIC_EXCEPTION,
+/// TOPIC_AUTHORIZATION_FAILED.
+fn incurable(cluster: &Cluster, topic: &str) -> Option<Error> {
+    let code = cluster.topics.get(topic)?.error;
+    matches!(code.0, 17 | 29).then(|| Error::Broker {
+        topic: topic.to_string(),
+        partition: None,
+        code,
+        message: None,
+    })
 }
 
 /// Chooses the partition, unless the record is one for the sticky partitioner (no key, no
