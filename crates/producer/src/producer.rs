@@ -105,14 +105,7 @@ impl Producer {
         // loop of sends that never waits still lets the sender task run on a current-thread
         // runtime. Before anything is queued, so a send cancelled here queues nothing.
         tokio::task::consume_budget().await;
-        let r = RawRecord {
-            topic: record.topic,
-            key: record.key.as_ref().map(AsRef::as_ref),
-            value: record.value.as_ref().map(AsRef::as_ref),
-            headers: &record.headers,
-            timestamp: record.timestamp,
-            partition: record.partition,
-        };
+        let r = RawRecord::of(&record);
         match try_queue(&self.inner, &r) {
             Ok(Some(f)) => return Ok(f),
             Ok(None) => {}
@@ -164,14 +157,7 @@ impl Producer {
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let r = RawRecord {
-            topic: record.topic,
-            key: record.key.as_ref().map(AsRef::as_ref),
-            value: record.value.as_ref().map(AsRef::as_ref),
-            headers: &record.headers,
-            timestamp: record.timestamp,
-            partition: record.partition,
-        };
+        let r = RawRecord::of(record);
         try_queue(&self.inner, &r).map_err(|e| *e)
     }
 
@@ -231,6 +217,20 @@ struct RawRecord<'a> {
     headers: &'a [Header],
     timestamp: Option<i64>,
     partition: Option<i32>,
+}
+
+impl<'a> RawRecord<'a> {
+    #[inline]
+    fn of<K: AsRef<[u8]>, V: AsRef<[u8]>>(record: &'a ProducerRecord<'_, K, V>) -> Self {
+        RawRecord {
+            topic: record.topic,
+            key: record.key.as_ref().map(AsRef::as_ref),
+            value: record.value.as_ref().map(AsRef::as_ref),
+            headers: &record.headers,
+            timestamp: record.timestamp,
+            partition: record.partition,
+        }
+    }
 }
 
 /// The whole of `send` when the topic is known and the open batch has room: no waiting.
@@ -711,7 +711,7 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
                 timestamp: record.timestamp,
                 partition: record.partition,
             };
-            match try_send_now(inner, &raw).map_err(|e| *e)? {
+            match try_queue(inner, &raw).map_err(|e| *e)? {
                 Some(f) => Ok(Ok(f)),
                 // Must wait: keep owned copies across the await.
                 None => Ok(Err((key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)))),
