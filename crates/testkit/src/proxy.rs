@@ -452,12 +452,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_upstream_resets_the_client() {
-        // Bind and drop: nothing listens on this port afterwards.
-        let closed = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        // Bound but never listening, and kept: connections are refused, and no other test can
+        // be given the port meanwhile (a listener bound and dropped freed it for anyone, and a
+        // test running alongside that got it made this one hang).
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let closed = socket.local_addr().unwrap();
         let proxy = proxy_to(closed).await;
         let mut conn = TcpStream::connect(proxy.listen_addrs()[0]).await.unwrap();
         let mut buf = [0u8; 8];
