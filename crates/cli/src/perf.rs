@@ -1,9 +1,9 @@
 //! `kprod perf`: the counterpart of Kafka's `kafka-producer-perf-test`.
 //!
 //! The main thread sends records as fast as the producer takes them (or at `--throughput`), one
-//! payload buffer reused for all of them, with `try_send` (and `send` when the producer must wait
-//! for memory, as Kafka's tool blocks in `send` then), and hands each [`DeliveryFuture`] with its send time to
-//! an awaiting task in chunks. That task awaits them in send order and counts each one's latency
+//! payload buffer reused for all of them, with `try_send` (and `send` when the producer must
+//! wait for memory, as Kafka's tool blocks in `send` then), and hands each [`DeliveryFuture`]
+//! with its send time to an awaiting task in chunks. That task awaits them in send order and counts each one's latency
 //! when it sees it resolve. Records of different partitions can be acknowledged out of send
 //! order; such a record is counted when the earlier ones have been, so the latency is an upper
 //! bound by at most the skew between partitions.

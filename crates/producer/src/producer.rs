@@ -288,21 +288,11 @@ fn try_new_batch(
     let size = check_size(inner, r)?;
     let queued = with_topic(inner, r.topic, |meta, tq| {
         let placed = place(inner, meta, r)?;
-        // As `send_slow` reserves, but never more than there is: `batch.size` may exceed
-        // `buffer.memory`, and `check_size` has made sure the record alone does not.
-        let reserve = size
-            .max(inner.accumulator.batch_size())
-            .min(inner.accumulator.buffer_memory());
+        let reserve = batch_reservation(inner, size);
         if !inner.accumulator.try_reserve(reserve) {
             return Ok(None);
         }
-        let timestamp = r.timestamp.unwrap_or_else(now_millis);
-        match append_placed(inner, meta, tq, placed, r, timestamp, Some(reserve)) {
-            Ok(a) => Ok(Some(appended(inner, a))),
-            // The producer closed meanwhile, and its sender has stopped.
-            Err(NeedsBatch { stopped: true, .. }) => Err(closed(r.topic)),
-            Err(_) => unreachable!("with memory reserved, append always takes the record"),
-        }
+        append_reserved(inner, meta, tq, placed, r, reserve).map(Some)
     });
     match queued {
         Some(result) => result.map_err(Box::new),
@@ -435,7 +425,7 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
     let meta = ready_topic(&cluster, r.topic).expect("wait_for_topic waits for this");
     let tq = inner.accumulator.topic(r.topic, meta.partition_count());
     let placed = place(inner, meta, r)?;
-    let reserve = size.max(inner.accumulator.batch_size());
+    let reserve = batch_reservation(inner, size);
     if !inner.accumulator.reserve(reserve, deadline).await {
         return Err(Error::BufferExhausted {
             topic: r.topic.to_string(),
@@ -447,11 +437,32 @@ async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFutu
         inner.accumulator.release(reserve);
         return Err(e);
     }
-    let timestamp = r.timestamp.unwrap_or_else(now_millis);
     // The sticky partition as it is now, after the wait.
-    match append_placed(inner, meta, &tq, placed, r, timestamp, Some(reserve)) {
+    append_reserved(inner, meta, &tq, placed, r, reserve)
+}
+
+/// The buffer memory a new batch for a record of `size` bytes takes: `batch.size`, or the
+/// record's size if larger, but never more than `buffer.memory` (`batch.size` may exceed it;
+/// `check_size` has made sure the record alone does not).
+fn batch_reservation(inner: &Inner, size: usize) -> usize {
+    size.max(inner.accumulator.batch_size())
+        .min(inner.accumulator.buffer_memory())
+}
+
+/// Appends the record with `reserved` bytes of buffer memory for a new batch (`send_slow` and
+/// `try_new_batch`), to the partition `place` chose or the sticky partition as it is now.
+fn append_reserved(
+    inner: &Inner,
+    meta: &TopicMetadata,
+    tq: &TopicQueues,
+    placed: Option<i32>,
+    r: &RawRecord<'_>,
+    reserved: usize,
+) -> Result<DeliveryFuture> {
+    let timestamp = r.timestamp.unwrap_or_else(now_millis);
+    match append_placed(inner, meta, tq, placed, r, timestamp, Some(reserved)) {
         Ok(a) => Ok(appended(inner, a)),
-        // The producer closed while this send waited, and its sender has stopped.
+        // The producer closed meanwhile (while a send waited), and its sender has stopped.
         Err(NeedsBatch { stopped: true, .. }) => Err(closed(r.topic)),
         Err(_) => unreachable!("with memory reserved, append always takes the record"),
     }
