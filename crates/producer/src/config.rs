@@ -3,6 +3,11 @@
 //! A [`ProducerConfig`] is built from properties (`set`, `from_properties`, `from_properties_file`)
 //! or with the typed methods. Every key and default is the Java client's; an unknown key or a bad
 //! value is an [`Error::Config`] that names the key and says what is allowed.
+//!
+//! Every numeric property has the Java client's range however it is set: [`ProducerConfig::set`]
+//! checks a value at once, and [`ProducerConfig::validate`] (which `Producer::new` calls) checks
+//! whatever the typed setters stored. A duration the Java client types as `long` may be anything
+//! up to `i64::MAX` ms, its idiom for "no limit", which is taken as 100 years.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -255,22 +260,20 @@ impl ProducerConfig {
                     }
                 }
             }
-            "linger.ms" => self.linger = millis(key, value, 0)?,
-            "batch.size" => self.batch_size = int(key, value, 0, i32::MAX as u64)? as usize,
-            "batch.max.size" => self.batch_max_size = int(key, value, 0, i32::MAX as u64)? as usize,
-            "buffer.memory" => self.buffer_memory = int(key, value, 1, u32::MAX as u64)? as usize,
-            "max.block.ms" => self.max_block = millis(key, value, 0)?,
-            "max.request.size" => {
-                self.max_request_size = int(key, value, 1, i32::MAX as u64)? as usize
-            }
-            "request.timeout.ms" => self.request_timeout = millis(key, value, 1)?,
-            "delivery.timeout.ms" => self.delivery_timeout = millis(key, value, 1)?,
-            "metadata.max.age.ms" => self.metadata_max_age = millis(key, value, 0)?,
-            "retries" => self.retries = int(key, value, 0, i32::MAX as u64)? as u32,
-            "retry.backoff.ms" => self.retry_backoff = millis(key, value, 0)?,
-            "retry.backoff.max.ms" => self.retry_backoff_max = millis(key, value, 0)?,
+            "linger.ms" => self.linger = millis(key, value)?,
+            "batch.size" => self.batch_size = int(key, value)? as usize,
+            "batch.max.size" => self.batch_max_size = int(key, value)? as usize,
+            "buffer.memory" => self.buffer_memory = int(key, value)? as usize,
+            "max.block.ms" => self.max_block = millis(key, value)?,
+            "max.request.size" => self.max_request_size = int(key, value)? as usize,
+            "request.timeout.ms" => self.request_timeout = millis(key, value)?,
+            "delivery.timeout.ms" => self.delivery_timeout = millis(key, value)?,
+            "metadata.max.age.ms" => self.metadata_max_age = millis(key, value)?,
+            "retries" => self.retries = int(key, value)? as u32,
+            "retry.backoff.ms" => self.retry_backoff = millis(key, value)?,
+            "retry.backoff.max.ms" => self.retry_backoff_max = millis(key, value)?,
             "max.in.flight.requests.per.connection" => {
-                self.max_in_flight = int(key, value, 1, 1000)? as usize
+                self.max_in_flight = int(key, value)? as usize
             }
             "enable.idempotence" => self.enable_idempotence = Some(boolean(key, value)?),
             "compression.type" => {
@@ -304,9 +307,9 @@ impl ProducerConfig {
             }
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = boolean(key, value)?,
             "socket.connection.setup.timeout.ms" => {
-                self.connection_setup_timeout = millis(key, value, 1)?
+                self.connection_setup_timeout = millis(key, value)?
             }
-            "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value, 0)?,
+            "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
             // The Java client names serializer classes here; in Rust they are types, chosen in code.
             "key.serializer" | "value.serializer" => {}
             _ => {
@@ -334,7 +337,12 @@ impl ProducerConfig {
         for server in &self.bootstrap_servers {
             parse_host_port(server)?;
         }
-        let floor = self.linger + self.request_timeout;
+        // The typed setters take any value; every one is checked here against the range `set`
+        // applies, so nothing out of range reaches an `Instant` or the memory semaphore.
+        for (key, value) in self.numbers() {
+            check_range(key, value)?;
+        }
+        let floor = self.linger.saturating_add(self.request_timeout);
         if self.delivery_timeout < floor {
             return Err(Error::config(
                 "delivery.timeout.ms",
@@ -357,6 +365,34 @@ impl ProducerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Every numeric setting under its key, durations in milliseconds (rounded down, so a
+    /// sub-millisecond timeout fails a minimum of 1 ms as `set` would).
+    fn numbers(&self) -> [(&'static str, u128); 15] {
+        [
+            ("linger.ms", self.linger.as_millis()),
+            ("batch.size", self.batch_size as u128),
+            ("batch.max.size", self.batch_max_size as u128),
+            ("buffer.memory", self.buffer_memory as u128),
+            ("max.block.ms", self.max_block.as_millis()),
+            ("max.request.size", self.max_request_size as u128),
+            ("request.timeout.ms", self.request_timeout.as_millis()),
+            ("delivery.timeout.ms", self.delivery_timeout.as_millis()),
+            ("metadata.max.age.ms", self.metadata_max_age.as_millis()),
+            ("retries", self.retries as u128),
+            ("retry.backoff.ms", self.retry_backoff.as_millis()),
+            ("retry.backoff.max.ms", self.retry_backoff_max.as_millis()),
+            (
+                "max.in.flight.requests.per.connection",
+                self.max_in_flight as u128,
+            ),
+            (
+                "socket.connection.setup.timeout.ms",
+                self.connection_setup_timeout.as_millis(),
+            ),
+            ("reconnect.backoff.ms", self.reconnect_backoff.as_millis()),
+        ]
     }
 
     /// Whether the producer is idempotent. As in the Java client: on by default, unless `acks`,
@@ -410,7 +446,7 @@ impl ProducerConfig {
 
     /// Sets `linger.ms`.
     pub fn with_linger(mut self, linger: Duration) -> Self {
-        self.linger = linger;
+        self.linger = forever_at_most(linger);
         self
     }
 
@@ -440,7 +476,7 @@ impl ProducerConfig {
 
     /// Sets `max.block.ms`.
     pub fn with_max_block(mut self, max_block: Duration) -> Self {
-        self.max_block = max_block;
+        self.max_block = forever_at_most(max_block);
         self
     }
 
@@ -452,13 +488,13 @@ impl ProducerConfig {
 
     /// Sets `request.timeout.ms`.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.request_timeout = forever_at_most(timeout);
         self
     }
 
     /// Sets `delivery.timeout.ms`.
     pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
-        self.delivery_timeout = timeout;
+        self.delivery_timeout = forever_at_most(timeout);
         self
     }
 
@@ -470,14 +506,14 @@ impl ProducerConfig {
 
     /// Sets `metadata.max.age.ms`.
     pub fn with_metadata_max_age(mut self, age: Duration) -> Self {
-        self.metadata_max_age = age;
+        self.metadata_max_age = forever_at_most(age);
         self
     }
 
     /// Sets `retry.backoff.ms` and `retry.backoff.max.ms`.
     pub fn with_retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.retry_backoff = initial;
-        self.retry_backoff_max = max;
+        self.retry_backoff = forever_at_most(initial);
+        self.retry_backoff_max = forever_at_most(max);
         self
     }
 
@@ -554,9 +590,46 @@ fn split_servers(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn int(key: &str, value: &str, min: u64, max: u64) -> Result<u64> {
-    match value.parse::<i64>() {
-        Ok(v) if v >= min as i64 && v as u64 <= max => Ok(v as u64),
+/// The allowed range of each numeric property: the Java client's, where an `int` key stops at
+/// `i32::MAX` and a `long` key at `i64::MAX`. `set` and `validate` both check against it, so a
+/// value is held to the same range whether it came as text or through a typed setter.
+fn bounds(key: &str) -> (u64, u64) {
+    const INT: u64 = i32::MAX as u64;
+    const LONG: u64 = i64::MAX as u64;
+    match key {
+        "batch.size" | "batch.max.size" | "retries" => (0, INT),
+        "max.request.size" => (1, INT),
+        // The memory semaphore counts in u32-sized permits.
+        "buffer.memory" => (1, u32::MAX as u64),
+        "max.in.flight.requests.per.connection" => (1, 1000),
+        "request.timeout.ms" | "delivery.timeout.ms" => (1, INT),
+        "socket.connection.setup.timeout.ms" => (1, LONG),
+        "linger.ms"
+        | "max.block.ms"
+        | "metadata.max.age.ms"
+        | "retry.backoff.ms"
+        | "retry.backoff.max.ms"
+        | "reconnect.backoff.ms" => (0, LONG),
+        _ => unreachable!("`{key}` is not a numeric property"),
+    }
+}
+
+fn check_range(key: &str, value: u128) -> Result<u64> {
+    let (min, max) = bounds(key);
+    if (min as u128..=max as u128).contains(&value) {
+        Ok(value as u64)
+    } else {
+        Err(Error::config(
+            key,
+            format!("{value} is not an integer in [{min}, {max}]"),
+        ))
+    }
+}
+
+fn int(key: &str, value: &str) -> Result<u64> {
+    let (min, max) = bounds(key);
+    match value.parse::<i128>() {
+        Ok(v) if v >= 0 => check_range(key, v as u128),
         _ => Err(Error::config(
             key,
             format!("`{value}` is not an integer in [{min}, {max}]"),
@@ -564,8 +637,17 @@ fn int(key: &str, value: &str, min: u64, max: u64) -> Result<u64> {
     }
 }
 
-fn millis(key: &str, value: &str, min: u64) -> Result<Duration> {
-    int(key, value, min, i64::MAX as u64).map(Duration::from_millis)
+fn millis(key: &str, value: &str) -> Result<Duration> {
+    int(key, value).map(|ms| forever_at_most(Duration::from_millis(ms)))
+}
+
+/// Longer than any producer lives, and short enough that a deadline this far ahead, or a sum of a
+/// few of them, never overflows an `Instant`. A `long` duration key set to `i64::MAX` (the Java
+/// idiom for "no limit") means this.
+pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn forever_at_most(d: Duration) -> Duration {
+    d.min(FOREVER)
 }
 
 /// A compression level: an integer in `levels`, or the codec's `default` where Kafka allows it
@@ -657,6 +739,47 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("delivery.timeout.ms"), "{e}");
+    }
+
+    #[test]
+    fn typed_setters_are_held_to_the_ranges_set_applies() {
+        let e = |c: ProducerConfig| c.validate().unwrap_err().to_string();
+        let c = || ProducerConfig::new("a:1");
+        let msg = e(c().with_buffer_memory(usize::MAX));
+        assert!(
+            msg.contains("`buffer.memory`") && msg.contains("[1, 4294967295]"),
+            "{msg}"
+        );
+        let msg = e(c().with_request_timeout(Duration::MAX));
+        assert!(
+            msg.contains("`request.timeout.ms`") && msg.contains("[1, 2147483647]"),
+            "{msg}"
+        );
+        let msg = e(c().with_request_timeout(Duration::from_micros(999)));
+        assert!(msg.contains("`request.timeout.ms`"), "{msg}");
+        let msg = e(c().with_max_request_size(0));
+        assert!(msg.contains("`max.request.size`"), "{msg}");
+        let msg = e(c().with_batch_size(usize::MAX));
+        assert!(msg.contains("`batch.size`"), "{msg}");
+        // Java's "no limit" for a `long` duration: taken as FOREVER, never an overflow.
+        let forever = c().with_linger(Duration::MAX).with_max_block(Duration::MAX);
+        assert_eq!((forever.linger, forever.max_block), (FOREVER, FOREVER));
+        assert!(forever
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("delivery.timeout.ms"));
+        let mut c = c();
+        c.set("max.block.ms", &i64::MAX.to_string()).unwrap();
+        assert_eq!(c.max_block, FOREVER);
+        let msg = c
+            .set("max.block.ms", "9223372036854775808")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("[0, 9223372036854775807]"), "{msg}");
+        let msg = c.set("linger.ms", "-1").unwrap_err().to_string();
+        assert!(msg.contains("`linger.ms`") && msg.contains("[0, "), "{msg}");
+        c.validate().unwrap();
     }
 
     #[test]
