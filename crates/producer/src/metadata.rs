@@ -69,17 +69,19 @@ impl Cluster {
         let mut topics = self.topics.clone();
         for t in &resp.topics {
             let Some(name) = &t.name else { continue };
-            let count = t
-                .partitions
-                .iter()
-                .map(|p| p.partition_index + 1)
-                .max()
-                .unwrap_or(0)
-                .max(0) as usize;
-            let mut leaders = vec![-1; count];
+            // Kafka lists every partition of a topic once, numbered from 0, so the list's length
+            // is the partition count. An index outside it is a broken answer: that partition is
+            // ignored rather than trusted to size or index anything.
+            let mut leaders = vec![-1; t.partitions.len()];
             for p in &t.partitions {
-                if p.partition_index >= 0 {
-                    leaders[p.partition_index as usize] = p.leader_id.0;
+                match usize::try_from(p.partition_index) {
+                    Ok(i) if i < leaders.len() => leaders[i] = p.leader_id.0,
+                    _ => tracing::warn!(
+                        topic = %name.0,
+                        partition = p.partition_index,
+                        listed = t.partitions.len(),
+                        "metadata lists a partition index out of range; ignored"
+                    ),
                 }
             }
             let available = leaders
@@ -201,5 +203,50 @@ impl Metadata {
 
     pub(crate) fn take_forced(&self) -> bool {
         self.force.swap(false, Ordering::AcqRel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_producer_protocol::kafka_protocol::messages::metadata_response::{
+        MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_producer_protocol::kafka_protocol::messages::{BrokerId, TopicName};
+
+    use super::*;
+
+    fn answer(indexes: &[i32]) -> MetadataResponse {
+        let partitions = indexes
+            .iter()
+            .map(|&i| {
+                MetadataResponsePartition::default()
+                    .with_partition_index(i)
+                    .with_leader_id(BrokerId(1))
+            })
+            .collect();
+        MetadataResponse::default().with_topics(vec![MetadataResponseTopic::default()
+            .with_name(Some(TopicName("t".into())))
+            .with_partitions(partitions)])
+    }
+
+    #[test]
+    fn partition_indexes_from_the_wire_never_size_or_index_anything() {
+        let now = Instant::now();
+        for indexes in [
+            &[i32::MAX][..],
+            &[268_435_456],
+            &[-1, 0],
+            &[0, 1, 2],
+            &[2, 0, 1],
+            &[0, 0],
+        ] {
+            let cluster = Cluster::empty().updated_with(&answer(indexes), now);
+            let t = &cluster.topics["t"];
+            assert_eq!(t.partition_count(), indexes.len(), "{indexes:?}");
+            for (i, leader) in t.leaders.iter().enumerate() {
+                let listed = indexes.contains(&(i as i32));
+                assert_eq!(*leader == 1, listed, "{indexes:?}: partition {i}");
+            }
+        }
     }
 }
