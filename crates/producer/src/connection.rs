@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_producer_protocol::kafka_protocol::protocol::{Request, StrBytes, VersionRange};
-use kafka_producer_protocol::{frame, EncodeError};
+use kafka_producer_protocol::{frame, EncodeError, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -404,8 +404,8 @@ async fn negotiate_versions(
                 broker: addr.to_string(),
                 message: format!("cannot decode ApiVersions: {e}"),
             })?;
-        // 35 = UNSUPPORTED_VERSION: try the version every broker speaks.
-        if resp.error_code == 35 && version != 0 {
+        // Try the version every broker speaks.
+        if ErrorCode(resp.error_code) == ErrorCode::UNSUPPORTED_VERSION && version != 0 {
             continue;
         }
         if resp.error_code != 0 {
@@ -413,7 +413,7 @@ async fn negotiate_versions(
                 broker: addr.to_string(),
                 message: format!(
                     "ApiVersions failed: {}",
-                    kafka_producer_protocol::ErrorCode(resp.error_code)
+                    ErrorCode(resp.error_code)
                 ),
             });
         }
