@@ -22,6 +22,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(180);
 pub fn cluster() -> Option<Cluster> {
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_default();
     if !bootstrap.trim().is_empty() {
+        crate::time_limit::arm();
         return Some(Cluster::new(bootstrap.trim().to_string()));
     }
     let test = thread::current().name().unwrap_or("this test").to_string();

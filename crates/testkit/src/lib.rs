@@ -25,11 +25,18 @@
 //! A test that stops or restarts nodes would break tests running beside it. Such tests have names starting with
 //! `disruptive_`; `scripts/test` runs everything else first (`--skip disruptive_`) and then the disruptive ones alone
 //! (`--test-threads=1`). Use [`Cluster::outage`] in them so that the node comes back even when the test fails.
+//!
+//! # Time limits
+//!
+//! A test that calls [`cluster`] or [`FakeBroker::start`] runs under a time limit (300 s, twice that for disruptive
+//! tests; `KPROD_TEST_TIME_LIMIT` sets it in seconds). A test still running at its limit is named on stderr and
+//! its test binary exits with status 101, so a hang fails fast instead of eating the CI budget.
 
 mod broker;
 mod cluster;
 mod proxy;
 mod record;
+mod time_limit;
 
 pub use broker::{
     Corruption, FakeBroker, FakeConfig, Fault, ProduceAttempt, Rule, RuleBuilder, RuleHandle,

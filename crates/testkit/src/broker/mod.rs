@@ -147,6 +147,7 @@ impl FakeBroker {
     ///
     /// If it cannot listen (a test cannot go on without it), or outside a tokio runtime.
     pub async fn start(config: FakeConfig) -> FakeBroker {
+        crate::time_limit::arm();
         FakeBroker::bind("127.0.0.1:0", config)
             .await
             .unwrap_or_else(|e| panic!("fake broker: cannot listen on 127.0.0.1: {e}"))
