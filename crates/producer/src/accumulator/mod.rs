@@ -10,6 +10,10 @@
 //! order and is resent alone (nothing else of its partition in flight), so a partition's records
 //! reach the log in the order `send` was called, whatever the retries.
 
+mod memory;
+#[cfg(test)]
+mod tests;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,12 +23,13 @@ use bytes::Bytes;
 use kafka_producer_protocol::batch::{
     record_size_upper_bound, BatchBuilder, BatchParams, Compression, Header, RECORD_BATCH_OVERHEAD,
 };
-use tokio::sync::Semaphore;
 
 use crate::delivery::{BatchAck, BatchOutcome, DeliveryFuture};
 use crate::error::Error;
 use crate::metadata::Cluster;
 use crate::partitioner::{Sticky, StickyChoice, StickyCount};
+
+use self::memory::BufferPool;
 
 /// The queues of one topic.
 pub(crate) struct TopicQueues {
@@ -253,12 +258,6 @@ pub(crate) struct Ready {
     pub(crate) unknown_leader: bool,
 }
 
-/// `buffer.memory`: bytes reserved by batches until their outcome is known.
-struct BufferPool {
-    permits: Semaphore,
-    total: usize,
-}
-
 pub(crate) struct Accumulator {
     topics: RwLock<foldhash::HashMap<Arc<str>, Arc<TopicQueues>>>,
     batch_size: usize,
@@ -345,10 +344,7 @@ impl Accumulator {
             compression,
             in_flight_per_partition: in_flight_per_partition.max(1),
             sequence_gap: Default::default(),
-            buffer: BufferPool {
-                permits: Semaphore::new(buffer_memory),
-                total: buffer_memory,
-            },
+            buffer: BufferPool::new(buffer_memory),
             incomplete: Mutex::new(HashMap::new()),
             drain_start: Mutex::new(HashMap::new()),
             next_batch_id: AtomicU64::new(0),
@@ -615,43 +611,6 @@ impl Accumulator {
                 tq.sticky.move_on(c);
             }
         }
-    }
-
-    /// Takes `bytes` of buffer memory, waiting until `deadline` for room.
-    pub(crate) async fn reserve(&self, bytes: usize, deadline: Instant) -> bool {
-        let n = bytes.min(self.buffer.total) as u32;
-        let acquire = self.buffer.permits.acquire_many(n);
-        match tokio::time::timeout_at(deadline.into(), acquire).await {
-            Ok(Ok(permit)) => {
-                permit.forget();
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Takes `bytes` more of buffer memory if they are free now.
-    pub(crate) fn try_reserve(&self, bytes: usize) -> bool {
-        match u32::try_from(bytes) {
-            Ok(n) if bytes <= self.buffer.total => match self.buffer.permits.try_acquire_many(n) {
-                Ok(permit) => {
-                    permit.forget();
-                    true
-                }
-                Err(_) => false,
-            },
-            _ => false,
-        }
-    }
-
-    pub(crate) fn release(&self, bytes: usize) {
-        self.buffer
-            .permits
-            .add_permits(bytes.min(self.buffer.total));
-    }
-
-    pub(crate) fn buffer_memory(&self) -> usize {
-        self.buffer.total
     }
 
     /// Records handed to `send` whose outcome is not known yet.
@@ -1075,6 +1034,3 @@ impl Accumulator {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
