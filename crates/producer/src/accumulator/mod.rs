@@ -10,6 +10,7 @@
 //! order and is resent alone (nothing else of its partition in flight), so a partition's records
 //! reach the log in the order `send` was called, whatever the retries.
 
+mod batch;
 mod limits;
 mod memory;
 #[cfg(test)]
@@ -20,9 +21,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kafka_producer_protocol::batch::{
-    record_size_upper_bound, BatchBuilder, BatchParams, Compression, Header, RECORD_BATCH_OVERHEAD,
+    record_size_upper_bound, BatchBuilder, Compression, Header, RECORD_BATCH_OVERHEAD,
 };
 
 use crate::delivery::{BatchAck, BatchOutcome, DeliveryFuture};
@@ -30,6 +30,8 @@ use crate::error::Error;
 use crate::metadata::Cluster;
 use crate::partitioner::{Sticky, StickyChoice, StickyCount};
 
+use self::batch::next_sequence;
+pub(crate) use self::batch::{ProducerBatch, ProducerIdEpoch};
 use self::memory::BufferPool;
 
 /// The queues of one topic.
@@ -78,13 +80,6 @@ pub(crate) struct PartitionQueue {
     sticky: StickyCount,
 }
 
-/// The identity the broker deduplicates by (KIP-98): a producer id and its epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ProducerIdEpoch {
-    pub(crate) id: i64,
-    pub(crate) epoch: i16,
-}
-
 impl PartitionQueue {
     /// Whether the front batch may go now, with `limit` batches of a partition in flight at most.
     /// A retried batch (it has a sequence) goes alone, so retries never overtake each other.
@@ -130,85 +125,6 @@ impl PartitionQueue {
             None => 0,
         };
         self.batches.insert(at, batch);
-    }
-}
-
-/// Sequences wrap from `i32::MAX` to 0, as the broker expects.
-fn next_sequence(seq: i32, records: usize) -> i32 {
-    ((i64::from(seq) + records as i64) % (i64::from(i32::MAX) + 1)) as i32
-}
-
-/// One batch: being filled, then sealed (its bytes fixed for every retry), then in flight.
-pub(crate) struct ProducerBatch {
-    id: u64,
-    builder: Option<BatchBuilder>,
-    sealed: Option<Bytes>,
-    /// No more records go in (it grew as large as it may, or was drained).
-    closed: bool,
-    record_count: usize,
-    created: Instant,
-    pub(crate) outcome: Arc<BatchOutcome>,
-    /// Bytes of `buffer.memory` this batch holds.
-    reserved: usize,
-    pub(crate) attempts: u32,
-    /// Idempotence: the base sequence written in the batch, fixed at first drain.
-    pub(crate) sequence: Option<i32>,
-    /// A request carrying it got no answer (or one saying so): the broker may have written it.
-    pub(crate) possibly_persisted: bool,
-    pub(crate) last_error: Option<Error>,
-}
-
-impl ProducerBatch {
-    /// A batch goes once `linger.ms` has passed since it started, or once it is closed: it can
-    /// take no more records. Without growth it closes at `batch.size`, so a full batch goes at
-    /// once (the Java rule); with growth it keeps filling past `batch.size` until `linger.ms`, up
-    /// to `batch.max.size` (see `Accumulator::append`).
-    fn is_ready(&self, now: Instant, linger: Duration) -> bool {
-        self.closed || now.saturating_duration_since(self.created) >= linger
-    }
-
-    /// Seals the batch (header, compression, CRC) if it is not sealed yet. Sealing happens once,
-    /// so a retry resends exactly the same batch.
-    fn seal(&mut self, compression: Compression, producer: Option<(ProducerIdEpoch, i32)>) {
-        if let Some(builder) = self.builder.take() {
-            let mut params = BatchParams {
-                compression,
-                ..BatchParams::default()
-            };
-            if let Some((p, seq)) = producer {
-                params.producer_id = p.id;
-                params.producer_epoch = p.epoch;
-                params.base_sequence = seq;
-                self.sequence = Some(seq);
-            }
-            self.sealed = Some(builder.finish(params));
-        }
-    }
-
-    /// Rewrites the producer id, epoch and base sequence of a sealed batch (after an epoch bump).
-    fn resequence(&mut self, producer: ProducerIdEpoch, seq: i32) {
-        if let Some(sealed) = &self.sealed {
-            self.sealed = Some(crate::sequence::rewrite_producer_state(
-                sealed,
-                producer.id,
-                producer.epoch,
-                seq,
-            ));
-            self.sequence = Some(seq);
-        }
-    }
-
-    /// The sealed batch's bytes (empty before `seal`).
-    pub(crate) fn bytes(&self) -> Bytes {
-        self.sealed.clone().unwrap_or_default()
-    }
-
-    pub(crate) fn size(&self) -> usize {
-        match (&self.builder, &self.sealed) {
-            (Some(b), _) => b.size_in_bytes(),
-            (None, Some(s)) => s.len(),
-            (None, None) => 0,
-        }
     }
 }
 
