@@ -1,7 +1,19 @@
 //! The accumulator's unit tests: they drive it as the sender and `send` do, with no broker.
 
-use super::*;
-use crate::metadata::TopicMetadata;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_producer_protocol::batch::Compression;
+
+use crate::delivery::{BatchAck, DeliveryFuture};
+use crate::error::Error;
+use crate::metadata::{Cluster, TopicMetadata};
+use crate::partitioner::StickyChoice;
+
+use super::{
+    Accumulator, Drained, NeedsBatch, PartitionQueue, ProducerBatch, ProducerIdEpoch, TopicQueues,
+};
 
 fn cluster(leaders: Vec<i32>) -> Cluster {
     let mut topics = foldhash::HashMap::default();
