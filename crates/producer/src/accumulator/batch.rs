@@ -32,7 +32,7 @@ pub(crate) struct ProducerBatch {
     pub(super) closed: bool,
     pub(super) record_count: usize,
     pub(super) created: Instant,
-    pub(crate) outcome: Arc<BatchOutcome>,
+    pub(super) outcome: Arc<BatchOutcome>,
     /// Bytes of `buffer.memory` this batch holds.
     pub(super) reserved: usize,
     pub(crate) attempts: u32,
@@ -40,7 +40,7 @@ pub(crate) struct ProducerBatch {
     pub(crate) sequence: Option<i32>,
     /// A request carrying it got no answer (or one saying so): the broker may have written it.
     pub(crate) possibly_persisted: bool,
-    pub(crate) last_error: Option<Error>,
+    pub(super) last_error: Option<Error>,
 }
 
 impl ProducerBatch {

@@ -14,7 +14,7 @@ use super::batch::{next_sequence, ProducerBatch, ProducerIdEpoch};
 /// The queues of one topic.
 pub(crate) struct TopicQueues {
     pub(crate) name: Arc<str>,
-    pub(crate) partitions: Vec<Arc<Mutex<PartitionQueue>>>,
+    pub(super) partitions: Vec<Arc<Mutex<PartitionQueue>>>,
     pub(crate) sticky: Sticky,
     /// With compression: compressed / uncompressed size of this topic's batches, as estimated
     /// from the batches sealed so far (an `f32`'s bits; starts at 1.0).
