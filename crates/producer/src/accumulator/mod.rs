@@ -9,6 +9,10 @@
 //! its first drain. A batch that must be retried goes back to the front of its queue in sequence
 //! order and is resent alone (nothing else of its partition in flight), so a partition's records
 //! reach the log in the order `send` was called, whatever the retries.
+//!
+//! This file holds the way in (`topic`, `append`) and the way out (`ready`, `drain`). The queues
+//! are in `queue`, a batch and its sequence numbers in `batch`, how large a batch may grow in
+//! `limits`, `buffer.memory` in `memory`, and what becomes of a drained batch in `settle`.
 
 mod batch;
 mod limits;
