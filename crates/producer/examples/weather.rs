@@ -1,4 +1,4 @@
-//! The seed's scenario: weather readings as JSON, keyed by city, to `weather_realtime`.
+//! The README's demo: weather readings as JSON, keyed by city, to `weather_realtime`.
 //!
 //! ```text
 //! KAFKA_BOOTSTRAP=localhost:9092 cargo run --example weather

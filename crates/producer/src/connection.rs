@@ -411,10 +411,7 @@ async fn negotiate_versions(
         if resp.error_code != 0 {
             return Err(Error::Protocol {
                 broker: addr.to_string(),
-                message: format!(
-                    "ApiVersions failed: {}",
-                    ErrorCode(resp.error_code)
-                ),
+                message: format!("ApiVersions failed: {}", ErrorCode(resp.error_code)),
             });
         }
         return Ok(resp

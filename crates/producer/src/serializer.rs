@@ -48,7 +48,7 @@ impl<T: serde::Serialize + ?Sized> Serializer<T> for JsonSerializer {
     }
 }
 
-/// Any closure from `&T` to bytes, like the seed's `value_serializer=lambda v: ...`.
+/// Any closure from `&T` to bytes, like kafka-python's `value_serializer=lambda v: ...`.
 impl<T, F, E> Serializer<T> for F
 where
     T: ?Sized,

@@ -1,4 +1,4 @@
-//! Delivery guarantees while the network misbehaves (issue 4): every connection between the producer and the
+//! Delivery guarantees while the network misbehaves: every connection between the producer and the
 //! brokers goes through a TCP fault proxy ([`FaultProxy`]) that cuts them all at random every 0.5 to 1.5 s. The
 //! producer (acks=all, idempotence on, as by default) sends numbered records over several keys meanwhile; the topic
 //! is read back with the Java reader and every acknowledged record must be there exactly once, in send order per

@@ -1,4 +1,4 @@
-//! Delivery guarantees under real faults (issue 4): acks=all, idempotence on, replication factor
+//! Delivery guarantees under real faults: acks=all, idempotence on, replication factor
 //! 3, min.insync.replicas=2. Every test sends numbered records over several keys while brokers die,
 //! reads everything back through the Java reader and checks that every acknowledged record is
 //! there exactly once, in send order per partition, and that every record got an outcome.
