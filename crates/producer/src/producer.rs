@@ -12,7 +12,7 @@ use crate::accumulator::{Appended, NeedsBatch, TopicQueues};
 use crate::clock::now_millis;
 use crate::config::ProducerConfig;
 use crate::delivery::{settled, DeliveryFuture};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::metadata::{Cluster, TopicMetadata};
 use crate::partitioner::{partition_for_key, Partitioner};
 use crate::record::{ProducerRecord, RecordMetadata};
@@ -569,7 +569,11 @@ async fn wait_for_topic(inner: &Inner, topic: &str, deadline: Instant) -> Result
 /// TOPIC_AUTHORIZATION_FAILED.
 fn incurable(cluster: &Cluster, topic: &str) -> Option<Error> {
     let code = cluster.topics.get(topic)?.error;
-    matches!(code.0, 17 | 29).then(|| Error::Broker {
+    matches!(
+        code,
+        ErrorCode::INVALID_TOPIC_EXCEPTION | ErrorCode::TOPIC_AUTHORIZATION_FAILED
+    )
+    .then(|| Error::Broker {
         topic: topic.to_string(),
         partition: None,
         code,

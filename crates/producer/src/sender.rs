@@ -580,7 +580,17 @@ impl Inner {
 
 /// Errors after which the producer's view of leaders is stale (Java: InvalidMetadataException).
 fn invalidates_metadata(code: ErrorCode) -> bool {
-    matches!(code.0, 3 | 5 | 6 | 56 | 74 | 75 | 100 | 103)
+    matches!(
+        code,
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            | ErrorCode::LEADER_NOT_AVAILABLE
+            | ErrorCode::NOT_LEADER_OR_FOLLOWER
+            | ErrorCode::KAFKA_STORAGE_ERROR
+            | ErrorCode::FENCED_LEADER_EPOCH
+            | ErrorCode::UNKNOWN_LEADER_EPOCH
+            | ErrorCode::UNKNOWN_TOPIC_ID
+            | ErrorCode::INCONSISTENT_TOPIC_ID
+    )
 }
 
 fn reconnect_backoff(initial: Duration, failures: u32) -> Duration {
