@@ -53,6 +53,9 @@ struct IdempotenceState {
     fetching: bool,
 }
 
+/// Why no batch may go yet: the producer is idempotent and InitProducerId has not answered.
+struct AwaitingProducerId;
+
 enum NodeState {
     Ready(Connection),
     Connecting,
@@ -260,8 +263,9 @@ impl Inner {
     }
 
     /// The producer id and epoch to write in new batches; `None` without idempotence.
-    /// With idempotence and no id yet, starts fetching one and returns `Err(())`: send nothing.
-    fn producer_id(self: &Arc<Self>) -> Result<Option<ProducerIdEpoch>, ()> {
+    /// With idempotence and no id yet, starts fetching one (unless a fetch is under way) and
+    /// returns [`AwaitingProducerId`]: send nothing.
+    fn producer_id(self: &Arc<Self>) -> Result<Option<ProducerIdEpoch>, AwaitingProducerId> {
         let Some(state) = &self.idempotence else {
             return Ok(None);
         };
@@ -284,7 +288,7 @@ impl Inner {
                 inner.wake.notify_one();
             });
         }
-        Err(())
+        Err(AwaitingProducerId)
     }
 
     /// Asks any broker for a producer id (InitProducerId without a transactional id, KIP-98),
@@ -636,7 +640,7 @@ pub(crate) async fn run_sender(inner: Arc<Inner>) {
         // With idempotence, nothing goes before the producer has an id.
         let (producer, nodes_to_send) = match inner.producer_id() {
             Ok(p) => (p, true),
-            Err(()) => (None, false),
+            Err(AwaitingProducerId) => (None, false),
         };
         let ready = inner.accumulator.ready(&cluster, now, closing, producer);
         if ready.unknown_leader {
