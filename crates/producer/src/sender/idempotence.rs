@@ -1,0 +1,126 @@
+//! Idempotence: the producer id and epoch (InitProducerId), and moving to the next epoch.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kafka_producer_protocol::kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, ProducerId,
+};
+use kafka_producer_protocol::ErrorCode;
+
+use super::Inner;
+use crate::accumulator::ProducerIdEpoch;
+use crate::error::Error;
+
+#[derive(Default)]
+pub(super) struct IdempotenceState {
+    current: Option<ProducerIdEpoch>,
+    /// An InitProducerId request is under way.
+    fetching: bool,
+}
+
+/// Why no batch may go yet: the producer is idempotent and InitProducerId has not answered.
+pub(super) struct AwaitingProducerId;
+
+impl Inner {
+    /// The producer id and epoch to write in new batches; `None` without idempotence.
+    /// With idempotence and no id yet, starts fetching one (unless a fetch is under way) and
+    /// returns [`AwaitingProducerId`]: send nothing.
+    pub(super) fn producer_id(
+        self: &Arc<Self>,
+    ) -> Result<Option<ProducerIdEpoch>, AwaitingProducerId> {
+        let Some(state) = &self.idempotence else {
+            return Ok(None);
+        };
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = state.current {
+            return Ok(Some(p));
+        }
+        if !state.fetching {
+            state.fetching = true;
+            let inner = self.clone();
+            tokio::spawn(async move {
+                let result = inner.init_producer_id().await;
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "InitProducerId failed; retrying");
+                    tokio::time::sleep(inner.backoff(0)).await;
+                }
+                if let Some(state) = &inner.idempotence {
+                    state.lock().unwrap_or_else(|e| e.into_inner()).fetching = false;
+                }
+                inner.wake.notify_one();
+            });
+        }
+        Err(AwaitingProducerId)
+    }
+
+    /// Asks any broker for a producer id (InitProducerId without a transactional id, KIP-98),
+    /// retrying retriable errors (a broker still loading its transaction state answers
+    /// COORDINATOR_LOAD_IN_PROGRESS) for up to `max.block.ms`.
+    pub(crate) async fn init_producer_id(&self) -> Result<(), Error> {
+        let deadline = Instant::now() + self.config.max_block;
+        let mut attempt = 0;
+        loop {
+            match self.try_init_producer_id().await {
+                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "InitProducerId: retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_init_producer_id(&self) -> Result<(), Error> {
+        let Some(state) = &self.idempotence else {
+            return Ok(());
+        };
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(i32::MAX)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let resp = self
+            .on_any_broker(|conn| {
+                let req = &req;
+                async move {
+                    let version = conn.version(ApiKey::InitProducerId)?;
+                    conn.call(req, version).await
+                }
+            })
+            .await?;
+        let code = ErrorCode(resp.error_code);
+        if !code.is_ok() {
+            return Err(Error::ProducerId { code });
+        }
+        let id = ProducerIdEpoch {
+            id: resp.producer_id.0,
+            epoch: resp.producer_epoch,
+        };
+        tracing::debug!(
+            producer_id = id.id,
+            epoch = id.epoch,
+            "idempotent producer id"
+        );
+        state.lock().unwrap_or_else(|e| e.into_inner()).current = Some(id);
+        Ok(())
+    }
+
+    /// Moves to the next epoch after a sequence gap, as the Java client does for an idempotent
+    /// producer: the broker accepts a higher epoch starting at sequence 0. At the last epoch, a new
+    /// producer id is fetched instead.
+    pub(super) fn bump_epoch(&self) {
+        if let Some(state) = &self.idempotence {
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            state.current = match state.current {
+                Some(p) if p.epoch < i16::MAX => Some(ProducerIdEpoch {
+                    id: p.id,
+                    epoch: p.epoch + 1,
+                }),
+                _ => None,
+            };
+            tracing::debug!(producer = ?state.current, "producer epoch bumped");
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Broker connections: one per broker, opened in the background, with backoff after failures.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Inner;
+use crate::connection::Connection;
+use crate::error::Error;
+
+pub(super) enum NodeState {
+    Ready(Connection),
+    Connecting,
+    Backoff { until: Instant, failures: u32 },
+}
+
+impl Inner {
+    /// The connection to `node` if it is up; otherwise starts connecting (in the background,
+    /// so one unreachable broker never holds up the others) and returns `None`.
+    pub(super) fn connection(self: &Arc<Self>, node: i32, now: Instant) -> Option<Connection> {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = match nodes.get(&node) {
+            Some(NodeState::Ready(c)) if !c.is_closed() => return Some(c.clone()),
+            Some(NodeState::Connecting) => return None,
+            Some(NodeState::Backoff { until, .. }) if *until > now => return None,
+            Some(NodeState::Backoff { failures, .. }) => *failures,
+            _ => 0,
+        };
+        let Some(addr) = self.metadata.snapshot().brokers.get(&node).cloned() else {
+            self.metadata.request_refresh();
+            return None;
+        };
+        nodes.insert(node, NodeState::Connecting);
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let c = &inner.config;
+            let result = Connection::connect(
+                &addr,
+                &c.client_id,
+                c.connection_setup_timeout,
+                c.request_timeout,
+            )
+            .await;
+            let state = match result {
+                Ok(conn) => NodeState::Ready(conn),
+                Err(e) => {
+                    tracing::warn!(node, %addr, error = %e, "cannot connect to broker");
+                    inner.metadata.request_refresh();
+                    NodeState::Backoff {
+                        until: Instant::now() + reconnect_backoff(c.reconnect_backoff, failures),
+                        failures: failures + 1,
+                    }
+                }
+            };
+            inner.set_node(node, state);
+            inner.wake.notify_one();
+        });
+        None
+    }
+
+    /// Records a node's new state, keeping an open connection that is already there: one
+    /// connection per broker, so a partition's requests are never reordered across two sockets.
+    /// Returns the node's open connection, if it has one now.
+    fn set_node(&self, node: i32, state: NodeState) -> Option<Connection> {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(NodeState::Ready(open)) = nodes.get(&node) {
+            if !open.is_closed() {
+                if let NodeState::Ready(extra) = state {
+                    extra.close();
+                }
+                return Some(open.clone());
+            }
+        }
+        let open = match &state {
+            NodeState::Ready(c) => Some(c.clone()),
+            _ => None,
+        };
+        nodes.insert(node, state);
+        open
+    }
+
+    /// Runs `op` on one broker after another until it succeeds: open connections first, then
+    /// the known brokers, then each bootstrap server. A broker that accepts the connection but
+    /// fails the request does not stop the search. Fails with [`Error::Bootstrap`] naming every
+    /// address tried and what happened there.
+    pub(super) async fn on_any_broker<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
+    where
+        F: FnMut(Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let open: Vec<Connection> = {
+            let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+            nodes
+                .values()
+                .filter_map(|s| match s {
+                    NodeState::Ready(c) if !c.is_closed() => Some(c.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut failures = Vec::new();
+        for conn in open {
+            match op(conn.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => failures.push(format!("{}: {e}", conn.addr())),
+            }
+        }
+        let mut known: Vec<(Option<i32>, String)> = self
+            .metadata
+            .snapshot()
+            .brokers
+            .iter()
+            .map(|(&id, a)| (Some(id), a.clone()))
+            .collect();
+        known.sort();
+        let bootstrap = self
+            .config
+            .bootstrap_servers
+            .iter()
+            .map(|a| (None, a.clone()));
+        for (node, addr) in known.into_iter().chain(bootstrap) {
+            let c = &self.config;
+            let conn = match Connection::connect(
+                &addr,
+                &c.client_id,
+                c.connection_setup_timeout,
+                c.request_timeout,
+            )
+            .await
+            {
+                Ok(conn) => match node {
+                    Some(node) => self
+                        .set_node(node, NodeState::Ready(conn))
+                        .expect("a Ready state yields its connection"),
+                    None => conn,
+                },
+                Err(e) => {
+                    failures.push(format!("{addr}: {e}"));
+                    continue;
+                }
+            };
+            match op(conn.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    if node.is_none() {
+                        conn.close();
+                    }
+                    failures.push(format!("{addr}: {e}"));
+                }
+            }
+        }
+        Err(Error::Bootstrap {
+            servers: self.config.bootstrap_servers.join(","),
+            details: failures.join("; "),
+        })
+    }
+
+    /// Ends every connection.
+    pub(super) fn close_connections(&self) {
+        let nodes = std::mem::take(&mut *self.nodes.lock().unwrap_or_else(|e| e.into_inner()));
+        for state in nodes.into_values() {
+            if let NodeState::Ready(c) = state {
+                c.close();
+            }
+        }
+    }
+}
+
+fn reconnect_backoff(initial: Duration, failures: u32) -> Duration {
+    initial
+        .saturating_mul(1u32 << failures.min(10))
+        .min(Duration::from_secs(1))
+}
