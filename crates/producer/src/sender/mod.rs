@@ -7,8 +7,8 @@
 //! when a topic is new, a leader is unknown, or a broker says it no longer leads.
 //!
 //! One job per file: [`nodes`] keeps a connection per broker, [`idempotence`] the producer id
-//! and epoch, [`produce`] builds Produce requests and handles their answers; this file runs the
-//! two tasks.
+//! and epoch, [`produce`] builds Produce requests and carries out what [`answer`] decides for each
+//! batch in their answers; this file runs the two tasks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +29,7 @@ use crate::partitioner::Partitioner;
 use self::idempotence::{AwaitingProducerId, IdempotenceState};
 use self::nodes::NodeState;
 
+mod answer;
 mod idempotence;
 mod nodes;
 mod produce;

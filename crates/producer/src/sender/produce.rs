@@ -7,12 +7,19 @@ use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, ProduceRequest, 
 use kafka_producer_protocol::produce::{encode_produce_request, TopicBatches};
 use kafka_producer_protocol::ErrorCode;
 
+use super::answer::{left_out, unanswered, verdict, BatchFacts, Verdict};
 use super::Inner;
 use crate::accumulator::Drained;
 use crate::config::Acks;
 use crate::connection::Connection;
 use crate::delivery::BatchAck;
 use crate::error::Error;
+
+/// What is known of a batch written with acks=0, or without an answer of its own.
+const NO_OFFSET: BatchAck = BatchAck {
+    base_offset: None,
+    log_append_time: None,
+};
 
 impl Inner {
     /// Sends one ProduceRequest and handles its answer in the background.
@@ -68,6 +75,7 @@ impl Inner {
         });
     }
 
+    /// Turns the answer to one Produce request into each batch's verdict, and carries it out.
     fn handle_produce(
         &self,
         batches: Vec<Drained>,
@@ -76,24 +84,18 @@ impl Inner {
         let now = Instant::now();
         let resp = match result {
             Ok(Some(resp)) => resp,
+            // acks=0: written to the socket is all there is to know.
             Ok(None) => {
                 for d in batches {
-                    self.accumulator.complete(
-                        d,
-                        BatchAck {
-                            base_offset: None,
-                            log_append_time: None,
-                        },
-                    );
+                    self.accumulator.complete(d, NO_OFFSET);
                 }
                 return;
             }
             Err(e) => {
                 self.metadata.request_refresh();
-                for mut d in batches {
-                    // No answer: the broker may have written it.
-                    d.batch.possibly_persisted = true;
-                    self.retry_or_fail(d, e.clone(), now);
+                for d in batches {
+                    let verdict = unanswered(self.retries_left(&d));
+                    self.apply(d, verdict, NO_OFFSET, |_| e.clone(), now);
                 }
                 return;
             }
@@ -106,129 +108,100 @@ impl Inner {
                 .flat_map(|t| t.partition_responses.iter())
                 .find(|p| p.index == d.partition);
             let Some(p) = answer else {
-                let e = Error::Protocol {
+                let verdict = left_out(self.retries_left(&d));
+                let error = |d: &Drained| Error::Protocol {
                     broker: String::new(),
                     message: format!(
                         "no answer for {}-{} in the produce response",
                         d.topic, d.partition
                     ),
                 };
-                self.retry_or_fail(d, e, now);
+                self.apply(d, verdict, NO_OFFSET, error, now);
                 continue;
             };
             let code = ErrorCode(p.error_code);
-            if d.batch.sequence.is_some() {
-                match code {
-                    // The broker already has this batch (a retry of one whose answer was lost).
-                    ErrorCode::DUPLICATE_SEQUENCE_NUMBER => {
-                        self.accumulator.complete(
-                            d,
-                            BatchAck {
-                                base_offset: None,
-                                log_append_time: None,
-                            },
-                        );
-                        continue;
-                    }
-                    // Not the next batch: an earlier one is being retried; this one follows it.
-                    // The next batch: a real gap (a lost batch), so a new epoch.
-                    ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
-                        if self.accumulator.acknowledged_after(&d) =>
-                    {
-                        self.accumulator.complete(
-                            d,
-                            BatchAck {
-                                base_offset: None,
-                                log_append_time: None,
-                            },
-                        );
-                        continue;
-                    }
-                    ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER | ErrorCode::UNKNOWN_PRODUCER_ID => {
-                        let known_log_start = p.log_start_offset >= 0;
-                        if code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
-                            && !self.accumulator.is_next_expected(&d)
-                        {
-                            // Retried after the batch before it, which the broker is still missing.
-                        } else if code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER || known_log_start
-                        {
-                            self.bump_epoch();
-                        }
-                        let error = Error::Broker {
-                            topic: d.topic.to_string(),
-                            partition: Some(d.partition),
-                            code,
-                            message: p.error_message.as_ref().map(|m| m.to_string()),
-                        };
-                        self.retry_or_fail(d, error, now);
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            if code.is_ok() {
-                let ack = BatchAck {
-                    base_offset: Some(p.base_offset),
-                    log_append_time: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
-                };
-                self.accumulator.complete(d, ack);
-                continue;
-            }
-            let error = Error::Broker {
+            let idempotent = d.batch.sequence.is_some();
+            // Each takes the partition's lock: asked only when the verdict reads it.
+            let out_of_order = idempotent && code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER;
+            let acknowledged_after = out_of_order && self.accumulator.acknowledged_after(&d);
+            let facts = BatchFacts {
+                idempotent,
+                acknowledged_after,
+                next_expected: out_of_order
+                    && !acknowledged_after
+                    && self.accumulator.is_next_expected(&d),
+                log_start_known: p.log_start_offset >= 0,
+                retries_left: self.retries_left(&d),
+            };
+            let ack = BatchAck {
+                base_offset: Some(p.base_offset),
+                log_append_time: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
+            };
+            let error = |d: &Drained| Error::Broker {
                 topic: d.topic.to_string(),
                 partition: Some(d.partition),
                 code,
                 message: p.error_message.as_ref().map(|m| m.to_string()),
             };
-            // Too large for the broker (its max.message.bytes): split and resend, in order.
-            if code == ErrorCode::MESSAGE_TOO_LARGE {
+            self.apply(d, verdict(code, &facts), ack, error, now);
+        }
+    }
+
+    /// Carries out `verdict` on the batch: `ack` is the answer's, for [`Verdict::Complete`];
+    /// `error`, what it is retried after or fails with, is built only when needed.
+    fn apply(
+        &self,
+        mut d: Drained,
+        verdict: Verdict,
+        ack: BatchAck,
+        error: impl FnOnce(&Drained) -> Error,
+        now: Instant,
+    ) {
+        match verdict {
+            Verdict::Complete => self.accumulator.complete(d, ack),
+            Verdict::CompleteDuplicate => self.accumulator.complete(d, NO_OFFSET),
+            Verdict::Split => {
+                let error = error(&d);
                 if let Some(d) = self.accumulator.split(d) {
                     self.accumulator.fail(d, error);
                 }
-                continue;
             }
-            if invalidates_metadata(code) {
-                self.metadata.request_refresh();
-            }
-            if code.is_retriable() {
-                let mut d = d;
-                // Written by the leader, not yet by enough replicas; or timed out while waiting.
-                if matches!(
-                    code,
-                    ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND | ErrorCode::REQUEST_TIMED_OUT
-                ) {
+            Verdict::Retry {
+                possibly_persisted,
+                refresh_metadata,
+                bump_epoch,
+            } => {
+                let error = error(&d);
+                self.side_effects(refresh_metadata, bump_epoch);
+                if possibly_persisted {
                     d.batch.possibly_persisted = true;
                 }
-                self.retry_or_fail(d, error, now);
-            } else {
+                let backoff = self.backoff(d.batch.attempts);
+                self.accumulator.retry(d, error, backoff, now);
+            }
+            Verdict::Fail {
+                refresh_metadata,
+                bump_epoch,
+            } => {
+                let error = error(&d);
+                self.side_effects(refresh_metadata, bump_epoch);
                 self.accumulator.fail(d, error);
             }
         }
     }
 
-    fn retry_or_fail(&self, d: Drained, error: Error, now: Instant) {
-        if d.batch.attempts >= self.config.retries {
-            self.accumulator.fail(d, error);
-        } else {
-            let backoff = self.backoff(d.batch.attempts);
-            self.accumulator.retry(d, error, backoff, now);
+    fn side_effects(&self, refresh_metadata: bool, bump_epoch: bool) {
+        if refresh_metadata {
+            self.metadata.request_refresh();
+        }
+        if bump_epoch {
+            self.bump_epoch();
         }
     }
-}
 
-/// Errors after which the producer's view of leaders is stale (Java: InvalidMetadataException).
-fn invalidates_metadata(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-            | ErrorCode::LEADER_NOT_AVAILABLE
-            | ErrorCode::NOT_LEADER_OR_FOLLOWER
-            | ErrorCode::KAFKA_STORAGE_ERROR
-            | ErrorCode::FENCED_LEADER_EPOCH
-            | ErrorCode::UNKNOWN_LEADER_EPOCH
-            | ErrorCode::UNKNOWN_TOPIC_ID
-            | ErrorCode::INCONSISTENT_TOPIC_ID
-    )
+    fn retries_left(&self, d: &Drained) -> bool {
+        d.batch.attempts < self.config.retries
+    }
 }
 
 /// The drained batches, grouped by topic, for one Produce request.
