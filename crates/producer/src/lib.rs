@@ -35,6 +35,7 @@ mod record;
 mod sender;
 mod sequence;
 mod serializer;
+mod shared;
 
 pub use config::{read_properties_file, Acks, CompressionType, ProducerConfig};
 pub use delivery::DeliveryFuture;

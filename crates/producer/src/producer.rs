@@ -2,7 +2,6 @@
 //! [`BlockingProducer`] (for synchronous code).
 
 use std::cell::RefCell;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +15,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::metadata::{Cluster, TopicMetadata};
 use crate::partitioner::{partition_for_key, Partitioner};
 use crate::record::{ProducerRecord, RecordMetadata};
-use crate::sender::{run_metadata, run_sender, Inner};
+use crate::sender::{run_metadata, run_sender};
 use crate::serializer::Serializer;
+use crate::shared::Shared;
 
 /// A Kafka producer of raw bytes. Cheap to clone (`Clone + Send + Sync`); all clones share one
 /// buffer, one set of connections and one background sender.
@@ -25,20 +25,20 @@ use crate::serializer::Serializer;
 /// Create it inside a tokio runtime: it spawns its sender and metadata tasks there.
 #[derive(Clone)]
 pub struct Producer {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
     _guard: Arc<DropGuard>,
 }
 
 /// Notices when the last user handle goes away without `close`.
-struct DropGuard(Arc<Inner>);
+struct DropGuard(Arc<Shared>);
 
 impl Drop for DropGuard {
     fn drop(&mut self) {
-        let inner = &self.0;
-        if inner.closing.swap(true, Ordering::AcqRel) {
+        let shared = &self.0;
+        if !shared.begin_close() {
             return;
         }
-        let pending = inner.accumulator.pending_records();
+        let pending = shared.accumulator().pending_records();
         if pending > 0 {
             let msg = format!(
                 "kafka-producer: the producer was dropped without close() while {pending} record(s) \
@@ -51,7 +51,7 @@ impl Drop for DropGuard {
                 eprintln!("{msg}");
             }
         }
-        inner.wake.notify_one();
+        shared.wake_sender();
     }
 }
 
@@ -71,14 +71,14 @@ impl Producer {
         partitioner: Option<Arc<dyn Partitioner>>,
     ) -> Result<Producer> {
         config.validate()?;
-        let inner = Arc::new(Inner::new(config, partitioner));
-        inner.refresh_metadata().await?;
-        inner.init_producer_id().await?;
-        tokio::spawn(run_sender(inner.clone()));
-        tokio::spawn(run_metadata(inner.clone()));
+        let shared = Arc::new(Shared::new(config, partitioner));
+        shared.refresh_metadata().await?;
+        shared.init_producer_id().await?;
+        tokio::spawn(run_sender(shared.clone()));
+        tokio::spawn(run_metadata(shared.clone()));
         Ok(Producer {
-            _guard: Arc::new(DropGuard(inner.clone())),
-            inner,
+            _guard: Arc::new(DropGuard(shared.clone())),
+            shared,
         })
     }
 
@@ -106,7 +106,7 @@ impl Producer {
         // runtime. Before anything is queued, so a send cancelled here queues nothing.
         tokio::task::consume_budget().await;
         let r = RawRecord::of(&record);
-        match try_queue(&self.inner, &r) {
+        match try_queue(&self.shared, &r) {
             Ok(Some(f)) => return Ok(f),
             Ok(None) => {}
             Err(e) => return Err(*e),
@@ -114,7 +114,7 @@ impl Producer {
         // Boxed: the waiting path's state (the metadata watch, the semaphore's acquire) made up
         // most of this future (848 bytes), and every `send` moves its future at least once;
         // boxed, it is allocated only when a send must wait, not per record.
-        Box::pin(send_slow(&self.inner, &r)).await
+        Box::pin(send_slow(&self.shared, &r)).await
     }
 
     /// Queues a record if that needs no waiting, as [`send`](Self::send) does when it returns
@@ -158,7 +158,7 @@ impl Producer {
         V: AsRef<[u8]>,
     {
         let r = RawRecord::of(record);
-        try_queue(&self.inner, &r).map_err(|e| *e)
+        try_queue(&self.shared, &r).map_err(|e| *e)
     }
 
     /// Sends everything queued now (ignoring `linger.ms`) and waits until every record handed to
@@ -167,26 +167,28 @@ impl Producer {
     /// Returns [`Error::FlushFailed`] if any of them failed; each record's own future still
     /// carries its own error.
     pub async fn flush(&self) -> Result<()> {
-        flush(&self.inner).await
+        flush(&self.shared).await
     }
 
     /// Flushes, then stops the background tasks and closes the connections. Records still not
     /// acknowledged at `timeout` fail with [`Error::Closed`], which reaches their futures.
     /// Later sends fail with [`Error::Closed`].
     pub async fn close(&self, timeout: Duration) -> Result<()> {
-        let inner = &self.inner;
-        inner.closing.store(true, Ordering::Release);
-        inner.wake.notify_one();
-        let mut stopped = inner.stopped.subscribe();
+        let shared = &self.shared;
+        shared.begin_close();
+        shared.wake_sender();
+        let mut stopped = shared.stopped();
         let graceful = tokio::time::timeout(timeout, stopped.wait_for(|&s| s))
             .await
             .is_ok();
         if graceful {
             return Ok(());
         }
-        let pending = inner.accumulator.pending_records();
-        inner.accumulator.abort_all(&Error::Closed { topic: None });
-        inner.wake.notify_one();
+        let pending = shared.accumulator().pending_records();
+        shared
+            .accumulator()
+            .abort_all(&Error::Closed { topic: None });
+        shared.wake_sender();
         let _ = stopped.wait_for(|&s| s).await;
         Err(Error::Closed {
             topic: Some(format!(
@@ -198,13 +200,13 @@ impl Producer {
 
     /// Records handed to `send` whose outcome is not known yet.
     pub fn pending_records(&self) -> usize {
-        self.inner.accumulator.pending_records()
+        self.shared.accumulator().pending_records()
     }
 
     /// The partition count of `topic` as last seen in metadata (fetching it if needed).
     pub async fn partition_count(&self, topic: &str) -> Result<usize> {
-        let deadline = Instant::now() + self.inner.config.max_block;
-        let cluster = wait_for_topic(&self.inner, topic, deadline).await?;
+        let deadline = Instant::now() + self.shared.config().max_block;
+        let cluster = wait_for_topic(&self.shared, topic, deadline).await?;
         Ok(cluster.topics[topic].partition_count())
     }
 }
@@ -238,23 +240,23 @@ impl<'a> RawRecord<'a> {
 /// The error is boxed: `Error` is 64 bytes, and this result is moved through every `send`; the
 /// box is allocated only for a record that fails.
 fn try_send_now(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     r: &RawRecord<'_>,
 ) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
-    check_open(inner, r.topic)?;
-    if !surely_fits(inner, r) {
-        check_size(inner, r)?;
+    check_open(shared, r.topic)?;
+    if !surely_fits(shared, r) {
+        check_size(shared, r)?;
     }
-    with_topic(inner, r.topic, |meta, tq| {
+    with_topic(shared, r.topic, |meta, tq| {
         let timestamp = r.timestamp.unwrap_or_else(now_millis);
-        let placed = place(inner, meta, r)?;
+        let placed = place(shared, meta, r)?;
         Ok(
-            match append_placed(inner, meta, tq, placed, r, timestamp, None) {
-                Ok(a) => Some(appended(inner, a)),
+            match append_placed(shared, meta, tq, placed, r, timestamp, None) {
+                Ok(a) => Some(appended(shared, a)),
                 Err(needs) => {
                     if needs.last_full {
                         // That batch was just closed: it can go now, whatever linger.ms says.
-                        inner.wake.notify_one();
+                        shared.wake_sender();
                     }
                     None
                 }
@@ -268,12 +270,12 @@ fn try_send_now(
 /// for a new batch is free now, into a new one. `None`: `send` would wait (for the topic's
 /// metadata, or for buffer memory), and nothing is queued.
 fn try_queue(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     r: &RawRecord<'_>,
 ) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
-    match try_send_now(inner, r)? {
+    match try_send_now(shared, r)? {
         Some(f) => Ok(Some(f)),
-        None => try_new_batch(inner, r),
+        None => try_new_batch(shared, r),
     }
 }
 
@@ -282,28 +284,28 @@ fn try_queue(
 #[cold]
 #[inline(never)]
 fn try_new_batch(
-    inner: &Arc<Inner>,
+    shared: &Arc<Shared>,
     r: &RawRecord<'_>,
 ) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
-    let size = check_size(inner, r)?;
-    let queued = with_topic(inner, r.topic, |meta, tq| {
-        let placed = place(inner, meta, r)?;
-        let reserve = batch_reservation(inner, size);
-        if !inner.accumulator.try_reserve(reserve) {
+    let size = check_size(shared, r)?;
+    let queued = with_topic(shared, r.topic, |meta, tq| {
+        let placed = place(shared, meta, r)?;
+        let reserve = batch_reservation(shared, size);
+        if !shared.accumulator().try_reserve(reserve) {
             return Ok(None);
         }
-        append_reserved(inner, meta, tq, placed, r, reserve).map(Some)
+        append_reserved(shared, meta, tq, placed, r, reserve).map(Some)
     });
     match queued {
         Some(result) => result.map_err(Box::new),
         None => {
             // Not known yet, or no leader: fetch it, as `send` would while it waits, unless
             // waiting cannot help (then `send` fails at once too).
-            if let Some(e) = incurable(&inner.metadata.snapshot(), r.topic) {
+            if let Some(e) = incurable(&shared.metadata().snapshot(), r.topic) {
                 return Err(Box::new(e));
             }
-            inner.metadata.want(r.topic);
-            inner.metadata.request_refresh();
+            shared.metadata().want(r.topic);
+            shared.metadata().request_refresh();
             Ok(None)
         }
     }
@@ -312,7 +314,7 @@ fn try_new_batch(
 /// Appends the record to the partition `place` chose or, for `None`, to the sticky partition,
 /// following it if another send moves it on meanwhile; `reserved` as for `Accumulator::append`.
 fn append_placed(
-    inner: &Inner,
+    shared: &Shared,
     meta: &TopicMetadata,
     tq: &TopicQueues,
     placed: Option<i32>,
@@ -330,7 +332,7 @@ fn append_placed(
                 (c.partition as i32, Some(c))
             }
         };
-        match inner.accumulator.append(
+        match shared.accumulator().append(
             tq,
             partition,
             sticky,
@@ -365,12 +367,12 @@ thread_local! {
 /// Calls `f` with the topic's metadata and queues if records can be placed in it now; `None`
 /// if they cannot.
 fn with_topic<R>(
-    inner: &Inner,
+    shared: &Shared,
     topic: &str,
     f: impl FnOnce(&TopicMetadata, &TopicQueues) -> R,
 ) -> Option<R> {
     // Read before the snapshot, so it is never newer than the snapshot cached with it.
-    let generation = inner.metadata.generation();
+    let generation = shared.metadata().generation();
     let mut f = Some(f);
     let from_cache = LAST_TOPIC.try_with(|cell| {
         // Taken already: a send from inside a send (a user partitioner's); none below.
@@ -379,7 +381,7 @@ fn with_topic<R>(
             .as_ref()
             .is_some_and(|l| l.generation == generation && same_name(&l.queues.name, topic));
         if !cached {
-            let Some((meta, queues)) = look_up(inner, topic) else {
+            let Some((meta, queues)) = look_up(shared, topic) else {
                 return Some(None);
             };
             *last = Some(LastTopic {
@@ -395,17 +397,17 @@ fn with_topic<R>(
         Ok(Some(result)) => result,
         // No cache on this thread: borrowed by a send inside a send, or gone as the thread ends.
         _ => {
-            let (meta, queues) = look_up(inner, topic)?;
+            let (meta, queues) = look_up(shared, topic)?;
             Some((f?)(&meta, &queues))
         }
     }
 }
 
 /// The topic's metadata in the current snapshot and its queues, if records can be placed in it.
-fn look_up(inner: &Inner, topic: &str) -> Option<(Arc<TopicMetadata>, Arc<TopicQueues>)> {
-    let cluster = inner.metadata.snapshot();
+fn look_up(shared: &Shared, topic: &str) -> Option<(Arc<TopicMetadata>, Arc<TopicQueues>)> {
+    let cluster = shared.metadata().snapshot();
     let meta = ready_topic(&cluster, topic)?.clone();
-    let queues = inner.accumulator.topic(topic, meta.partition_count());
+    let queues = shared.accumulator().topic(topic, meta.partition_count());
     Some((meta, queues))
 }
 
@@ -416,43 +418,43 @@ fn same_name(a: &str, b: &str) -> bool {
 }
 
 /// `send` when it must wait: for the topic's metadata, or for buffer memory.
-async fn send_slow(inner: &Arc<Inner>, r: &RawRecord<'_>) -> Result<DeliveryFuture> {
+async fn send_slow(shared: &Arc<Shared>, r: &RawRecord<'_>) -> Result<DeliveryFuture> {
     let start = Instant::now();
-    let deadline = start + inner.config.max_block;
-    check_open(inner, r.topic)?;
-    let size = check_size(inner, r)?;
-    let cluster = wait_for_topic(inner, r.topic, deadline).await?;
+    let deadline = start + shared.config().max_block;
+    check_open(shared, r.topic)?;
+    let size = check_size(shared, r)?;
+    let cluster = wait_for_topic(shared, r.topic, deadline).await?;
     let meta = ready_topic(&cluster, r.topic).expect("wait_for_topic waits for this");
-    let tq = inner.accumulator.topic(r.topic, meta.partition_count());
-    let placed = place(inner, meta, r)?;
-    let reserve = batch_reservation(inner, size);
-    if !inner.accumulator.reserve(reserve, deadline).await {
+    let tq = shared.accumulator().topic(r.topic, meta.partition_count());
+    let placed = place(shared, meta, r)?;
+    let reserve = batch_reservation(shared, size);
+    if !shared.accumulator().reserve(reserve, deadline).await {
         return Err(Error::BufferExhausted {
             topic: r.topic.to_string(),
-            buffer_memory: inner.accumulator.buffer_memory(),
+            buffer_memory: shared.accumulator().buffer_memory(),
             waited: start.elapsed(),
         });
     }
-    if let Err(e) = check_open(inner, r.topic) {
-        inner.accumulator.release(reserve);
+    if let Err(e) = check_open(shared, r.topic) {
+        shared.accumulator().release(reserve);
         return Err(e);
     }
     // The sticky partition as it is now, after the wait.
-    append_reserved(inner, meta, &tq, placed, r, reserve)
+    append_reserved(shared, meta, &tq, placed, r, reserve)
 }
 
 /// The buffer memory a new batch for a record of `size` bytes takes: `batch.size`, or the
 /// record's size if larger, but never more than `buffer.memory` (`batch.size` may exceed it;
 /// `check_size` has made sure the record alone does not).
-fn batch_reservation(inner: &Inner, size: usize) -> usize {
-    size.max(inner.accumulator.batch_size())
-        .min(inner.accumulator.buffer_memory())
+fn batch_reservation(shared: &Shared, size: usize) -> usize {
+    size.max(shared.accumulator().batch_size())
+        .min(shared.accumulator().buffer_memory())
 }
 
 /// Appends the record with `reserved` bytes of buffer memory for a new batch (`send_slow` and
 /// `try_new_batch`), to the partition `place` chose or the sticky partition as it is now.
 fn append_reserved(
-    inner: &Inner,
+    shared: &Shared,
     meta: &TopicMetadata,
     tq: &TopicQueues,
     placed: Option<i32>,
@@ -460,8 +462,8 @@ fn append_reserved(
     reserved: usize,
 ) -> Result<DeliveryFuture> {
     let timestamp = r.timestamp.unwrap_or_else(now_millis);
-    match append_placed(inner, meta, tq, placed, r, timestamp, Some(reserved)) {
-        Ok(a) => Ok(appended(inner, a)),
+    match append_placed(shared, meta, tq, placed, r, timestamp, Some(reserved)) {
+        Ok(a) => Ok(appended(shared, a)),
         // The producer closed meanwhile (while a send waited), and its sender has stopped.
         Err(NeedsBatch { stopped: true, .. }) => Err(closed(r.topic)),
         Err(_) => unreachable!("with memory reserved, append always takes the record"),
@@ -469,9 +471,9 @@ fn append_reserved(
 }
 
 /// After an append: wake the sender if it should look.
-fn appended(inner: &Inner, a: Appended) -> DeliveryFuture {
+fn appended(shared: &Shared, a: Appended) -> DeliveryFuture {
     if a.wake_sender {
-        inner.wake.notify_one();
+        shared.wake_sender();
     }
     a.future
 }
@@ -480,9 +482,9 @@ fn appended(inner: &Inner, a: Appended) -> DeliveryFuture {
 /// headers a record takes at most 32 bytes besides its key and value (every varint at its
 /// widest), and a batch of it alone [`RECORD_BATCH_OVERHEAD`] more. (`check_size` with its
 /// per-field arithmetic was 2% of `send`.)
-fn surely_fits(inner: &Inner, r: &RawRecord<'_>) -> bool {
+fn surely_fits(shared: &Shared, r: &RawRecord<'_>) -> bool {
     const WIDEST_RECORD_OVERHEAD: usize = 32;
-    let c = &inner.config;
+    let c = shared.config();
     let limit = c.max_request_size.min(c.buffer_memory);
     let key = r.key.map_or(0, <[u8]>::len);
     let value = r.value.map_or(0, <[u8]>::len);
@@ -494,8 +496,8 @@ fn surely_fits(inner: &Inner, r: &RawRecord<'_>) -> bool {
 }
 
 /// Fails a send to `topic` once the producer is closing.
-fn check_open(inner: &Inner, topic: &str) -> Result<()> {
-    if inner.is_closing() {
+fn check_open(shared: &Shared, topic: &str) -> Result<()> {
+    if shared.is_closing() {
         return Err(closed(topic));
     }
     Ok(())
@@ -508,10 +510,10 @@ fn closed(topic: &str) -> Error {
 }
 
 /// Fails records that can never be sent, before anything is queued; returns the record's size.
-fn check_size(inner: &Inner, r: &RawRecord<'_>) -> Result<usize> {
+fn check_size(shared: &Shared, r: &RawRecord<'_>) -> Result<usize> {
     let size = record_size_upper_bound(r.key.map(<[u8]>::len), r.value.map(<[u8]>::len), r.headers)
         + RECORD_BATCH_OVERHEAD;
-    let c = &inner.config;
+    let c = shared.config();
     for (limit_name, limit) in [
         ("max.request.size", c.max_request_size),
         ("buffer.memory", c.buffer_memory),
@@ -537,11 +539,11 @@ fn ready_topic<'c>(cluster: &'c Cluster, topic: &str) -> Option<&'c Arc<TopicMet
 }
 
 /// Waits until the topic's partitions are known, asking for metadata as needed, until `deadline`.
-async fn wait_for_topic(inner: &Inner, topic: &str, deadline: Instant) -> Result<Arc<Cluster>> {
-    let mut changes = inner.metadata.subscribe();
+async fn wait_for_topic(shared: &Shared, topic: &str, deadline: Instant) -> Result<Arc<Cluster>> {
+    let mut changes = shared.metadata().subscribe();
     let start = Instant::now();
     loop {
-        let cluster = inner.metadata.snapshot();
+        let cluster = shared.metadata().snapshot();
         let last_error = cluster.topics.get(topic).map(|t| t.error);
         if ready_topic(&cluster, topic).is_some() {
             return Ok(cluster);
@@ -549,8 +551,8 @@ async fn wait_for_topic(inner: &Inner, topic: &str, deadline: Instant) -> Result
         if let Some(e) = incurable(&cluster, topic) {
             return Err(e);
         }
-        inner.metadata.want(topic);
-        inner.metadata.request_refresh();
+        shared.metadata().want(topic);
+        shared.metadata().request_refresh();
         changes.borrow_and_update();
         if tokio::time::timeout_at(deadline.into(), changes.changed())
             .await
@@ -583,7 +585,7 @@ fn incurable(cluster: &Cluster, topic: &str) -> Option<Error> {
 
 /// Chooses the partition, unless the record is one for the sticky partitioner (no key, no
 /// partition given, no user partitioner's answer): then `None`.
-fn place(inner: &Inner, meta: &TopicMetadata, r: &RawRecord<'_>) -> Result<Option<i32>> {
+fn place(shared: &Shared, meta: &TopicMetadata, r: &RawRecord<'_>) -> Result<Option<i32>> {
     let count = meta.partition_count();
     if let Some(p) = r.partition {
         if p < 0 || p as usize >= count {
@@ -595,7 +597,7 @@ fn place(inner: &Inner, meta: &TopicMetadata, r: &RawRecord<'_>) -> Result<Optio
         }
         return Ok(Some(p));
     }
-    if let Some(custom) = &inner.partitioner {
+    if let Some(custom) = shared.partitioner() {
         if let Some(p) = custom.partition(r.topic, r.key, r.value, count as u32) {
             if p as usize >= count {
                 return Err(Error::InvalidPartition {
@@ -607,25 +609,25 @@ fn place(inner: &Inner, meta: &TopicMetadata, r: &RawRecord<'_>) -> Result<Optio
             return Ok(Some(p as i32));
         }
     }
-    if let (Some(key), false) = (r.key, inner.config.partitioner_ignore_keys) {
+    if let (Some(key), false) = (r.key, shared.config().partitioner_ignore_keys) {
         return Ok(Some(partition_for_key(key, count as u32) as i32));
     }
     Ok(None)
 }
 
-async fn flush(inner: &Inner) -> Result<()> {
-    inner.accumulator.begin_flush();
-    struct EndFlush<'a>(&'a Inner);
+async fn flush(shared: &Shared) -> Result<()> {
+    shared.accumulator().begin_flush();
+    struct EndFlush<'a>(&'a Shared);
     impl Drop for EndFlush<'_> {
         fn drop(&mut self) {
-            self.0.accumulator.end_flush();
+            self.0.accumulator().end_flush();
         }
     }
-    let _end = EndFlush(inner);
-    inner.wake.notify_one();
+    let _end = EndFlush(shared);
+    shared.wake_sender();
     let mut failed = 0;
     let mut first = None;
-    for outcome in inner.accumulator.incomplete() {
+    for outcome in shared.accumulator().incomplete() {
         if let Err(e) = settled(outcome).await {
             failed += 1;
             first.get_or_insert(e);
@@ -712,7 +714,7 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
     pub async fn send(&self, record: ProducerRecord<'_, &K, &V>) -> Result<DeliveryFuture> {
         // As `Producer::send`: yield now and then, before anything is queued.
         tokio::task::consume_budget().await;
-        let inner = &self.producer.inner;
+        let shared = &self.producer.shared;
         let topic = record.topic;
         // Fast path: serialize into this thread's scratch buffers and append without waiting.
         let fast = SCRATCH.with(|s| {
@@ -726,7 +728,7 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
                 timestamp: record.timestamp,
                 partition: record.partition,
             };
-            match try_queue(inner, &raw).map_err(|e| *e)? {
+            match try_queue(shared, &raw).map_err(|e| *e)? {
                 Some(f) => Ok(Ok(f)),
                 // Must wait: keep owned copies across the await.
                 None => Ok(Err((key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)))),
@@ -745,7 +747,7 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
             partition: record.partition,
         };
         // Boxed, as in `Producer::send`.
-        Box::pin(send_slow(inner, &raw)).await
+        Box::pin(send_slow(shared, &raw)).await
     }
 
     fn serialize<'b>(

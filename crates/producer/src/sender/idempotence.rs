@@ -1,6 +1,6 @@
 //! Idempotence: the producer id and epoch (InitProducerId), and moving to the next epoch.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use kafka_producer_protocol::kafka_protocol::messages::{
@@ -8,12 +8,17 @@ use kafka_producer_protocol::kafka_protocol::messages::{
 };
 use kafka_producer_protocol::ErrorCode;
 
-use super::Inner;
 use crate::accumulator::ProducerIdEpoch;
 use crate::error::Error;
+use crate::shared::Shared;
+
+/// The producer id and epoch of an idempotent producer.
+#[derive(Default)]
+pub(crate) struct Idempotence(Mutex<IdempotenceState>);
 
 #[derive(Default)]
-pub(super) struct IdempotenceState {
+struct IdempotenceState {
+    /// `None` until InitProducerId answered.
     current: Option<ProducerIdEpoch>,
     /// An InitProducerId request is under way.
     fetching: bool,
@@ -22,33 +27,33 @@ pub(super) struct IdempotenceState {
 /// Why no batch may go yet: the producer is idempotent and InitProducerId has not answered.
 pub(super) struct AwaitingProducerId;
 
-impl Inner {
+impl Shared {
     /// The producer id and epoch to write in new batches; `None` without idempotence.
     /// With idempotence and no id yet, starts fetching one (unless a fetch is under way) and
     /// returns [`AwaitingProducerId`]: send nothing.
     pub(super) fn producer_id(
         self: &Arc<Self>,
     ) -> Result<Option<ProducerIdEpoch>, AwaitingProducerId> {
-        let Some(state) = &self.idempotence else {
+        let Some(state) = self.idempotence() else {
             return Ok(None);
         };
-        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = state.lock();
         if let Some(p) = state.current {
             return Ok(Some(p));
         }
         if !state.fetching {
             state.fetching = true;
-            let inner = self.clone();
+            let shared = self.clone();
             tokio::spawn(async move {
-                let result = inner.init_producer_id().await;
+                let result = shared.init_producer_id().await;
                 if let Err(e) = &result {
                     tracing::warn!(error = %e, "InitProducerId failed; retrying");
-                    tokio::time::sleep(inner.backoff(0)).await;
+                    tokio::time::sleep(shared.backoff(0)).await;
                 }
-                if let Some(state) = &inner.idempotence {
-                    state.lock().unwrap_or_else(|e| e.into_inner()).fetching = false;
+                if let Some(state) = shared.idempotence() {
+                    state.lock().fetching = false;
                 }
-                inner.wake.notify_one();
+                shared.wake_sender();
             });
         }
         Err(AwaitingProducerId)
@@ -58,7 +63,7 @@ impl Inner {
     /// retrying retriable errors (a broker still loading its transaction state answers
     /// COORDINATOR_LOAD_IN_PROGRESS) for up to `max.block.ms`.
     pub(crate) async fn init_producer_id(&self) -> Result<(), Error> {
-        let deadline = Instant::now() + self.config.max_block;
+        let deadline = Instant::now() + self.config().max_block;
         let mut attempt = 0;
         loop {
             match self.try_init_producer_id().await {
@@ -73,7 +78,7 @@ impl Inner {
     }
 
     async fn try_init_producer_id(&self) -> Result<(), Error> {
-        let Some(state) = &self.idempotence else {
+        let Some(state) = self.idempotence() else {
             return Ok(());
         };
         let req = InitProducerIdRequest::default()
@@ -103,7 +108,7 @@ impl Inner {
             epoch = id.epoch,
             "idempotent producer id"
         );
-        state.lock().unwrap_or_else(|e| e.into_inner()).current = Some(id);
+        state.lock().current = Some(id);
         Ok(())
     }
 
@@ -111,8 +116,8 @@ impl Inner {
     /// producer: the broker accepts a higher epoch starting at sequence 0. At the last epoch, a new
     /// producer id is fetched instead.
     pub(super) fn bump_epoch(&self) {
-        if let Some(state) = &self.idempotence {
-            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = self.idempotence() {
+            let mut state = state.lock();
             state.current = match state.current {
                 Some(p) if p.epoch < i16::MAX => Some(ProducerIdEpoch {
                     id: p.id,
@@ -122,5 +127,11 @@ impl Inner {
             };
             tracing::debug!(producer = ?state.current, "producer epoch bumped");
         }
+    }
+}
+
+impl Idempotence {
+    fn lock(&self) -> MutexGuard<'_, IdempotenceState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -10,110 +10,58 @@
 //! and epoch, [`produce`] builds Produce requests and carries out what [`answer`] decides for each
 //! batch in their answers; this file runs the two tasks.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_producer_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
 use kafka_producer_protocol::kafka_protocol::protocol::StrBytes;
-use tokio::sync::{watch, Notify};
 
-use crate::accumulator::Accumulator;
-use crate::config::ProducerConfig;
 use crate::error::Error;
-use crate::metadata::Metadata;
-use crate::partitioner::Partitioner;
+use crate::shared::Shared;
 
-use self::idempotence::{AwaitingProducerId, IdempotenceState};
-use self::nodes::NodeState;
+use self::idempotence::AwaitingProducerId;
+pub(crate) use self::idempotence::Idempotence;
+pub(crate) use self::nodes::Nodes;
 
 mod answer;
 mod idempotence;
 mod nodes;
 mod produce;
 
-/// Everything the producer handles and the background tasks share.
-pub(crate) struct Inner {
-    pub(crate) config: ProducerConfig,
-    pub(crate) accumulator: Accumulator,
-    pub(crate) metadata: Metadata,
-    pub(crate) partitioner: Option<Arc<dyn Partitioner>>,
-    /// Wakes the sender: a batch was started or closed, an answer came, metadata changed.
-    pub(crate) wake: Notify,
-    /// No new records; send what is queued, then stop.
-    pub(crate) closing: AtomicBool,
-    /// Set when the sender task has ended.
-    pub(crate) stopped: watch::Sender<bool>,
-    nodes: Mutex<HashMap<i32, NodeState>>,
-    /// With idempotence: the producer id and epoch, `None` until InitProducerId answered.
-    idempotence: Option<Mutex<IdempotenceState>>,
-}
-
-impl Inner {
-    pub(crate) fn new(config: ProducerConfig, partitioner: Option<Arc<dyn Partitioner>>) -> Self {
-        Inner {
-            accumulator: Accumulator::new(
-                config.batch_size,
-                config.batch_max_size,
-                config.max_request_size,
-                config.linger,
-                config.delivery_timeout,
-                config.buffer_memory,
-                config.compression.codec(),
-                if config.idempotent() {
-                    config.max_in_flight
-                } else {
-                    1
-                },
-            ),
-            metadata: Metadata::new(),
-            partitioner,
-            wake: Notify::new(),
-            closing: AtomicBool::new(false),
-            stopped: watch::channel(false).0,
-            nodes: Mutex::new(HashMap::new()),
-            idempotence: config.idempotent().then(Default::default),
-            config,
-        }
-    }
-
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
-    }
-}
-
 /// The sender task: drain ready batches, send them, sleep until the next linger deadline or wake-up.
-pub(crate) async fn run_sender(inner: Arc<Inner>) {
-    let c = &inner.config;
+pub(crate) async fn run_sender(shared: Arc<Shared>) {
+    let c = shared.config();
     loop {
         let now = Instant::now();
-        let cluster = inner.metadata.snapshot();
-        let closing = inner.is_closing();
-        let next_expiry = inner.accumulator.expire(now);
-        if inner.accumulator.take_sequence_gap() {
-            inner.bump_epoch();
+        let cluster = shared.metadata().snapshot();
+        let closing = shared.is_closing();
+        let next_expiry = shared.accumulator().expire(now);
+        if shared.accumulator().take_sequence_gap() {
+            shared.bump_epoch();
         }
         // With idempotence, nothing goes before the producer has an id.
-        let (producer, nodes_to_send) = match inner.producer_id() {
+        let (producer, nodes_to_send) = match shared.producer_id() {
             Ok(p) => (p, true),
             Err(AwaitingProducerId) => (None, false),
         };
-        let ready = inner.accumulator.ready(&cluster, now, closing, producer);
+        let ready = shared.accumulator().ready(&cluster, now, closing, producer);
         if ready.unknown_leader {
-            inner.metadata.request_refresh();
+            shared.metadata().request_refresh();
         }
         let mut next = earliest(ready.next_check, next_expiry);
         for node in ready.nodes.into_iter().filter(|_| nodes_to_send) {
-            match inner.connection(node, now) {
+            match shared.connection(node, now) {
                 Some(conn) if conn.in_flight() < c.max_in_flight => {
-                    let batches =
-                        inner
-                            .accumulator
-                            .drain(&cluster, node, c.max_request_size, now, producer);
+                    let batches = shared.accumulator().drain(
+                        &cluster,
+                        node,
+                        c.max_request_size,
+                        now,
+                        producer,
+                    );
                     if !batches.is_empty() {
-                        inner.send_produce(conn, batches);
+                        shared.send_produce(conn, batches);
                         // More may be ready than one request held: look again at once, as the
                         // Java sender does while nodes are ready.
                         next = Some(now);
@@ -129,7 +77,7 @@ pub(crate) async fn run_sender(inner: Arc<Inner>) {
                 }
             }
         }
-        if closing && inner.accumulator.stop_if_drained() {
+        if closing && shared.accumulator().stop_if_drained() {
             break;
         }
         let sleep = async {
@@ -139,58 +87,58 @@ pub(crate) async fn run_sender(inner: Arc<Inner>) {
             }
         };
         tokio::select! {
-            _ = inner.wake.notified() => {}
+            _ = shared.sender_woken() => {}
             _ = sleep => {}
         }
     }
-    inner.close_connections();
-    inner.stopped.send_replace(true);
-    inner.metadata.refresh.notify_one();
+    shared.nodes().close_all();
+    shared.set_stopped();
+    shared.metadata().refresh.notify_one();
 }
 
 /// The metadata task: refresh when asked (at most once per `retry.backoff.ms`) and when the
 /// snapshot is older than `metadata.max.age.ms`.
-pub(crate) async fn run_metadata(inner: Arc<Inner>) {
-    let c = &inner.config;
-    let mut stopped = inner.stopped.subscribe();
+pub(crate) async fn run_metadata(shared: Arc<Shared>) {
+    let c = shared.config();
+    let mut stopped = shared.stopped();
     let mut failures = 0u32;
     loop {
-        let due = inner
-            .metadata
+        let due = shared
+            .metadata()
             .snapshot()
             .updated
             .map_or_else(Instant::now, |u| u + c.metadata_max_age);
-        if !inner.metadata.take_forced() {
+        if !shared.metadata().take_forced() {
             tokio::select! {
-                _ = inner.metadata.refresh.notified() => {}
+                _ = shared.metadata().refresh.notified() => {}
                 _ = tokio::time::sleep_until(due.into()) => {}
                 _ = stopped.wait_for(|&s| s) => return,
             }
-            inner.metadata.take_forced();
+            shared.metadata().take_forced();
         }
         if *stopped.borrow() {
             return;
         }
-        match inner.refresh_metadata().await {
+        match shared.refresh_metadata().await {
             Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, "metadata refresh failed");
-                inner.metadata.request_refresh();
-                inner.metadata.bump();
+                shared.metadata().request_refresh();
+                shared.metadata().bump();
             }
         }
-        inner.wake.notify_one();
+        shared.wake_sender();
         // Never more than one refresh per backoff, however many ask.
-        tokio::time::sleep(inner.backoff(failures.saturating_sub(1))).await;
+        tokio::time::sleep(shared.backoff(failures.saturating_sub(1))).await;
     }
 }
 
-impl Inner {
+impl Shared {
     /// One Metadata request for the topics in use; replaces the snapshot.
     pub(crate) async fn refresh_metadata(&self) -> Result<(), Error> {
         let topics = self
-            .metadata
+            .metadata()
             .wanted()
             .into_iter()
             .map(|t| {
@@ -210,13 +158,16 @@ impl Inner {
                 }
             })
             .await?;
-        let cluster = self.metadata.snapshot().updated_with(&resp, Instant::now());
-        self.metadata.replace(cluster);
+        let cluster = self
+            .metadata()
+            .snapshot()
+            .updated_with(&resp, Instant::now());
+        self.metadata().replace(cluster);
         Ok(())
     }
 
     fn backoff(&self, attempts: u32) -> Duration {
-        let c = &self.config;
+        let c = self.config();
         let exp = c.retry_backoff.saturating_mul(1u32 << attempts.min(16));
         let base = exp.min(c.retry_backoff_max);
         // ±20% jitter, as the Java client, so many producers do not retry in step.

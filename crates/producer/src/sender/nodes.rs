@@ -1,23 +1,28 @@
 //! Broker connections: one per broker, opened in the background, with backoff after failures.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::Inner;
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::shared::Shared;
 
-pub(super) enum NodeState {
+/// Each broker's connection, or why it has none now.
+#[derive(Default)]
+pub(crate) struct Nodes(Mutex<HashMap<i32, NodeState>>);
+
+enum NodeState {
     Ready(Connection),
     Connecting,
     Backoff { until: Instant, failures: u32 },
 }
 
-impl Inner {
+impl Shared {
     /// The connection to `node` if it is up; otherwise starts connecting (in the background,
     /// so one unreachable broker never holds up the others) and returns `None`.
     pub(super) fn connection(self: &Arc<Self>, node: i32, now: Instant) -> Option<Connection> {
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut nodes = self.nodes().lock();
         let failures = match nodes.get(&node) {
             Some(NodeState::Ready(c)) if !c.is_closed() => return Some(c.clone()),
             Some(NodeState::Connecting) => return None,
@@ -25,14 +30,14 @@ impl Inner {
             Some(NodeState::Backoff { failures, .. }) => *failures,
             _ => 0,
         };
-        let Some(addr) = self.metadata.snapshot().brokers.get(&node).cloned() else {
-            self.metadata.request_refresh();
+        let Some(addr) = self.metadata().snapshot().brokers.get(&node).cloned() else {
+            self.metadata().request_refresh();
             return None;
         };
         nodes.insert(node, NodeState::Connecting);
-        let inner = self.clone();
+        let shared = self.clone();
         tokio::spawn(async move {
-            let c = &inner.config;
+            let c = shared.config();
             let result = Connection::connect(
                 &addr,
                 &c.client_id,
@@ -44,38 +49,17 @@ impl Inner {
                 Ok(conn) => NodeState::Ready(conn),
                 Err(e) => {
                     tracing::warn!(node, %addr, error = %e, "cannot connect to broker");
-                    inner.metadata.request_refresh();
+                    shared.metadata().request_refresh();
                     NodeState::Backoff {
                         until: Instant::now() + reconnect_backoff(c.reconnect_backoff, failures),
                         failures: failures + 1,
                     }
                 }
             };
-            inner.set_node(node, state);
-            inner.wake.notify_one();
+            shared.nodes().set(node, state);
+            shared.wake_sender();
         });
         None
-    }
-
-    /// Records a node's new state, keeping an open connection that is already there: one
-    /// connection per broker, so a partition's requests are never reordered across two sockets.
-    /// Returns the node's open connection, if it has one now.
-    fn set_node(&self, node: i32, state: NodeState) -> Option<Connection> {
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(NodeState::Ready(open)) = nodes.get(&node) {
-            if !open.is_closed() {
-                if let NodeState::Ready(extra) = state {
-                    extra.close();
-                }
-                return Some(open.clone());
-            }
-        }
-        let open = match &state {
-            NodeState::Ready(c) => Some(c.clone()),
-            _ => None,
-        };
-        nodes.insert(node, state);
-        open
     }
 
     /// Runs `op` on one broker after another until it succeeds: open connections first, then
@@ -87,16 +71,7 @@ impl Inner {
         F: FnMut(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, Error>>,
     {
-        let open: Vec<Connection> = {
-            let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-            nodes
-                .values()
-                .filter_map(|s| match s {
-                    NodeState::Ready(c) if !c.is_closed() => Some(c.clone()),
-                    _ => None,
-                })
-                .collect()
-        };
+        let open = self.nodes().open();
         let mut failures = Vec::new();
         for conn in open {
             match op(conn.clone()).await {
@@ -105,7 +80,7 @@ impl Inner {
             }
         }
         let mut known: Vec<(Option<i32>, String)> = self
-            .metadata
+            .metadata()
             .snapshot()
             .brokers
             .iter()
@@ -113,12 +88,12 @@ impl Inner {
             .collect();
         known.sort();
         let bootstrap = self
-            .config
+            .config()
             .bootstrap_servers
             .iter()
             .map(|a| (None, a.clone()));
         for (node, addr) in known.into_iter().chain(bootstrap) {
-            let c = &self.config;
+            let c = self.config();
             let conn = match Connection::connect(
                 &addr,
                 &c.client_id,
@@ -129,7 +104,8 @@ impl Inner {
             {
                 Ok(conn) => match node {
                     Some(node) => self
-                        .set_node(node, NodeState::Ready(conn))
+                        .nodes()
+                        .set(node, NodeState::Ready(conn))
                         .expect("a Ready state yields its connection"),
                     None => conn,
                 },
@@ -149,14 +125,52 @@ impl Inner {
             }
         }
         Err(Error::Bootstrap {
-            servers: self.config.bootstrap_servers.join(","),
+            servers: self.config().bootstrap_servers.join(","),
             details: failures.join("; "),
         })
     }
+}
+
+impl Nodes {
+    fn lock(&self) -> MutexGuard<'_, HashMap<i32, NodeState>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a node's new state, keeping an open connection that is already there: one
+    /// connection per broker, so a partition's requests are never reordered across two sockets.
+    /// Returns the node's open connection, if it has one now.
+    fn set(&self, node: i32, state: NodeState) -> Option<Connection> {
+        let mut nodes = self.lock();
+        if let Some(NodeState::Ready(open)) = nodes.get(&node) {
+            if !open.is_closed() {
+                if let NodeState::Ready(extra) = state {
+                    extra.close();
+                }
+                return Some(open.clone());
+            }
+        }
+        let open = match &state {
+            NodeState::Ready(c) => Some(c.clone()),
+            _ => None,
+        };
+        nodes.insert(node, state);
+        open
+    }
+
+    /// The connections that are open.
+    fn open(&self) -> Vec<Connection> {
+        self.lock()
+            .values()
+            .filter_map(|s| match s {
+                NodeState::Ready(c) if !c.is_closed() => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 
     /// Ends every connection.
-    pub(super) fn close_connections(&self) {
-        let nodes = std::mem::take(&mut *self.nodes.lock().unwrap_or_else(|e| e.into_inner()));
+    pub(super) fn close_all(&self) {
+        let nodes = std::mem::take(&mut *self.lock());
         for state in nodes.into_values() {
             if let NodeState::Ready(c) = state {
                 c.close();

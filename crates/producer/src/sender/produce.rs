@@ -8,12 +8,12 @@ use kafka_producer_protocol::produce::{encode_produce_request, TopicBatches};
 use kafka_producer_protocol::ErrorCode;
 
 use super::answer::{left_out, unanswered, verdict, BatchFacts, Verdict};
-use super::Inner;
 use crate::accumulator::Drained;
 use crate::config::Acks;
 use crate::connection::Connection;
 use crate::delivery::BatchAck;
 use crate::error::Error;
+use crate::shared::Shared;
 
 /// What is known of a batch written with acks=0, or without an answer of its own.
 const NO_OFFSET: BatchAck = BatchAck {
@@ -21,22 +21,22 @@ const NO_OFFSET: BatchAck = BatchAck {
     log_append_time: None,
 };
 
-impl Inner {
+impl Shared {
     /// Sends one ProduceRequest and handles its answer in the background.
     pub(super) fn send_produce(self: &Arc<Self>, conn: Connection, batches: Vec<Drained>) {
         let version = match conn.version(ApiKey::Produce) {
             Ok(v) => v,
             Err(e) => {
                 for d in batches {
-                    self.accumulator.fail(d, e.clone());
+                    self.accumulator().fail(d, e.clone());
                 }
                 // Their partitions may send again: look once more.
-                self.wake.notify_one();
+                self.wake_sender();
                 return;
             }
         };
-        let acks = self.config.acks;
-        let timeout = self.config.request_timeout;
+        let acks = self.config().acks;
+        let timeout = self.config().request_timeout;
         let encode = |correlation_id| {
             let topics = produce_topics(&batches);
             let timeout_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
@@ -57,7 +57,7 @@ impl Inner {
         } else {
             conn.start_frame(version, "Produce", encode).map(Ok)
         };
-        let inner = self.clone();
+        let shared = self.clone();
         tokio::spawn(async move {
             let result = match started {
                 Ok(Ok(call)) => call.response::<ProduceRequest>().await.map(Some),
@@ -70,8 +70,8 @@ impl Inner {
                 },
                 Err(e) => Err(e),
             };
-            inner.handle_produce(batches, result);
-            inner.wake.notify_one();
+            shared.handle_produce(batches, result);
+            shared.wake_sender();
         });
     }
 
@@ -87,12 +87,12 @@ impl Inner {
             // acks=0: written to the socket is all there is to know.
             Ok(None) => {
                 for d in batches {
-                    self.accumulator.complete(d, NO_OFFSET);
+                    self.accumulator().complete(d, NO_OFFSET);
                 }
                 return;
             }
             Err(e) => {
-                self.metadata.request_refresh();
+                self.metadata().request_refresh();
                 for d in batches {
                     let verdict = unanswered(self.retries_left(&d));
                     self.apply(d, verdict, NO_OFFSET, |_| e.clone(), now);
@@ -123,13 +123,13 @@ impl Inner {
             let idempotent = d.batch.sequence.is_some();
             // Each takes the partition's lock: asked only when the verdict reads it.
             let out_of_order = idempotent && code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER;
-            let acknowledged_after = out_of_order && self.accumulator.acknowledged_after(&d);
+            let acknowledged_after = out_of_order && self.accumulator().acknowledged_after(&d);
             let facts = BatchFacts {
                 idempotent,
                 acknowledged_after,
                 next_expected: out_of_order
                     && !acknowledged_after
-                    && self.accumulator.is_next_expected(&d),
+                    && self.accumulator().is_next_expected(&d),
                 log_start_known: p.log_start_offset >= 0,
                 retries_left: self.retries_left(&d),
             };
@@ -158,12 +158,12 @@ impl Inner {
         now: Instant,
     ) {
         match verdict {
-            Verdict::Complete => self.accumulator.complete(d, ack),
-            Verdict::CompleteDuplicate => self.accumulator.complete(d, NO_OFFSET),
+            Verdict::Complete => self.accumulator().complete(d, ack),
+            Verdict::CompleteDuplicate => self.accumulator().complete(d, NO_OFFSET),
             Verdict::Split => {
                 let error = error(&d);
-                if let Some(d) = self.accumulator.split(d) {
-                    self.accumulator.fail(d, error);
+                if let Some(d) = self.accumulator().split(d) {
+                    self.accumulator().fail(d, error);
                 }
             }
             Verdict::Retry {
@@ -177,7 +177,7 @@ impl Inner {
                     d.batch.possibly_persisted = true;
                 }
                 let backoff = self.backoff(d.batch.attempts);
-                self.accumulator.retry(d, error, backoff, now);
+                self.accumulator().retry(d, error, backoff, now);
             }
             Verdict::Fail {
                 refresh_metadata,
@@ -185,14 +185,14 @@ impl Inner {
             } => {
                 let error = error(&d);
                 self.side_effects(refresh_metadata, bump_epoch);
-                self.accumulator.fail(d, error);
+                self.accumulator().fail(d, error);
             }
         }
     }
 
     fn side_effects(&self, refresh_metadata: bool, bump_epoch: bool) {
         if refresh_metadata {
-            self.metadata.request_refresh();
+            self.metadata().request_refresh();
         }
         if bump_epoch {
             self.bump_epoch();
@@ -200,7 +200,7 @@ impl Inner {
     }
 
     fn retries_left(&self, d: &Drained) -> bool {
-        d.batch.attempts < self.config.retries
+        d.batch.attempts < self.config().retries
     }
 }
 
