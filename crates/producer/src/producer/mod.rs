@@ -1,0 +1,243 @@
+//! The handles users hold: [`Producer`] (bytes), [`TypedProducer`] (with serializers) and
+//! [`BlockingProducer`] (for synchronous code).
+//!
+//! This file holds [`Producer`]; [`enqueue`] is its send path, from a record to its place in a
+//! batch; [`typed`] and [`blocking`] hold the other two handles, built on it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::ProducerConfig;
+use crate::delivery::{settled, DeliveryFuture};
+use crate::error::{Error, Result};
+use crate::partitioner::Partitioner;
+use crate::record::ProducerRecord;
+use crate::sender::{run_metadata, run_sender};
+use crate::shared::Shared;
+
+pub use self::blocking::{BlockingDelivery, BlockingProducer};
+use self::enqueue::{send_slow, try_queue, wait_for_topic, RawRecord};
+pub use self::typed::TypedProducer;
+
+mod blocking;
+mod enqueue;
+mod typed;
+
+/// A Kafka producer of raw bytes. Cheap to clone (`Clone + Send + Sync`); all clones share one
+/// buffer, one set of connections and one background sender.
+///
+/// Create it inside a tokio runtime: it spawns its sender and metadata tasks there.
+#[derive(Clone)]
+pub struct Producer {
+    shared: Arc<Shared>,
+    _guard: Arc<DropGuard>,
+}
+
+/// Notices when the last user handle goes away without `close`.
+struct DropGuard(Arc<Shared>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        if !shared.begin_close() {
+            return;
+        }
+        let pending = shared.accumulator().pending_records();
+        if pending > 0 {
+            let msg = format!(
+                "kafka-producer: the producer was dropped without close() while {pending} record(s) \
+                 were not yet acknowledged; they are still being sent in the background, but are lost \
+                 if the runtime stops first. Call flush() or close() before dropping it."
+            );
+            if tracing::dispatcher::has_been_set() {
+                tracing::warn!(pending, "{msg}");
+            } else {
+                eprintln!("{msg}");
+            }
+        }
+        shared.wake_sender();
+    }
+}
+
+impl Producer {
+    /// Validates `config`, connects to `bootstrap.servers` (each in turn, every resolved address,
+    /// each bounded by `socket.connection.setup.timeout.ms`) and learns the cluster.
+    ///
+    /// Fails with [`Error::Config`] for a bad configuration and [`Error::Bootstrap`] when no
+    /// bootstrap server answers, naming each address and what it answered.
+    pub async fn new(config: ProducerConfig) -> Result<Producer> {
+        Self::with_partitioner(config, None).await
+    }
+
+    /// Like [`Producer::new`], with a user partitioner consulted before the built-in one.
+    pub async fn with_partitioner(
+        config: ProducerConfig,
+        partitioner: Option<Arc<dyn Partitioner>>,
+    ) -> Result<Producer> {
+        config.validate()?;
+        let shared = Arc::new(Shared::new(config, partitioner));
+        shared.refresh_metadata().await?;
+        shared.init_producer_id().await?;
+        tokio::spawn(run_sender(shared.clone()));
+        tokio::spawn(run_metadata(shared.clone()));
+        Ok(Producer {
+            _guard: Arc::new(DropGuard(shared.clone())),
+            shared,
+        })
+    }
+
+    /// Queues a record and returns at once with its [`DeliveryFuture`], without touching the
+    /// network, when its topic is known and there is room in `buffer.memory`.
+    ///
+    /// It waits, at most `max.block.ms` in all, only (1) for the topic's metadata the first time a
+    /// topic is used, and (2) for room in `buffer.memory` when the brokers are not keeping up.
+    /// Then it fails with [`Error::UnknownTopic`] or [`Error::BufferExhausted`]. Apart from that it
+    /// only yields to the runtime now and then (tokio's task budget, as tokio's channels do), so a
+    /// loop of sends lets the background sender run even on a current-thread runtime.
+    /// It fails at once, queuing nothing, for a record larger than `max.request.size`
+    /// ([`Error::RecordTooLarge`]), a partition the topic does not have, or a closed producer.
+    ///
+    /// Once queued, the record gets exactly one outcome through the returned future, whether or
+    /// not anybody awaits it: acknowledged with its offset, or failed with the reason (at the
+    /// latest after `delivery.timeout.ms`). Cancelling this call before it returns queues nothing.
+    pub async fn send<K, V>(&self, record: ProducerRecord<'_, K, V>) -> Result<DeliveryFuture>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        // As tokio's own channels do: every so often (tokio's task budget) a send yields, so a
+        // loop of sends that never waits still lets the sender task run on a current-thread
+        // runtime. Before anything is queued, so a send cancelled here queues nothing.
+        tokio::task::consume_budget().await;
+        let r = RawRecord::of(&record);
+        match try_queue(&self.shared, &r) {
+            Ok(Some(f)) => return Ok(f),
+            Ok(None) => {}
+            Err(e) => return Err(*e),
+        }
+        // Boxed: the waiting path's state (the metadata watch, the semaphore's acquire) made up
+        // most of this future (848 bytes), and every `send` moves its future at least once;
+        // boxed, it is allocated only when a send must wait, not per record.
+        Box::pin(send_slow(&self.shared, &r)).await
+    }
+
+    /// Queues a record if that needs no waiting, as [`send`](Self::send) does when it returns
+    /// at once, and never awaits or yields (it takes the partition's lock, as `send` does): for
+    /// a loop that sends many records without an `.await` for each, and for callers outside
+    /// async code.
+    ///
+    /// Returns `Ok(Some(future))` once the record is queued: the same [`DeliveryFuture`], with
+    /// the same guarantee of exactly one outcome, as `send` returns. Returns `Ok(None)`, having
+    /// queued nothing, when `send` would wait: the topic's metadata is not known yet, or it has
+    /// a partition without a leader (the metadata is fetched, as by `send`), or the record needs
+    /// a new batch and `buffer.memory` has no room for one now. Then hand the record to `send`,
+    /// which waits for it; calling `try_send` again in a loop instead only succeeds once the
+    /// background tasks have run, which on a current-thread runtime needs the caller to yield.
+    /// Fails, queuing nothing, as `send` fails without waiting: a record larger than
+    /// `max.request.size` or `buffer.memory`, a partition the topic does not have (once the
+    /// topic is known), a topic the brokers call invalid or not authorized, a closed producer.
+    ///
+    /// The record is borrowed: after `Ok(None)` or an error it is still the caller's.
+    ///
+    /// ```no_run
+    /// # async fn example(producer: kafka_producer::Producer) -> kafka_producer::Result<()> {
+    /// use kafka_producer::ProducerRecord;
+    ///
+    /// let record = ProducerRecord::new("events").key("greeting").value("hello");
+    /// let delivery = match producer.try_send(&record)? {
+    ///     Some(delivery) => delivery,
+    ///     None => producer.send(record).await?,
+    /// };
+    /// let md = delivery.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use = "a record queued has an outcome to look at; `None` means nothing was queued"]
+    pub fn try_send<K, V>(
+        &self,
+        record: &ProducerRecord<'_, K, V>,
+    ) -> Result<Option<DeliveryFuture>>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let r = RawRecord::of(record);
+        try_queue(&self.shared, &r).map_err(|e| *e)
+    }
+
+    /// Sends everything queued now (ignoring `linger.ms`) and waits until every record handed to
+    /// `send` before this call is acknowledged or has failed.
+    ///
+    /// Returns [`Error::FlushFailed`] if any of them failed; each record's own future still
+    /// carries its own error.
+    pub async fn flush(&self) -> Result<()> {
+        flush(&self.shared).await
+    }
+
+    /// Flushes, then stops the background tasks and closes the connections. Records still not
+    /// acknowledged at `timeout` fail with [`Error::Closed`], which reaches their futures.
+    /// Later sends fail with [`Error::Closed`].
+    pub async fn close(&self, timeout: Duration) -> Result<()> {
+        let shared = &self.shared;
+        shared.begin_close();
+        shared.wake_sender();
+        let mut stopped = shared.stopped();
+        let graceful = tokio::time::timeout(timeout, stopped.wait_for(|&s| s))
+            .await
+            .is_ok();
+        if graceful {
+            return Ok(());
+        }
+        let pending = shared.accumulator().pending_records();
+        shared
+            .accumulator()
+            .abort_all(&Error::Closed { topic: None });
+        shared.wake_sender();
+        let _ = stopped.wait_for(|&s| s).await;
+        Err(Error::Closed {
+            topic: Some(format!(
+                "{pending} record(s) still pending after close timeout of {} ms",
+                timeout.as_millis()
+            )),
+        })
+    }
+
+    /// Records handed to `send` whose outcome is not known yet.
+    pub fn pending_records(&self) -> usize {
+        self.shared.accumulator().pending_records()
+    }
+
+    /// The partition count of `topic` as last seen in metadata (fetching it if needed).
+    pub async fn partition_count(&self, topic: &str) -> Result<usize> {
+        let deadline = Instant::now() + self.shared.config().max_block;
+        let cluster = wait_for_topic(&self.shared, topic, deadline).await?;
+        Ok(cluster.topics[topic].partition_count())
+    }
+}
+
+async fn flush(shared: &Shared) -> Result<()> {
+    shared.accumulator().begin_flush();
+    struct EndFlush<'a>(&'a Shared);
+    impl Drop for EndFlush<'_> {
+        fn drop(&mut self) {
+            self.0.accumulator().end_flush();
+        }
+    }
+    let _end = EndFlush(shared);
+    shared.wake_sender();
+    let mut failed = 0;
+    let mut first = None;
+    for outcome in shared.accumulator().incomplete() {
+        if let Err(e) = settled(outcome).await {
+            failed += 1;
+            first.get_or_insert(e);
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(first) => Err(Error::FlushFailed {
+            failed,
+            first: Box::new(first),
+        }),
+    }
+}

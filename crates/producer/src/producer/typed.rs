@@ -1,0 +1,170 @@
+//! [`TypedProducer`]: a [`Producer`] with a key and a value serializer.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{send_slow, try_queue, Producer, RawRecord};
+use crate::config::ProducerConfig;
+use crate::delivery::DeliveryFuture;
+use crate::error::{Error, Result};
+use crate::record::ProducerRecord;
+use crate::serializer::Serializer;
+
+/// A producer with a key and a value serializer, like the Java client's `KafkaProducer<K, V>`.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), kafka_producer::Error> {
+/// use kafka_producer::{JsonSerializer, ProducerConfig, ProducerRecord, StringSerializer, TypedProducer};
+///
+/// let config = ProducerConfig::new("localhost:9092");
+/// let producer = TypedProducer::new(config, StringSerializer, JsonSerializer).await?;
+/// let reading = serde_json::json!({"temp": 10});
+/// let delivery = producer
+///     .send(ProducerRecord::new("weather_realtime").key("seoul").value(&reading))
+///     .await?;
+/// producer.flush().await?;
+/// println!("{:?}", delivery.await?);
+/// # Ok(()) }
+/// ```
+pub struct TypedProducer<K: ?Sized, V: ?Sized> {
+    producer: Producer,
+    key: Arc<dyn Serializer<K>>,
+    value: Arc<dyn Serializer<V>>,
+}
+
+impl<K: ?Sized, V: ?Sized> Clone for TypedProducer<K, V> {
+    fn clone(&self) -> Self {
+        TypedProducer {
+            producer: self.producer.clone(),
+            key: self.key.clone(),
+            value: self.value.clone(),
+        }
+    }
+}
+
+/// A serialized key and value, borrowed from the scratch buffers.
+type KeyValue<'b> = (Option<&'b [u8]>, Option<&'b [u8]>);
+
+thread_local! {
+    /// Scratch buffers for serializing, so a typed send needs no allocation of its own.
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
+    /// Connects (see [`Producer::new`]) and uses these serializers.
+    pub async fn new(
+        config: ProducerConfig,
+        key: impl Serializer<K> + 'static,
+        value: impl Serializer<V> + 'static,
+    ) -> Result<Self> {
+        Ok(Self::from_producer(
+            Producer::new(config).await?,
+            key,
+            value,
+        ))
+    }
+
+    /// Wraps an existing producer; it shares the buffer and connections with every other handle.
+    pub fn from_producer(
+        producer: Producer,
+        key: impl Serializer<K> + 'static,
+        value: impl Serializer<V> + 'static,
+    ) -> Self {
+        TypedProducer {
+            producer,
+            key: Arc::new(key),
+            value: Arc::new(value),
+        }
+    }
+
+    /// Serializes the key and value, then sends as [`Producer::send`] does. A serializer error
+    /// fails this call with [`Error::Serialization`] and queues nothing.
+    pub async fn send(&self, record: ProducerRecord<'_, &K, &V>) -> Result<DeliveryFuture> {
+        // As `Producer::send`: yield now and then, before anything is queued.
+        tokio::task::consume_budget().await;
+        let shared = &self.producer.shared;
+        let topic = record.topic;
+        // Fast path: serialize into this thread's scratch buffers and append without waiting.
+        let fast = SCRATCH.with(|s| {
+            let (kbuf, vbuf) = &mut *s.borrow_mut();
+            let (key, value) = self.serialize(&record, kbuf, vbuf)?;
+            let raw = RawRecord {
+                topic,
+                key,
+                value,
+                headers: &record.headers,
+                timestamp: record.timestamp,
+                partition: record.partition,
+            };
+            match try_queue(shared, &raw).map_err(|e| *e)? {
+                Some(f) => Ok(Ok(f)),
+                // Must wait: keep owned copies across the await.
+                None => Ok(Err((key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)))),
+            }
+        })?;
+        let (key, value) = match fast {
+            Ok(f) => return Ok(f),
+            Err(owned) => owned,
+        };
+        let raw = RawRecord {
+            topic,
+            key: key.as_deref(),
+            value: value.as_deref(),
+            headers: &record.headers,
+            timestamp: record.timestamp,
+            partition: record.partition,
+        };
+        // Boxed, as in `Producer::send`.
+        Box::pin(send_slow(shared, &raw)).await
+    }
+
+    fn serialize<'b>(
+        &self,
+        record: &ProducerRecord<'_, &K, &V>,
+        kbuf: &'b mut Vec<u8>,
+        vbuf: &'b mut Vec<u8>,
+    ) -> Result<KeyValue<'b>> {
+        let err = |part, e: crate::error::BoxError| Error::Serialization {
+            topic: record.topic.to_string(),
+            part,
+            source: Arc::from(e),
+        };
+        kbuf.clear();
+        vbuf.clear();
+        let key = match record.key {
+            Some(k) => {
+                self.key
+                    .serialize(record.topic, k, kbuf)
+                    .map_err(|e| err("key", e))?;
+                Some(&kbuf[..])
+            }
+            None => None,
+        };
+        let value = match record.value {
+            Some(v) => {
+                self.value
+                    .serialize(record.topic, v, vbuf)
+                    .map_err(|e| err("value", e))?;
+                Some(&vbuf[..])
+            }
+            None => None,
+        };
+        Ok((key, value))
+    }
+
+    /// See [`Producer::flush`].
+    pub async fn flush(&self) -> Result<()> {
+        self.producer.flush().await
+    }
+
+    /// See [`Producer::close`].
+    pub async fn close(&self, timeout: Duration) -> Result<()> {
+        self.producer.close(timeout).await
+    }
+
+    /// The untyped producer underneath.
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+}
