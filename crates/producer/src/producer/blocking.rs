@@ -47,11 +47,8 @@ impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
             .thread_name("kafka-producer")
             .enable_all()
             .build()
-            .map_err(|e| {
-                Error::config(
-                    "(runtime)",
-                    format!("cannot start the producer's runtime: {e}"),
-                )
+            .map_err(|e| Error::Runtime {
+                message: e.to_string(),
             })?;
         let close_timeout = config.delivery_timeout;
         let producer = runtime.block_on(TypedProducer::new(config, key, value))?;
