@@ -5,6 +5,7 @@
 //! handle reports itself closed, so the owner connects again.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::Error;
+use crate::task::CatchPanic;
 
 /// The largest response frame accepted (the broker's own `socket.request.max.bytes` default).
 const MAX_FRAME: usize = 100 * 1024 * 1024;
@@ -137,8 +139,14 @@ impl Connection {
             shutdown: watch::channel(false).0,
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(write, rx, shared.clone()));
-        tokio::spawn(read_loop(read, shared.clone()));
+        tokio::spawn(close_on_panic(
+            shared.clone(),
+            write_loop(write, rx, shared.clone()),
+        ));
+        tokio::spawn(close_on_panic(
+            shared.clone(),
+            read_loop(read, shared.clone()),
+        ));
         Ok(Connection {
             shared,
             tx,
@@ -357,6 +365,14 @@ impl Drop for PendingCall {
 
 fn api_name<R: Request>() -> String {
     ApiKey::try_from(R::KEY).map_or_else(|_| format!("api {}", R::KEY), |k| format!("{k:?}"))
+}
+
+/// Runs one of a connection's loops. A panic in it closes the connection, which fails every
+/// request waiting on it at once (they are then retried elsewhere) instead of at their timeout.
+async fn close_on_panic(shared: Arc<Shared>, io: impl Future<Output = ()>) {
+    if let Err(message) = CatchPanic::new(io).await {
+        shared.close(&format!("connection task panicked: {message}"));
+    }
 }
 
 /// ApiVersions, before the connection is shared. A broker that does not speak our version answers

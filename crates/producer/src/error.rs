@@ -156,6 +156,34 @@ pub enum Error {
         topic: Option<String>,
     },
 
+    /// `close` gave up waiting: these records were not acknowledged within its timeout, and each
+    /// one's handle failed with [`Error::Closed`].
+    #[error("close: {pending} record(s) not acknowledged within the close timeout of {} ms; they failed", timeout.as_millis())]
+    CloseTimedOut {
+        /// How many records were still waiting for their outcome.
+        pending: usize,
+        /// The timeout given to `close`.
+        timeout: Duration,
+    },
+
+    /// A background task of the producer panicked (a bug). The producer closed itself: every
+    /// record without an outcome failed with this error, and every later send fails with it at
+    /// once. A record that was in flight may have been written.
+    #[error("the producer's {task} task panicked ({message}); the producer is closed")]
+    TaskPanicked {
+        /// Which task: `sender`, `metadata`, `produce`, `connect` or `producer id`.
+        task: &'static str,
+        /// The panic's message.
+        message: String,
+    },
+
+    /// The tokio runtime a [`crate::BlockingProducer`] runs on could not be started.
+    #[error("could not start the blocking producer's runtime: {message}")]
+    Runtime {
+        /// What the operating system said.
+        message: String,
+    },
+
     /// `flush` finished, but some records failed; each one's handle has its own error.
     #[error("flush: {failed} record batch(es) failed; first failure: {first}")]
     FlushFailed {
@@ -238,7 +266,7 @@ impl Error {
             Error::DeliveryTimeout {
                 possibly_persisted, ..
             } => *possibly_persisted,
-            Error::Network { .. } => true,
+            Error::Network { .. } | Error::TaskPanicked { .. } => true,
             _ => false,
         }
     }

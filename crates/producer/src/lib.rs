@@ -36,6 +36,7 @@ mod sender;
 mod sequence;
 mod serializer;
 mod shared;
+mod task;
 
 pub use config::{read_properties_file, Acks, CompressionType, ProducerConfig};
 pub use delivery::DeliveryFuture;

@@ -1,16 +1,19 @@
 //! The state the producer handles and the background tasks share, behind one `Arc`.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::futures::Notified;
 use tokio::sync::{watch, Notify};
 
 use crate::accumulator::Accumulator;
 use crate::config::ProducerConfig;
+use crate::error::Error;
 use crate::metadata::Metadata;
 use crate::partitioner::Partitioner;
 use crate::sender::{Idempotence, Nodes};
+use crate::task::CatchPanic;
 
 /// Everything the producer handles and the background tasks share.
 pub(crate) struct Shared {
@@ -27,6 +30,8 @@ pub(crate) struct Shared {
     nodes: Nodes,
     /// With idempotence: the producer id and epoch.
     idempotence: Option<Idempotence>,
+    /// Set once if a background task panicked: the producer is then closed for good.
+    failure: OnceLock<Error>,
 }
 
 impl Shared {
@@ -53,8 +58,46 @@ impl Shared {
             stopped: watch::channel(false).0,
             nodes: Nodes::default(),
             idempotence: config.idempotent().then(Default::default),
+            failure: OnceLock::new(),
             config,
         }
+    }
+
+    /// Runs a background task. If it panics, the producer fails as a whole ([`Shared::fail`]):
+    /// a task that died holding batches or the sender loop would otherwise leave records
+    /// without an outcome and sends waiting for `max.block.ms`.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, task: &'static str, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            if let Err(message) = CatchPanic::new(future).await {
+                shared.fail(Error::TaskPanicked { task, message });
+            }
+        });
+    }
+
+    /// Closes the producer for good with `error`: every record without an outcome (queued or in
+    /// flight) fails with it, sends waiting for metadata or memory wake and fail with it, later
+    /// sends fail with it at once, and `close` returns it. The first failure wins.
+    pub(crate) fn fail(&self, error: Error) {
+        if self.failure.set(error.clone()).is_err() {
+            return;
+        }
+        tracing::error!(%error, "the producer failed and closed itself");
+        self.closing.store(true, Ordering::Release);
+        self.accumulator.close_memory();
+        self.accumulator.abort_all(&error);
+        self.metadata.bump();
+        self.nodes.close_all();
+        self.set_stopped();
+        self.wake_sender();
+    }
+
+    /// The error a background task's panic closed the producer with, if one did.
+    pub(crate) fn failure(&self) -> Option<&Error> {
+        self.failure.get()
     }
 
     #[inline]
@@ -117,5 +160,60 @@ impl Shared {
     /// `None` without idempotence.
     pub(crate) fn idempotence(&self) -> Option<&Idempotence> {
         self.idempotence.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kafka_producer_testkit::{FakeBroker, FakeConfig};
+
+    use crate::{Error, Producer, ProducerConfig, ProducerRecord};
+
+    /// Far shorter than `max.block.ms` and `delivery.timeout.ms` (60 s, 120 s): an outcome within
+    /// it came from the failure, not from a timeout.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    fn is_injected(e: &Error, task: &str) -> bool {
+        matches!(e, Error::TaskPanicked { task: t, message } if *t == task && message.contains("injected"))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_background_task_fails_pending_records_and_every_later_send() {
+        for task in ["sender", "produce"] {
+            let broker = FakeBroker::start(FakeConfig {
+                topics: vec![("t".into(), 2)],
+                ..FakeConfig::default()
+            })
+            .await;
+            let mut config = ProducerConfig::new(&broker.addr());
+            config
+                .set("client.id", &format!("test-panic-in-{task}"))
+                .unwrap();
+            let producer = Producer::new(config).await.unwrap();
+            let record = || ProducerRecord::new("t").key("k").value("v");
+            let delivery = producer.send(record()).await.unwrap();
+            let outcome = tokio::time::timeout(PATIENCE, delivery).await;
+            let error = outcome.expect("the record's outcome").unwrap_err();
+            assert!(is_injected(&error, task), "{task}: {error}");
+            assert!(error.possibly_persisted());
+
+            let later = tokio::time::timeout(PATIENCE, producer.send(record())).await;
+            let error = later.expect("a send after the panic returns").unwrap_err();
+            assert!(is_injected(&error, task), "{task}: {error}");
+            // A topic never seen would wait for its metadata up to max.block.ms.
+            let new_topic = ProducerRecord::new("never-seen").key("k").value("v");
+            let later = tokio::time::timeout(PATIENCE, producer.send(new_topic)).await;
+            let error = later.expect("a send after the panic returns").unwrap_err();
+            assert!(is_injected(&error, task), "{task}: {error}");
+            assert!(producer.try_send(&record()).is_err());
+
+            let closed =
+                tokio::time::timeout(PATIENCE, producer.close(Duration::from_secs(60))).await;
+            let error = closed.expect("close returns").unwrap_err();
+            assert!(is_injected(&error, task), "{task}: {error}");
+            assert_eq!(producer.pending_records(), 0);
+        }
     }
 }

@@ -57,6 +57,12 @@ impl Accumulator {
             .add_permits(bytes.min(self.buffer.total));
     }
 
+    /// No more memory is handed out: a `reserve` waiting now, or later, returns false at once.
+    /// For a producer that failed for good.
+    pub(crate) fn close_memory(&self) {
+        self.buffer.permits.close();
+    }
+
     pub(crate) fn buffer_memory(&self) -> usize {
         self.buffer.total
     }

@@ -234,6 +234,7 @@ pub(super) async fn send_slow(shared: &Arc<Shared>, r: &RawRecord<'_>) -> Result
     let placed = place(shared, meta, r)?;
     let reserve = batch_reservation(shared, size);
     if !shared.accumulator().reserve(reserve, deadline).await {
+        check_open(shared, r.topic)?;
         return Err(Error::BufferExhausted {
             topic: r.topic.to_string(),
             buffer_memory: shared.accumulator().buffer_memory(),
@@ -303,7 +304,7 @@ fn surely_fits(shared: &Shared, r: &RawRecord<'_>) -> bool {
 /// Fails a send to `topic` once the producer is closing.
 fn check_open(shared: &Shared, topic: &str) -> Result<()> {
     if shared.is_closing() {
-        return Err(closed(topic));
+        return Err(shared.failure().cloned().unwrap_or_else(|| closed(topic)));
     }
     Ok(())
 }
@@ -360,6 +361,7 @@ pub(super) async fn wait_for_topic(
         if let Some(e) = incurable(&cluster, topic) {
             return Err(e);
         }
+        check_open(shared, topic)?;
         shared.metadata().want(topic);
         shared.metadata().request_refresh();
         changes.borrow_and_update();

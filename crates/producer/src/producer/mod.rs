@@ -78,8 +78,8 @@ impl Producer {
         let shared = Arc::new(Shared::new(config, partitioner));
         shared.refresh_metadata().await?;
         shared.init_producer_id().await?;
-        tokio::spawn(run_sender(shared.clone()));
-        tokio::spawn(run_metadata(shared.clone()));
+        shared.spawn("sender", run_sender(shared.clone()));
+        shared.spawn("metadata", run_metadata(shared.clone()));
         Ok(Producer {
             _guard: Arc::new(DropGuard(shared.clone())),
             shared,
@@ -175,8 +175,9 @@ impl Producer {
     }
 
     /// Flushes, then stops the background tasks and closes the connections. Records still not
-    /// acknowledged at `timeout` fail with [`Error::Closed`], which reaches their futures.
-    /// Later sends fail with [`Error::Closed`].
+    /// acknowledged at `timeout` fail with [`Error::Closed`], which reaches their futures, and
+    /// `close` returns [`Error::CloseTimedOut`]. Later sends fail with [`Error::Closed`].
+    /// If a background task had panicked, returns that [`Error::TaskPanicked`].
     pub async fn close(&self, timeout: Duration) -> Result<()> {
         let shared = &self.shared;
         shared.begin_close();
@@ -186,7 +187,7 @@ impl Producer {
             .await
             .is_ok();
         if graceful {
-            return Ok(());
+            return shared.failure().map_or(Ok(()), |e| Err(e.clone()));
         }
         let pending = shared.accumulator().pending_records();
         shared
@@ -194,12 +195,7 @@ impl Producer {
             .abort_all(&Error::Closed { topic: None });
         shared.wake_sender();
         let _ = stopped.wait_for(|&s| s).await;
-        Err(Error::Closed {
-            topic: Some(format!(
-                "{pending} record(s) still pending after close timeout of {} ms",
-                timeout.as_millis()
-            )),
-        })
+        Err(Error::CloseTimedOut { pending, timeout })
     }
 
     /// Records handed to `send` whose outcome is not known yet.

@@ -44,7 +44,7 @@ impl Shared {
         if !state.fetching {
             state.fetching = true;
             let shared = self.clone();
-            tokio::spawn(async move {
+            self.spawn("producer id", async move {
                 let result = shared.init_producer_id().await;
                 if let Err(e) = &result {
                     tracing::warn!(error = %e, "InitProducerId failed; retrying");

@@ -36,6 +36,10 @@ pub(crate) async fn run_sender(shared: Arc<Shared>) {
         let now = Instant::now();
         let cluster = shared.metadata().snapshot();
         let closing = shared.is_closing();
+        #[cfg(test)]
+        if shared.accumulator().pending_records() > 0 {
+            crate::task::injected_panic(&c.client_id, "sender");
+        }
         let next_expiry = shared.accumulator().expire(now);
         if shared.accumulator().take_sequence_gap() {
             shared.bump_epoch();

@@ -36,7 +36,7 @@ impl Shared {
         };
         nodes.insert(node, NodeState::Connecting);
         let shared = self.clone();
-        tokio::spawn(async move {
+        self.spawn("connect", async move {
             let c = shared.config();
             let result = Connection::connect(
                 &addr,
@@ -169,7 +169,7 @@ impl Nodes {
     }
 
     /// Ends every connection.
-    pub(super) fn close_all(&self) {
+    pub(crate) fn close_all(&self) {
         let nodes = std::mem::take(&mut *self.lock());
         for state in nodes.into_values() {
             if let NodeState::Ready(c) = state {

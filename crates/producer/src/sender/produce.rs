@@ -58,7 +58,9 @@ impl Shared {
             conn.start_frame(version, "Produce", encode).map(Ok)
         };
         let shared = self.clone();
-        tokio::spawn(async move {
+        self.spawn("produce", async move {
+            #[cfg(test)]
+            crate::task::injected_panic(&shared.config().client_id, "produce");
             let result = match started {
                 Ok(Ok(call)) => call.response::<ProduceRequest>().await.map(Some),
                 Ok(Err(written)) => match written.await {
