@@ -72,7 +72,7 @@ impl Shared {
                 },
                 Err(e) => Err(e),
             };
-            shared.handle_produce(batches, result);
+            shared.handle_produce(conn.addr(), batches, result);
             shared.wake_sender();
         });
     }
@@ -80,6 +80,7 @@ impl Shared {
     /// Turns the answer to one Produce request into each batch's verdict, and carries it out.
     fn handle_produce(
         &self,
+        broker: &str,
         batches: Vec<Drained>,
         result: Result<Option<ProduceResponse>, Error>,
     ) {
@@ -112,7 +113,7 @@ impl Shared {
             let Some(p) = answer else {
                 let verdict = left_out(self.retries_left(&d));
                 let error = |d: &Drained| Error::Protocol {
-                    broker: String::new(),
+                    broker: broker.to_string(),
                     message: format!(
                         "no answer for {}-{} in the produce response",
                         d.topic, d.partition
