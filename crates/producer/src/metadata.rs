@@ -44,7 +44,7 @@ pub(crate) struct Cluster {
     /// Looked up for every record: a fast hash (topic names are the application's, not an
     /// attacker's, so SipHash's flood resistance buys nothing here).
     /// Shared (`Arc`) so that a snapshot's successor and `send`'s per-thread cache
-    /// (`producer.rs: with_topic`) take a topic's metadata without copying it.
+    /// (`producer/enqueue.rs: with_topic`) take a topic's metadata without copying it.
     pub(crate) topics: foldhash::HashMap<String, Arc<TopicMetadata>>,
     pub(crate) updated: Option<Instant>,
 }

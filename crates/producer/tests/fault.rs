@@ -492,7 +492,7 @@ async fn a_partition_without_a_leader_waits_for_one() {
 }
 
 /// The first bootstrap server accepts the connection and then loses the Metadata answer: the
-/// producer moves on to the second one (`Inner::on_any_broker`).
+/// producer moves on to the second one (`Shared::on_any_broker`).
 #[tokio::test]
 async fn bootstrap_moves_on_when_a_server_loses_the_metadata_answer() {
     let first = broker(1).await;

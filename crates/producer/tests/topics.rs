@@ -1,5 +1,5 @@
 //! What `send` knows of a topic, against the testkit's fake broker (no cluster needed): each
-//! thread keeps the topic it last sent to (`with_topic` in producer.rs), and that must never
+//! thread keeps the topic it last sent to (`with_topic` in producer/enqueue.rs), and that must never
 //! send a record through another producer or with partitions the topic no longer has.
 
 use std::future::Future;
