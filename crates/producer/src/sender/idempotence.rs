@@ -86,15 +86,7 @@ impl Shared {
             .with_transaction_timeout_ms(i32::MAX)
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        let resp = self
-            .on_any_broker(|conn| {
-                let req = &req;
-                async move {
-                    let version = conn.version(ApiKey::InitProducerId)?;
-                    conn.call(req, version).await
-                }
-            })
-            .await?;
+        let resp = self.call_any_broker(ApiKey::InitProducerId, &req).await?;
         let code = ErrorCode(resp.error_code);
         if !code.is_ok() {
             return Err(Error::ProducerId { code });

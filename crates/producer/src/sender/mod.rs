@@ -153,15 +153,7 @@ impl Shared {
             .with_topics(Some(topics))
             // As the Java producer: the broker's auto.create.topics.enable decides.
             .with_allow_auto_topic_creation(true);
-        let resp = self
-            .on_any_broker(|conn| {
-                let req = &req;
-                async move {
-                    let version = conn.version(ApiKey::Metadata)?;
-                    conn.call(req, version).await
-                }
-            })
-            .await?;
+        let resp = self.call_any_broker(ApiKey::Metadata, &req).await?;
         let cluster = self
             .metadata()
             .snapshot()

@@ -4,6 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use kafka_producer_protocol::kafka_protocol::messages::ApiKey;
+use kafka_producer_protocol::kafka_protocol::protocol::Request;
+
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::shared::Shared;
@@ -60,6 +63,20 @@ impl Shared {
             shared.wake_sender();
         });
         None
+    }
+
+    /// Sends `req` (an `api` request) to one broker after another until one answers, at the
+    /// highest version both sides speak (see [`Shared::on_any_broker`]).
+    pub(super) async fn call_any_broker<R: Request>(
+        &self,
+        api: ApiKey,
+        req: &R,
+    ) -> Result<R::Response, Error> {
+        self.on_any_broker(|conn| async move {
+            let version = conn.version(api)?;
+            conn.call(req, version).await
+        })
+        .await
     }
 
     /// Runs `op` on one broker after another until it succeeds: open connections first, then
