@@ -12,7 +12,10 @@ use crate::delivery::BatchOutcome;
 /// `K` and `V` are the key and value types: bytes for [`Producer`](crate::Producer), anything with a
 /// serializer for [`TypedProducer`](crate::TypedProducer). A `None` key means "no key" (the sticky
 /// partitioner picks the partition); a `None` value is a tombstone.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows the topic, partition, timestamp and header count, and only whether there is
+/// a key and a value: they may be large, or secret, and need not be `Debug` themselves.
+#[derive(Clone)]
 pub struct ProducerRecord<'a, K, V> {
     /// The topic.
     pub topic: &'a str,
@@ -72,6 +75,26 @@ impl<'a, K, V> ProducerRecord<'a, K, V> {
     pub fn partition(mut self, partition: i32) -> Self {
         self.partition = Some(partition);
         self
+    }
+}
+
+impl<K, V> fmt::Debug for ProducerRecord<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// `Some(..)` or `None`, without the contents.
+        struct Present(bool);
+        impl fmt::Debug for Present {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(if self.0 { "Some(..)" } else { "None" })
+            }
+        }
+        f.debug_struct("ProducerRecord")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("timestamp", &self.timestamp)
+            .field("key", &Present(self.key.is_some()))
+            .field("value", &Present(self.value.is_some()))
+            .field("headers", &self.headers.len())
+            .finish()
     }
 }
 
