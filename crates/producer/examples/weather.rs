@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer: TypedProducer<str, Reading> =
         TypedProducer::new(config, StringSerializer, JsonSerializer).await?;
 
-    let partitions = producer.producer().partition_count(TOPIC).await?;
+    let partitions = producer.partition_count(TOPIC).await?;
     println!("{TOPIC} has {partitions} partitions; each city's readings all go to one:");
     for (city, _) in CITIES {
         let partition = partition_for_key(city.as_bytes(), partitions as u32);

@@ -1,8 +1,9 @@
 //! [`BlockingProducer`]: a [`TypedProducer`] for synchronous code, on its own runtime.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::TypedProducer;
+use super::{PartitionInfo, TypedProducer};
 use crate::config::ProducerConfig;
 use crate::delivery::DeliveryFuture;
 use crate::error::{Error, Result};
@@ -15,9 +16,11 @@ use crate::serializer::Serializer;
 /// Dropping it without [`BlockingProducer::close`] closes it with `delivery.timeout.ms` as the
 /// timeout, so queued records are delivered (or fail) before the runtime stops.
 pub struct BlockingProducer<K: ?Sized, V: ?Sized> {
-    producer: Option<TypedProducer<K, V>>,
+    producer: TypedProducer<K, V>,
     runtime: tokio::runtime::Runtime,
     close_timeout: Duration,
+    /// Set by `close`, so that a drop does not close again and report its error twice.
+    closed: AtomicBool,
 }
 
 /// The outcome of one record sent by a [`BlockingProducer`].
@@ -36,7 +39,7 @@ impl BlockingDelivery {
 }
 
 impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
-    /// Connects, like [`Producer::new`](crate::Producer::new).
+    /// Connects, like [`Producer::new`](crate::Producer::new), blocking until connected.
     pub fn new(
         config: ProducerConfig,
         key: impl Serializer<K> + 'static,
@@ -53,43 +56,73 @@ impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
         let close_timeout = config.delivery_timeout;
         let producer = runtime.block_on(TypedProducer::new(config, key, value))?;
         Ok(BlockingProducer {
-            producer: Some(producer),
+            producer,
             runtime,
             close_timeout,
+            closed: AtomicBool::new(false),
         })
     }
 
-    fn typed(&self) -> &TypedProducer<K, V> {
-        self.producer.as_ref().expect("present until drop")
-    }
-
-    /// Queues a record; see [`Producer::send`](crate::Producer::send) for when this blocks.
-    pub fn send(&self, record: ProducerRecord<'_, &K, &V>) -> Result<BlockingDelivery> {
-        let future = self.runtime.block_on(self.typed().send(record))?;
-        Ok(BlockingDelivery {
+    fn delivery(&self, future: DeliveryFuture) -> BlockingDelivery {
+        BlockingDelivery {
             future,
             handle: self.runtime.handle().clone(),
-        })
+        }
     }
 
-    /// See [`Producer::flush`](crate::Producer::flush).
+    /// Queues a record, blocking while [`Producer::send`](crate::Producer::send) would wait: for
+    /// the topic's metadata or for `buffer.memory`, at most `max.block.ms`. Returns the record's
+    /// [`BlockingDelivery`] once queued; fails as [`TypedProducer::send`] does.
+    pub fn send(&self, record: ProducerRecord<'_, &K, &V>) -> Result<BlockingDelivery> {
+        let future = self.runtime.block_on(self.producer.send(record))?;
+        Ok(self.delivery(future))
+    }
+
+    /// Records queued whose outcome is not known yet; never blocks. See
+    /// [`Producer::pending_records`](crate::Producer::pending_records).
+    pub fn pending_records(&self) -> usize {
+        self.producer.pending_records()
+    }
+
+    /// The partition count of `topic`, blocking the first time a topic is used until its
+    /// metadata is known (at most `max.block.ms`). See
+    /// [`Producer::partition_count`](crate::Producer::partition_count).
+    pub fn partition_count(&self, topic: &str) -> Result<usize> {
+        self.runtime.block_on(self.producer.partition_count(topic))
+    }
+
+    /// The partitions of `topic` with their leaders, blocking as
+    /// [`partition_count`](Self::partition_count) does. See
+    /// [`Producer::partitions`](crate::Producer::partitions).
+    pub fn partitions(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
+        self.runtime.block_on(self.producer.partitions(topic))
+    }
+
+    /// Sends everything queued and blocks until each record is acknowledged or has failed. See
+    /// [`Producer::flush`](crate::Producer::flush).
     pub fn flush(&self) -> Result<()> {
-        self.runtime.block_on(self.typed().flush())
+        self.runtime.block_on(self.producer.flush())
     }
 
-    /// See [`Producer::close`](crate::Producer::close).
-    pub fn close(mut self, timeout: Duration) -> Result<()> {
-        let producer = self.producer.take().expect("present until drop");
-        self.runtime.block_on(producer.close(timeout))
+    /// Flushes, then stops, blocking at most about `timeout`. See
+    /// [`Producer::close`](crate::Producer::close). Later sends fail with [`Error::Closed`];
+    /// dropping the producer afterwards does not close it again.
+    pub fn close(&self, timeout: Duration) -> Result<()> {
+        self.closed.store(true, Ordering::Relaxed);
+        self.runtime.block_on(self.producer.close(timeout))
     }
 }
 
 impl<K: ?Sized, V: ?Sized> Drop for BlockingProducer<K, V> {
     fn drop(&mut self) {
-        if let Some(p) = self.producer.take() {
-            if let Err(e) = self.runtime.block_on(p.close(self.close_timeout)) {
-                eprintln!("kafka-producer: closing a dropped BlockingProducer: {e}");
-            }
+        if *self.closed.get_mut() {
+            return;
+        }
+        if let Err(e) = self
+            .runtime
+            .block_on(self.producer.close(self.close_timeout))
+        {
+            eprintln!("kafka-producer: closing a dropped BlockingProducer: {e}");
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::config::ProducerConfig;
 use crate::delivery::{settled, DeliveryFuture};
 use crate::error::{Error, Result};
+use crate::metadata::TopicMetadata;
 use crate::partitioner::Partitioner;
 use crate::record::ProducerRecord;
 use crate::sender::{run_metadata, run_sender};
@@ -198,17 +199,48 @@ impl Producer {
         Err(Error::CloseTimedOut { pending, timeout })
     }
 
-    /// Records handed to `send` whose outcome is not known yet.
+    /// Records queued (by `send` or `try_send`) whose outcome is not known yet. Never waits.
     pub fn pending_records(&self) -> usize {
         self.shared.accumulator().pending_records()
     }
 
-    /// The partition count of `topic` as last seen in metadata (fetching it if needed).
+    /// The partition count of `topic` as last seen in metadata.
+    ///
+    /// Waits, as [`send`](Self::send) does, only the first time a topic is used: until its
+    /// metadata is known, at most `max.block.ms`, then fails with [`Error::UnknownTopic`]. Fails
+    /// at once for a topic the brokers call invalid or not authorized, or a closed producer.
     pub async fn partition_count(&self, topic: &str) -> Result<usize> {
+        Ok(self.topic_metadata(topic).await?.partition_count())
+    }
+
+    /// The partitions of `topic` as last seen in metadata, in partition order, each with its
+    /// leader, like the Java client's `partitionsFor`. Waits and fails as
+    /// [`partition_count`](Self::partition_count) does.
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
+        let meta = self.topic_metadata(topic).await?;
+        Ok((0..meta.partition_count() as i32)
+            .map(|partition| PartitionInfo {
+                partition,
+                leader: meta.leader(partition),
+            })
+            .collect())
+    }
+
+    async fn topic_metadata(&self, topic: &str) -> Result<Arc<TopicMetadata>> {
         let deadline = Instant::now() + self.shared.config().max_block;
         let cluster = wait_for_topic(&self.shared, topic, deadline).await?;
-        Ok(cluster.topics[topic].partition_count())
+        Ok(cluster.topics[topic].clone())
     }
+}
+
+/// One partition of a topic, as [`Producer::partitions`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct PartitionInfo {
+    /// The partition id: a topic's partitions are `0..partition_count`.
+    pub partition: i32,
+    /// The node id of the partition's leader, or `None` while it has none.
+    pub leader: Option<i32>,
 }
 
 async fn flush(shared: &Shared) -> Result<()> {

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{send_slow, try_queue, Producer, RawRecord};
+use super::{send_slow, try_queue, PartitionInfo, Producer, RawRecord};
 use crate::config::ProducerConfig;
 use crate::delivery::DeliveryFuture;
 use crate::error::{Error, Result};
@@ -153,12 +153,28 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         Ok((key, value))
     }
 
-    /// See [`Producer::flush`].
+    /// Records queued whose outcome is not known yet; see [`Producer::pending_records`].
+    pub fn pending_records(&self) -> usize {
+        self.producer.pending_records()
+    }
+
+    /// The partition count of `topic`; waits and fails as [`Producer::partition_count`] does.
+    pub async fn partition_count(&self, topic: &str) -> Result<usize> {
+        self.producer.partition_count(topic).await
+    }
+
+    /// The partitions of `topic` with their leaders; waits and fails as
+    /// [`Producer::partitions`] does.
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionInfo>> {
+        self.producer.partitions(topic).await
+    }
+
+    /// Sends everything queued and waits for its outcome; see [`Producer::flush`].
     pub async fn flush(&self) -> Result<()> {
         self.producer.flush().await
     }
 
-    /// See [`Producer::close`].
+    /// Flushes, then stops, waiting at most `timeout`; see [`Producer::close`].
     pub async fn close(&self, timeout: Duration) -> Result<()> {
         self.producer.close(timeout).await
     }
