@@ -1,5 +1,6 @@
 //! [`BlockingProducer`]: a [`TypedProducer`] for synchronous code, on its own runtime.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -110,6 +111,15 @@ impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
     pub fn close(&self, timeout: Duration) -> Result<()> {
         self.closed.store(true, Ordering::Relaxed);
         self.runtime.block_on(self.producer.close(timeout))
+    }
+}
+
+/// The producer underneath (bootstrap servers, client id, pending records).
+impl<K: ?Sized, V: ?Sized> fmt::Debug for BlockingProducer<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingProducer")
+            .field("producer", &self.producer)
+            .finish_non_exhaustive()
     }
 }
 

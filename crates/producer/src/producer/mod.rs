@@ -4,6 +4,7 @@
 //! This file holds [`Producer`]; [`enqueue`] is its send path, from a record to its place in a
 //! batch; [`typed`] and [`blocking`] hold the other two handles, built on it.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -241,6 +242,19 @@ pub struct PartitionInfo {
     pub partition: i32,
     /// The node id of the partition's leader, or `None` while it has none.
     pub leader: Option<i32>,
+}
+
+/// The bootstrap servers, the client id and the records pending: enough to tell producers
+/// apart, and nothing secret.
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = self.shared.config();
+        f.debug_struct("Producer")
+            .field("bootstrap_servers", &config.bootstrap_servers)
+            .field("client_id", &config.client_id)
+            .field("pending_records", &self.pending_records())
+            .finish_non_exhaustive()
+    }
 }
 
 async fn flush(shared: &Shared) -> Result<()> {

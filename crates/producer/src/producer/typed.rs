@@ -1,6 +1,7 @@
 //! [`TypedProducer`]: a [`Producer`] with a key and a value serializer.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,17 @@ impl<K: ?Sized, V: ?Sized> Clone for TypedProducer<K, V> {
             key: self.key.clone(),
             value: self.value.clone(),
         }
+    }
+}
+
+/// The producer underneath; serializers have no `Debug`, and the record types say enough.
+impl<K: ?Sized, V: ?Sized> fmt::Debug for TypedProducer<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedProducer")
+            .field("producer", &self.producer)
+            .field("key", &std::any::type_name::<K>())
+            .field("value", &std::any::type_name::<V>())
+            .finish()
     }
 }
 
