@@ -205,18 +205,20 @@ async fn send_all(
         }
         let record = ProducerRecord::<&[u8], &[u8]>::new(&args.topic).value(payload);
         let sent_at = clock.now();
-        let result = match producer.try_send(&record) {
-            Ok(Some(delivery)) => Ok(delivery),
-            Err(e) => Err(e),
-            // The producer would wait (for buffer.memory, or the topic's metadata): let the
-            // awaiting task see what is sent so far, as its acknowledgements are what frees the
-            // memory, then wait in `send`.
-            Ok(None) => {
-                hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
-                let result = producer.send(record).await;
-                clock.stale();
-                result
-            }
+        let result = match producer.try_send(record) {
+            Ok(delivery) => Ok(delivery),
+            Err(not_queued) => match not_queued.record_for_send() {
+                // The producer would wait (for buffer.memory, or the topic's metadata): let the
+                // awaiting task see what is sent so far, as its acknowledgements are what frees
+                // the memory, then wait in `send`.
+                Ok(record) => {
+                    hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
+                    let result = producer.send(record).await;
+                    clock.stale();
+                    result
+                }
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok(delivery) => chunk.push((delivery, sent_at)),

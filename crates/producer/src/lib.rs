@@ -42,7 +42,10 @@ pub use config::{read_properties_file, Acks, CompressionType, ProducerConfig};
 pub use delivery::DeliveryFuture;
 pub use error::{BoxError, Error, ErrorCode, Result};
 pub use partitioner::{partition_for_key, Partitioner};
-pub use producer::{BlockingDelivery, BlockingProducer, PartitionInfo, Producer, TypedProducer};
+pub use producer::{
+    BlockingDelivery, BlockingProducer, NotQueued, PartitionInfo, Producer, TrySendError,
+    TypedProducer, WouldWait,
+};
 pub use record::{Header, ProducerRecord, RecordMetadata};
 #[cfg(feature = "json")]
 pub use serializer::JsonSerializer;

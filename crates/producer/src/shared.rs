@@ -207,7 +207,12 @@ mod tests {
             let later = tokio::time::timeout(PATIENCE, producer.send(new_topic)).await;
             let error = later.expect("a send after the panic returns").unwrap_err();
             assert!(is_injected(&error, task), "{task}: {error}");
-            assert!(producer.try_send(&record()).is_err());
+            match producer.try_send(record()).unwrap_err().reason {
+                crate::NotQueued::Failed(error) => {
+                    assert!(is_injected(&error, task), "{task}: {error}")
+                }
+                other => panic!("{task}: {other}"),
+            }
 
             let closed =
                 tokio::time::timeout(PATIENCE, producer.close(Duration::from_secs(60))).await;

@@ -9,7 +9,10 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use kafka_producer::{DeliveryFuture, Error, ErrorCode, Producer, ProducerConfig, ProducerRecord};
+use kafka_producer::{
+    DeliveryFuture, Error, ErrorCode, NotQueued, Producer, ProducerConfig, ProducerRecord,
+    TrySendError, WouldWait,
+};
 use kafka_producer_protocol::kafka_protocol::messages::ApiKey;
 use kafka_producer_testkit::{Corruption, FakeBroker, FakeConfig, Rule};
 
@@ -512,10 +515,27 @@ async fn bootstrap_moves_on_when_a_server_loses_the_metadata_answer() {
 }
 
 /// `try_send` queues what needs no waiting and hands back, queuing nothing, what would wait: a
-/// topic not known yet, and a new batch while buffer.memory is taken. The test's runtime has one
-/// thread and the filling loops never yield, so no batch leaves while they fill the memory.
+/// topic not known yet, and a new batch while buffer.memory is taken; and what would fail. The
+/// record handed back is the one handed in, not a copy. The test's runtime has one thread and
+/// the filling loops never yield, so no batch leaves while they fill the memory.
 #[tokio::test]
 async fn try_send_queues_what_needs_no_wait_and_hands_back_what_would_wait() {
+    type Record = ProducerRecord<'static, &'static str, String>;
+    /// The record in `e`, checked to be the one sent (`sent` is its value's buffer), not a copy.
+    fn handed_back(e: TrySendError<Record>, sent: *const u8) -> Record {
+        let value = e.record.value.as_ref().expect("the value is still there");
+        assert_eq!(
+            value.as_ptr(),
+            sent,
+            "the record handed back is the one handed in"
+        );
+        e.into_record()
+    }
+    #[allow(clippy::result_large_err)]
+    fn try_send(p: &Producer, record: Record) -> Result<DeliveryFuture, TrySendError<Record>> {
+        p.try_send(record)
+    }
+
     for idempotent in modes() {
         let b = broker(1).await;
         let mut c = config(&b, idempotent);
@@ -527,46 +547,80 @@ async fn try_send_queues_what_needs_no_wait_and_hands_back_what_would_wait() {
             c.set(k, v).unwrap();
         }
         let p = producer(c).await;
-        let record = ProducerRecord::new("t").key("k").value("v".repeat(100));
-        let fill = |queued: &mut Vec<DeliveryFuture>| {
-            while let Some(f) = p.try_send(&record).unwrap() {
-                queued.push(f);
-                assert!(queued.len() < 100, "buffer.memory never ran out");
+        let template: Record = ProducerRecord::new("t").key("k").value("v".repeat(100));
+        // Queues copies of `template` until one comes back for want of buffer.memory; returns it.
+        let fill = |queued: &mut Vec<DeliveryFuture>| loop {
+            let copy = template.clone();
+            let sent = copy.value.as_ref().unwrap().as_ptr();
+            match try_send(&p, copy) {
+                Ok(f) => queued.push(f),
+                Err(e) => {
+                    assert_eq!(e.would_wait(), Some(WouldWait::BufferFull), "{e}");
+                    break handed_back(e, sent);
+                }
             }
+            assert!(queued.len() < 100, "buffer.memory never ran out");
         };
 
         // The topic is not known yet: nothing queued, and its metadata is fetched meanwhile.
-        assert!(p.try_send(&record).unwrap().is_none());
+        let record = template.clone();
+        let sent = record.value.as_ref().unwrap().as_ptr();
+        let e = try_send(&p, record.clone()).unwrap_err();
+        assert_eq!(e.would_wait(), Some(WouldWait::MetadataNotReady));
+        let back = e.into_record();
+        assert_eq!(
+            (back.topic, back.key, back.value.as_deref(), back.partition),
+            ("t", Some("k"), record.value.as_deref(), None)
+        );
+        let e = try_send(&p, record).unwrap_err();
+        assert_eq!(e.would_wait(), Some(WouldWait::MetadataNotReady), "{e}");
+        let mut record = handed_back(e, sent);
         assert_eq!(p.pending_records(), 0);
         let deadline = Instant::now() + PATIENCE;
         let first = loop {
-            if let Some(f) = p.try_send(&record).unwrap() {
-                break f;
+            match try_send(&p, record) {
+                Ok(f) => break f,
+                Err(e) => {
+                    assert_eq!(e.would_wait(), Some(WouldWait::MetadataNotReady), "{e}");
+                    record = handed_back(e, sent);
+                }
             }
             assert!(Instant::now() < deadline, "the topic never became known");
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
+        let record = template.clone();
 
         // Queue until buffer.memory, three batches of 1000 bytes, has no room for a fourth.
         let mut queued = vec![first];
-        fill(&mut queued);
+        let waiting = fill(&mut queued);
         // About 8 records of 106 bytes fill a batch: more than two batches' worth went in.
         assert!(queued.len() > 16, "only {} records queued", queued.len());
         assert_eq!(p.pending_records(), queued.len());
 
-        // Bad input fails at once, as with `send`, and queues nothing.
-        let big = ProducerRecord::<&[u8], _>::new("t").value(vec![b'x'; 5000]);
-        let e = p.try_send(&big).unwrap_err();
-        assert!(matches!(e, Error::RecordTooLarge { .. }), "{e}");
-        let e = p.try_send(&record.clone().partition(7)).unwrap_err();
+        // Bad input fails at once, as with `send`, queues nothing, and comes back too.
+        let big = record.clone().value("x".repeat(5000));
+        let sent = big.value.as_ref().unwrap().as_ptr();
+        let e = try_send(&p, big).unwrap_err();
         assert!(
-            matches!(e, Error::InvalidPartition { partition: 7, .. }),
+            matches!(e.reason, NotQueued::Failed(Error::RecordTooLarge { .. })),
             "{e}"
         );
+        handed_back(e, sent);
+        let bad = record.clone().partition(7);
+        let sent = bad.value.as_ref().unwrap().as_ptr();
+        let e = try_send(&p, bad).unwrap_err();
+        assert!(
+            matches!(
+                e.reason,
+                NotQueued::Failed(Error::InvalidPartition { partition: 7, .. })
+            ),
+            "{e}"
+        );
+        assert_eq!(handed_back(e, sent).partition, Some(7));
         assert_eq!(p.pending_records(), queued.len());
 
         // `send` waits for the memory and takes the record that was handed back.
-        queued.push(within(p.send(record.clone())).await.unwrap());
+        queued.push(within(p.send(waiting)).await.unwrap());
         let count = queued.len();
         for (i, f) in queued.drain(..).enumerate() {
             let md = within(f).await.unwrap();
@@ -587,9 +641,12 @@ async fn try_send_queues_what_needs_no_wait_and_hands_back_what_would_wait() {
         for f in queued {
             within(f).await.unwrap();
         }
+        let sent = record.value.as_ref().unwrap().as_ptr();
+        let e = try_send(&p, record).unwrap_err();
         assert!(
-            matches!(p.try_send(&record), Err(Error::Closed { .. })),
-            "a closed producer queues nothing"
+            matches!(e.reason, NotQueued::Failed(Error::Closed { .. })),
+            "a closed producer queues nothing: {e}"
         );
+        handed_back(e, sent);
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::{PartitionInfo, TypedProducer};
+use super::{PartitionInfo, TrySendError, TypedProducer};
 use crate::config::ProducerConfig;
 use crate::delivery::DeliveryFuture;
 use crate::error::{Error, Result};
@@ -77,6 +77,17 @@ impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
     pub fn send(&self, record: ProducerRecord<'_, &K, &V>) -> Result<BlockingDelivery> {
         let future = self.runtime.block_on(self.producer.send(record))?;
         Ok(self.delivery(future))
+    }
+
+    /// Queues a record if that needs no waiting, and never blocks; otherwise hands it back with
+    /// the reason, as [`TypedProducer::try_send`] does.
+    // Large: the record comes back by value, as in `Producer::try_send`.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send<'a, 'k, 'v>(
+        &self,
+        record: ProducerRecord<'a, &'k K, &'v V>,
+    ) -> std::result::Result<BlockingDelivery, TrySendError<ProducerRecord<'a, &'k K, &'v V>>> {
+        self.producer.try_send(record).map(|f| self.delivery(f))
     }
 
     /// Records queued whose outcome is not known yet; never blocks. See

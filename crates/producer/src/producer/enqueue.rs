@@ -16,6 +16,8 @@ use crate::partitioner::partition_for_key;
 use crate::record::ProducerRecord;
 use crate::shared::Shared;
 
+use super::try_send::{Unqueued, WouldWait};
+
 /// A record as bytes, borrowed from the caller.
 pub(super) struct RawRecord<'a> {
     pub(super) topic: &'a str,
@@ -72,15 +74,16 @@ fn try_send_now(
 }
 
 /// `send` without waiting: the record goes into its partition's open batch or, if buffer memory
-/// for a new batch is free now, into a new one. `None`: `send` would wait (for the topic's
-/// metadata, or for buffer memory), and nothing is queued.
+/// for a new batch is free now, into a new one. Otherwise nothing is queued, and the answer says
+/// what `send` would wait for, or why it would fail.
 pub(super) fn try_queue(
     shared: &Arc<Shared>,
     r: &RawRecord<'_>,
-) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
-    match try_send_now(shared, r)? {
-        Some(f) => Ok(Some(f)),
-        None => try_new_batch(shared, r),
+) -> std::result::Result<DeliveryFuture, Unqueued> {
+    match try_send_now(shared, r) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => try_new_batch(shared, r),
+        Err(e) => Err(Unqueued::Failed(e)),
     }
 }
 
@@ -91,27 +94,28 @@ pub(super) fn try_queue(
 fn try_new_batch(
     shared: &Arc<Shared>,
     r: &RawRecord<'_>,
-) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
-    let size = check_size(shared, r)?;
+) -> std::result::Result<DeliveryFuture, Unqueued> {
+    let failed = |e| Unqueued::Failed(Box::new(e));
+    let size = check_size(shared, r).map_err(failed)?;
     let queued = with_topic(shared, r.topic, |meta, tq| {
-        let placed = place(shared, meta, r)?;
+        let placed = place(shared, meta, r).map_err(failed)?;
         let reserve = batch_reservation(shared, size);
         if !shared.accumulator().try_reserve(reserve) {
-            return Ok(None);
+            return Err(Unqueued::Wait(WouldWait::BufferFull));
         }
-        append_reserved(shared, meta, tq, placed, r, reserve).map(Some)
+        append_reserved(shared, meta, tq, placed, r, reserve).map_err(failed)
     });
     match queued {
-        Some(result) => result.map_err(Box::new),
+        Some(result) => result,
         None => {
             // Not known yet, or no leader: fetch it, as `send` would while it waits, unless
             // waiting cannot help (then `send` fails at once too).
             if let Some(e) = incurable(&shared.metadata().snapshot(), r.topic) {
-                return Err(Box::new(e));
+                return Err(failed(e));
             }
             shared.metadata().want(r.topic);
             shared.metadata().request_refresh();
-            Ok(None)
+            Err(Unqueued::Wait(WouldWait::MetadataNotReady))
         }
     }
 }

@@ -2,7 +2,8 @@
 //! [`BlockingProducer`] (for synchronous code).
 //!
 //! This file holds [`Producer`]; [`enqueue`] is its send path, from a record to its place in a
-//! batch; [`typed`] and [`blocking`] hold the other two handles, built on it.
+//! batch; [`typed`] and [`blocking`] hold the other two handles, built on it; [`try_send`] holds
+//! what `try_send` answers when it did not queue a record.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,10 +20,13 @@ use crate::shared::Shared;
 
 pub use self::blocking::{BlockingDelivery, BlockingProducer};
 use self::enqueue::{send_slow, try_queue, wait_for_topic, RawRecord};
+use self::try_send::Unqueued;
+pub use self::try_send::{NotQueued, TrySendError, WouldWait};
 pub use self::typed::TypedProducer;
 
 mod blocking;
 mod enqueue;
+mod try_send;
 mod typed;
 
 /// A Kafka producer of raw bytes. Cheap to clone (`Clone + Send + Sync`); all clones share one
@@ -113,9 +117,9 @@ impl Producer {
         tokio::task::consume_budget().await;
         let r = RawRecord::of(&record);
         match try_queue(&self.shared, &r) {
-            Ok(Some(f)) => return Ok(f),
-            Ok(None) => {}
-            Err(e) => return Err(*e),
+            Ok(f) => return Ok(f),
+            Err(Unqueued::Failed(e)) => return Err(*e),
+            Err(Unqueued::Wait(_)) => {}
         }
         // Boxed: the waiting path's state (the metadata watch, the semaphore's acquire) made up
         // most of this future (848 bytes), and every `send` moves its future at least once;
@@ -128,43 +132,48 @@ impl Producer {
     /// a loop that sends many records without an `.await` for each, and for callers outside
     /// async code.
     ///
-    /// Returns `Ok(Some(future))` once the record is queued: the same [`DeliveryFuture`], with
-    /// the same guarantee of exactly one outcome, as `send` returns. Returns `Ok(None)`, having
-    /// queued nothing, when `send` would wait: the topic's metadata is not known yet, or it has
-    /// a partition without a leader (the metadata is fetched, as by `send`), or the record needs
-    /// a new batch and `buffer.memory` has no room for one now. Then hand the record to `send`,
-    /// which waits for it; calling `try_send` again in a loop instead only succeeds once the
-    /// background tasks have run, which on a current-thread runtime needs the caller to yield.
-    /// Fails, queuing nothing, as `send` fails without waiting: a record larger than
-    /// `max.request.size` or `buffer.memory`, a partition the topic does not have (once the
-    /// topic is known), a topic the brokers call invalid or not authorized, a closed producer.
-    ///
-    /// The record is borrowed: after `Ok(None)` or an error it is still the caller's.
+    /// Returns the record's [`DeliveryFuture`] once it is queued, with the same guarantee of
+    /// exactly one outcome as `send`'s. Otherwise nothing is queued and the record comes back in
+    /// a [`TrySendError`], with the reason:
+    /// - [`NotQueued::WouldWait`] when `send` would wait: for the topic's metadata
+    ///   ([`WouldWait::MetadataNotReady`]: not known yet, or a partition without a leader; it is
+    ///   fetched, as by `send`), or for `buffer.memory` to have room for the new batch the record
+    ///   needs ([`WouldWait::BufferFull`]). Then hand the record to `send`, which waits for it;
+    ///   calling `try_send` again in a loop instead only succeeds once the background tasks have
+    ///   run, which on a current-thread runtime needs the caller to yield.
+    /// - [`NotQueued::Failed`] when `send` would fail at once too: a record larger than
+    ///   `max.request.size` or `buffer.memory`, a partition the topic does not have (once the
+    ///   topic is known), a topic the brokers call invalid or not authorized, a closed producer.
     ///
     /// ```no_run
     /// # async fn example(producer: kafka_producer::Producer) -> kafka_producer::Result<()> {
     /// use kafka_producer::ProducerRecord;
     ///
     /// let record = ProducerRecord::new("events").key("greeting").value("hello");
-    /// let delivery = match producer.try_send(&record)? {
-    ///     Some(delivery) => delivery,
-    ///     None => producer.send(record).await?,
+    /// let delivery = match producer.try_send(record) {
+    ///     Ok(delivery) => delivery,
+    ///     // Waits if `try_send` would have had to; fails if `send` would fail too.
+    ///     Err(not_queued) => producer.send(not_queued.record_for_send()?).await?,
     /// };
     /// let md = delivery.await?;
     /// # Ok(())
     /// # }
     /// ```
-    #[must_use = "a record queued has an outcome to look at; `None` means nothing was queued"]
-    pub fn try_send<K, V>(
+    // The record comes back by value, as the caller gave it, so the error is as large as the
+    // record; boxing it would allocate for every record handed back. A queued record's result
+    // is written in place, its size costs nothing.
+    #[allow(clippy::result_large_err)]
+    #[inline]
+    pub fn try_send<'a, K, V>(
         &self,
-        record: &ProducerRecord<'_, K, V>,
-    ) -> Result<Option<DeliveryFuture>>
+        record: ProducerRecord<'a, K, V>,
+    ) -> std::result::Result<DeliveryFuture, TrySendError<ProducerRecord<'a, K, V>>>
     where
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let r = RawRecord::of(record);
-        try_queue(&self.shared, &r).map_err(|e| *e)
+        let r = RawRecord::of(&record);
+        try_queue(&self.shared, &r).map_err(|n| n.hand_back(record))
     }
 
     /// Sends everything queued now (ignoring `linger.ms`) and waits until every record handed to

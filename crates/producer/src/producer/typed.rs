@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{send_slow, try_queue, PartitionInfo, Producer, RawRecord};
+use super::{send_slow, try_queue, PartitionInfo, Producer, RawRecord, TrySendError, Unqueued};
 use crate::config::ProducerConfig;
 use crate::delivery::DeliveryFuture;
 use crate::error::{Error, Result};
@@ -90,37 +90,30 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         }
     }
 
-    /// Serializes the key and value, then sends as [`Producer::send`] does. A serializer error
-    /// fails this call with [`Error::Serialization`] and queues nothing.
+    /// Serializes the key and value, then sends as [`Producer::send`] does: returns once the
+    /// record is queued, waiting only for the topic's metadata or for `buffer.memory`, at most
+    /// `max.block.ms`. A serializer error fails this call with [`Error::Serialization`] and
+    /// queues nothing.
     pub async fn send(&self, record: ProducerRecord<'_, &K, &V>) -> Result<DeliveryFuture> {
         // As `Producer::send`: yield now and then, before anything is queued.
         tokio::task::consume_budget().await;
         let shared = &self.producer.shared;
-        let topic = record.topic;
         // Fast path: serialize into this thread's scratch buffers and append without waiting.
-        let fast = SCRATCH.with(|s| {
-            let (kbuf, vbuf) = &mut *s.borrow_mut();
-            let (key, value) = self.serialize(&record, kbuf, vbuf)?;
-            let raw = RawRecord {
-                topic,
-                key,
-                value,
-                headers: &record.headers,
-                timestamp: record.timestamp,
-                partition: record.partition,
-            };
-            match try_queue(shared, &raw).map_err(|e| *e)? {
-                Some(f) => Ok(Ok(f)),
-                // Must wait: keep owned copies across the await.
-                None => Ok(Err((key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)))),
-            }
-        })?;
+        let fast = self.with_serialized(&record, |raw| match try_queue(shared, raw) {
+            Ok(f) => Ok(Ok(f)),
+            Err(Unqueued::Failed(e)) => Err(*e),
+            // Must wait: keep owned copies across the await.
+            Err(Unqueued::Wait(_)) => Ok(Err((
+                raw.key.map(<[u8]>::to_vec),
+                raw.value.map(<[u8]>::to_vec),
+            ))),
+        })??;
         let (key, value) = match fast {
             Ok(f) => return Ok(f),
             Err(owned) => owned,
         };
         let raw = RawRecord {
-            topic,
+            topic: record.topic,
             key: key.as_deref(),
             value: value.as_deref(),
             headers: &record.headers,
@@ -129,6 +122,49 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         };
         // Boxed, as in `Producer::send`.
         Box::pin(send_slow(shared, &raw)).await
+    }
+
+    /// Serializes the key and value, then queues the record if that needs no waiting, as
+    /// [`Producer::try_send`] does; never waits or yields. Returns the record's
+    /// [`DeliveryFuture`] once queued; otherwise the record comes back with the reason, as from
+    /// `Producer::try_send`, and a serializer's error is [`NotQueued::Failed`] with
+    /// [`Error::Serialization`].
+    ///
+    /// [`NotQueued::Failed`]: crate::NotQueued::Failed
+    // Large: the record comes back by value, as in `Producer::try_send`.
+    #[allow(clippy::result_large_err)]
+    #[inline]
+    pub fn try_send<'a, 'k, 'v>(
+        &self,
+        record: ProducerRecord<'a, &'k K, &'v V>,
+    ) -> std::result::Result<DeliveryFuture, TrySendError<ProducerRecord<'a, &'k K, &'v V>>> {
+        let shared = &self.producer.shared;
+        match self.with_serialized(&record, |raw| try_queue(shared, raw)) {
+            Ok(Ok(f)) => Ok(f),
+            Ok(Err(unqueued)) => Err(unqueued.hand_back(record)),
+            Err(e) => Err(Unqueued::Failed(Box::new(e)).hand_back(record)),
+        }
+    }
+
+    /// Serializes the record's key and value into this thread's scratch buffers, so a typed
+    /// send needs no allocation of its own, and calls `f` with the record as bytes.
+    fn with_serialized<T>(
+        &self,
+        record: &ProducerRecord<'_, &K, &V>,
+        f: impl FnOnce(&RawRecord<'_>) -> T,
+    ) -> Result<T> {
+        SCRATCH.with(|s| {
+            let (kbuf, vbuf) = &mut *s.borrow_mut();
+            let (key, value) = self.serialize(record, kbuf, vbuf)?;
+            Ok(f(&RawRecord {
+                topic: record.topic,
+                key,
+                value,
+                headers: &record.headers,
+                timestamp: record.timestamp,
+                partition: record.partition,
+            }))
+        })
     }
 
     fn serialize<'b>(
