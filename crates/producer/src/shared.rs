@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::futures::Notified;
 use tokio::sync::{watch, Notify};
 
-use crate::accumulator::Accumulator;
+use crate::accumulator::{Accumulator, Settings};
 use crate::config::ProducerConfig;
 use crate::error::Error;
 use crate::metadata::Metadata;
@@ -37,20 +37,20 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: ProducerConfig, partitioner: Option<Arc<dyn Partitioner>>) -> Self {
         Shared {
-            accumulator: Accumulator::new(
-                config.batch_size,
-                config.batch_max_size,
-                config.max_request_size,
-                config.linger,
-                config.delivery_timeout,
-                config.buffer_memory,
-                config.compression.codec(),
-                if config.idempotent() {
+            accumulator: Accumulator::new(Settings {
+                batch_size: config.batch_size,
+                batch_max_size: config.batch_max_size,
+                max_request_size: config.max_request_size,
+                linger: config.linger,
+                delivery_timeout: config.delivery_timeout,
+                buffer_memory: config.buffer_memory,
+                compression: config.compression.codec(),
+                in_flight_per_partition: if config.idempotent() {
                     config.max_in_flight
                 } else {
                     1
                 },
-            ),
+            }),
             metadata: Metadata::new(),
             partitioner,
             wake: Notify::new(),

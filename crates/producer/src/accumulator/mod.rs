@@ -86,27 +86,18 @@ pub(crate) struct Accumulator {
     flushes: AtomicUsize,
 }
 
-/// A record needs a new batch, and so buffer memory reserved for it.
-#[derive(Debug)]
-pub(crate) struct NeedsBatch {
-    /// The partition's open batch had no room for it (rather than there being no open batch).
-    pub(crate) last_full: bool,
-    /// Not queued: the sender stopped for good (the producer closed while this send was on its
-    /// way), so nothing would ever send a new batch.
-    pub(crate) stopped: bool,
-    /// Not queued: the record was for the sticky partition, and it moved on before the
-    /// partition's lock was taken; choose again (memory reserved stays with the caller).
-    pub(crate) moved: bool,
-}
-
-impl NeedsBatch {
-    fn new(last_full: bool) -> Self {
-        NeedsBatch {
-            last_full,
-            stopped: false,
-            moved: false,
-        }
-    }
+/// Why `append` did not take a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotAppended {
+    /// It needs a new batch, and so buffer memory reserved for it. `last_full`: the partition's
+    /// open batch had no room for it (rather than there being no open batch).
+    NeedsBatch { last_full: bool },
+    /// The sender stopped for good (the producer closed while this send was on its way), so
+    /// nothing would ever send a new batch.
+    Stopped,
+    /// The record was for the sticky partition, and it moved on before the partition's lock
+    /// was taken: choose again (memory reserved stays with the caller).
+    Moved,
 }
 
 /// Where a record went.
@@ -117,18 +108,42 @@ pub(crate) struct Appended {
     pub(crate) wake_sender: bool,
 }
 
+/// What the accumulator works by: the producer's settings that shape batches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) batch_size: usize,
+    /// `batch.max.size`: how far a batch may grow past `batch.size` while it lingers.
+    pub(crate) batch_max_size: usize,
+    pub(crate) max_request_size: usize,
+    pub(crate) linger: Duration,
+    pub(crate) delivery_timeout: Duration,
+    pub(crate) buffer_memory: usize,
+    pub(crate) compression: Compression,
+    /// Batches of one partition in flight at once: up to 5 with idempotence, else 1.
+    pub(crate) in_flight_per_partition: usize,
+}
+
+/// A record's parts, as [`Accumulator::append`] encodes them into a batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordParts<'a> {
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: &'a [Header],
+}
+
 impl Accumulator {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        batch_size: usize,
-        batch_max_size: usize,
-        max_request_size: usize,
-        linger: Duration,
-        delivery_timeout: Duration,
-        buffer_memory: usize,
-        compression: Compression,
-        in_flight_per_partition: usize,
-    ) -> Self {
+    pub(crate) fn new(settings: Settings) -> Self {
+        let Settings {
+            batch_size,
+            batch_max_size,
+            max_request_size,
+            linger,
+            delivery_timeout,
+            buffer_memory,
+            compression,
+            in_flight_per_partition,
+        } = settings;
         Accumulator {
             topics: RwLock::new(Default::default()),
             batch_size,
@@ -198,28 +213,27 @@ impl Accumulator {
     /// `sticky` is the sticky partitioner's choice when it placed the record (the partition is
     /// then `sticky.partition`): what the record adds is counted there, under the partition's
     /// lock, and the partitioner moves on when Java's would (see [`StickyCount`]).
-    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn append(
         &self,
         tq: &TopicQueues,
         partition: i32,
         sticky: Option<StickyChoice>,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &[Header],
+        record: RecordParts<'_>,
         reserved: Option<usize>,
         now: impl FnOnce() -> Instant,
-    ) -> Result<Appended, NeedsBatch> {
+    ) -> Result<Appended, NotAppended> {
+        let RecordParts {
+            timestamp,
+            key,
+            value,
+            headers,
+        } = record;
         let mut queue = tq.partitions[partition as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if sticky.is_some_and(|c| !tq.sticky.is(c)) {
-            return Err(NeedsBatch {
-                moved: true,
-                ..NeedsBatch::new(false)
-            });
+            return Err(NotAppended::Moved);
         }
         let limit = self.batch_limit(tq);
         // With growth, a batch takes records past batch.size, up to batch.max.size, for as long
@@ -283,7 +297,7 @@ impl Accumulator {
                 if let Some(c) = sticky {
                     tq.sticky.move_on(c);
                 }
-                return Err(NeedsBatch::new(true));
+                return Err(NotAppended::NeedsBatch { last_full: true });
             }
         }
         let Some(mut reserved) = reserved else {
@@ -294,7 +308,7 @@ impl Accumulator {
                     tq.sticky.move_on(c);
                 }
             }
-            return Err(NeedsBatch::new(false));
+            return Err(NotAppended::NeedsBatch { last_full: false });
         };
         // Room for as much as this partition's last batch held, so that a batch growing as large
         // again is never copied to a larger buffer; taken from buffer.memory only while at least
@@ -325,10 +339,7 @@ impl Accumulator {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
             self.release(reserved);
-            return Err(NeedsBatch {
-                stopped: true,
-                ..NeedsBatch::new(false)
-            });
+            return Err(NotAppended::Stopped);
         }
         outcome.set_records(1);
         let bytes = builder.size_in_bytes();

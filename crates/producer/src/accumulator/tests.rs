@@ -12,7 +12,8 @@ use crate::metadata::{Cluster, TopicMetadata};
 use crate::partitioner::StickyChoice;
 
 use super::{
-    Accumulator, Drained, NeedsBatch, PartitionQueue, ProducerBatch, ProducerIdEpoch, TopicQueues,
+    Accumulator, Drained, NotAppended, PartitionQueue, ProducerBatch, ProducerIdEpoch, RecordParts,
+    Settings, TopicQueues,
 };
 
 fn cluster(leaders: Vec<i32>) -> Cluster {
@@ -33,44 +34,58 @@ fn cluster(leaders: Vec<i32>) -> Cluster {
 }
 
 fn acc(batch_size: usize, linger_ms: u64) -> Accumulator {
-    Accumulator::new(
+    Accumulator::new(Settings {
         batch_size,
-        batch_size,
-        1 << 20,
-        Duration::from_millis(linger_ms),
-        Duration::from_secs(10),
-        1 << 20,
-        Compression::None,
-        1,
-    )
+        batch_max_size: batch_size,
+        max_request_size: 1 << 20,
+        linger: Duration::from_millis(linger_ms),
+        delivery_timeout: Duration::from_secs(10),
+        buffer_memory: 1 << 20,
+        compression: Compression::None,
+        in_flight_per_partition: 1,
+    })
 }
 
 /// lz4 with batch.size 1000 and max.request.size 10,000.
 fn lz4_acc(buffer_memory: usize) -> Accumulator {
-    Accumulator::new(
-        1000,
-        1000,
-        10_000,
-        Duration::ZERO,
-        Duration::from_secs(10),
+    Accumulator::new(Settings {
+        batch_size: 1000,
+        batch_max_size: 1000,
+        max_request_size: 10_000,
+        linger: Duration::ZERO,
+        delivery_timeout: Duration::from_secs(10),
         buffer_memory,
-        Compression::Lz4 { level: 9 },
-        1,
-    )
+        compression: Compression::Lz4 { level: 9 },
+        in_flight_per_partition: 1,
+    })
 }
 
 fn add(a: &Accumulator, tq: &TopicQueues, p: i32, v: &[u8], now: Instant) -> DeliveryFuture {
-    match a.append(tq, p, None, 0, None, Some(v), &[], None, || now) {
+    match a.append(
+        tq,
+        p,
+        None,
+        RecordParts {
+            timestamp: 0,
+            key: None,
+            value: Some(v),
+            headers: &[],
+        },
+        None,
+        || now,
+    ) {
         Ok(x) => x.future,
         Err(_) => {
             a.append(
                 tq,
                 p,
                 None,
-                0,
-                None,
-                Some(v),
-                &[],
+                RecordParts {
+                    timestamp: 0,
+                    key: None,
+                    value: Some(v),
+                    headers: &[],
+                },
                 Some(a.batch_size),
                 || now,
             )
@@ -155,7 +170,19 @@ async fn outcomes_reach_handles_and_memory_comes_back() {
     let now = Instant::now();
     assert!(a.reserve(100, now + Duration::from_secs(1)).await);
     let f = a
-        .append(&tq, 0, None, 5, None, Some(b"v"), &[], Some(100), || now)
+        .append(
+            &tq,
+            0,
+            None,
+            RecordParts {
+                timestamp: 5,
+                key: None,
+                value: Some(b"v"),
+                headers: &[],
+            },
+            Some(100),
+            || now,
+        )
         .unwrap()
         .future;
     assert_eq!(a.pending_records(), 1);
@@ -200,16 +227,16 @@ async fn expired_batches_fail_with_a_delivery_timeout() {
 
 #[tokio::test]
 async fn memory_is_bounded() {
-    let a = Accumulator::new(
-        100,
-        100,
-        1 << 20,
-        Duration::ZERO,
-        Duration::from_secs(10),
-        250,
-        Compression::None,
-        1,
-    );
+    let a = Accumulator::new(Settings {
+        batch_size: 100,
+        batch_max_size: 100,
+        max_request_size: 1 << 20,
+        linger: Duration::ZERO,
+        delivery_timeout: Duration::from_secs(10),
+        buffer_memory: 250,
+        compression: Compression::None,
+        in_flight_per_partition: 1,
+    });
     let t0 = Instant::now();
     assert!(a.reserve(100, t0).await);
     assert!(a.reserve(100, t0).await);
@@ -220,16 +247,16 @@ async fn memory_is_bounded() {
 }
 
 fn idempotent(max_in_flight: usize) -> Accumulator {
-    Accumulator::new(
-        100,
-        100,
-        1 << 20,
-        Duration::ZERO,
-        Duration::from_secs(10),
-        1 << 20,
-        Compression::None,
-        max_in_flight,
-    )
+    Accumulator::new(Settings {
+        batch_size: 100,
+        batch_max_size: 100,
+        max_request_size: 1 << 20,
+        linger: Duration::ZERO,
+        delivery_timeout: Duration::from_secs(10),
+        buffer_memory: 1 << 20,
+        compression: Compression::None,
+        in_flight_per_partition: max_in_flight,
+    })
 }
 
 fn seq_of(d: &Drained) -> (i16, i32) {
@@ -331,16 +358,16 @@ fn a_new_epoch_restarts_sequences_and_renumbers_waiting_retries() {
 
 #[tokio::test]
 async fn a_split_batch_keeps_order_sequences_and_each_records_offset() {
-    let a = Accumulator::new(
-        1 << 20,
-        1 << 20,
-        1 << 20,
-        Duration::ZERO,
-        Duration::from_secs(10),
-        1 << 22,
-        Compression::None,
-        5,
-    );
+    let a = Accumulator::new(Settings {
+        batch_size: 1 << 20,
+        batch_max_size: 1 << 20,
+        max_request_size: 1 << 20,
+        linger: Duration::ZERO,
+        delivery_timeout: Duration::from_secs(10),
+        buffer_memory: 1 << 22,
+        compression: Compression::None,
+        in_flight_per_partition: 5,
+    });
     let tq = a.topic("t", 1);
     let c = cluster(vec![1]);
     let now = Instant::now();
@@ -463,16 +490,16 @@ fn a_batch_grows_past_batch_size_only_with_free_buffer_memory() {
 
 /// batch.size 1000, batch.max.size 4000, at most `in_flight` batches of a partition in flight.
 fn growing_acc_with(linger: Duration, in_flight: usize) -> Accumulator {
-    Accumulator::new(
-        1000,
-        4000,
-        1 << 20,
+    Accumulator::new(Settings {
+        batch_size: 1000,
+        batch_max_size: 4000,
+        max_request_size: 1 << 20,
         linger,
-        Duration::from_secs(10),
-        1 << 20,
-        Compression::None,
-        in_flight,
-    )
+        delivery_timeout: Duration::from_secs(10),
+        buffer_memory: 1 << 20,
+        compression: Compression::None,
+        in_flight_per_partition: in_flight,
+    })
 }
 
 /// One batch of a partition in flight (no idempotence), linger 1 s.
@@ -500,14 +527,16 @@ fn after_the_sender_stopped_no_new_batch_is_queued() {
         &tq,
         0,
         None,
-        0,
-        None,
-        Some(b"v"),
-        &[],
+        RecordParts {
+            timestamp: 0,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+        },
         Some(1000),
         Instant::now,
     );
-    assert!(matches!(refused, Err(NeedsBatch { stopped: true, .. })));
+    assert!(matches!(refused, Err(NotAppended::Stopped)));
     assert!(!a.has_incomplete());
     assert!(tq.partitions[0].lock().unwrap().batches.is_empty());
     assert_eq!(a.buffer.permits.available_permits(), free);
@@ -528,7 +557,19 @@ fn sticky_records_move_the_partitioner_on_and_a_stale_choice_is_refused() {
             assert!(a.try_reserve(r));
         }
         let p = c.partition as i32;
-        a.append(&tq, p, Some(c), 0, None, Some(value), &[], reserved, || now)
+        a.append(
+            &tq,
+            p,
+            Some(c),
+            RecordParts {
+                timestamp: 0,
+                key: None,
+                value: Some(value),
+                headers: &[],
+            },
+            reserved,
+            || now,
+        )
     };
     // A record larger than batch.size fills its batch: move on.
     let first = tq.sticky.current(&all, 4);
@@ -536,7 +577,7 @@ fn sticky_records_move_the_partitioner_on_and_a_stale_choice_is_refused() {
     assert!(!tq.sticky.is(first));
     // A send still holding that choice is refused, and queues nothing.
     let stale = append(first, b"v", None);
-    assert!(matches!(stale, Err(NeedsBatch { moved: true, .. })));
+    assert!(matches!(stale, Err(NotAppended::Moved)));
     assert_eq!(a.pending_records(), 1);
     // Small records stay until their batch has no room.
     let next = tq.sticky.current(&all, 4);
@@ -548,13 +589,7 @@ fn sticky_records_move_the_partitioner_on_and_a_stale_choice_is_refused() {
     }
     let full = append(next, &[b'x'; 100], None);
     assert!(
-        matches!(
-            full,
-            Err(NeedsBatch {
-                last_full: true,
-                ..
-            })
-        ),
+        matches!(full, Err(NotAppended::NeedsBatch { last_full: true })),
         "{full:?}"
     );
     assert!(!tq.sticky.is(next));
@@ -677,16 +712,16 @@ fn with_idempotence_a_closed_batch_goes_behind_one_in_flight_in_sequence() {
 #[test]
 fn when_a_request_holds_only_some_ready_batches_every_partition_gets_its_turn() {
     // batch.max.size = max.request.size = 4000: one grown batch fills a request.
-    let a = Accumulator::new(
-        1000,
-        4000,
-        4000,
-        Duration::from_millis(5),
-        Duration::from_secs(10),
-        1 << 20,
-        Compression::None,
-        5,
-    );
+    let a = Accumulator::new(Settings {
+        batch_size: 1000,
+        batch_max_size: 4000,
+        max_request_size: 4000,
+        linger: Duration::from_millis(5),
+        delivery_timeout: Duration::from_secs(10),
+        buffer_memory: 1 << 20,
+        compression: Compression::None,
+        in_flight_per_partition: 5,
+    });
     let tq = a.topic("t", 3);
     let c = cluster(vec![1, 1, 1]);
     let now = Instant::now();
@@ -711,16 +746,16 @@ fn when_a_request_holds_only_some_ready_batches_every_partition_gets_its_turn() 
 #[test]
 fn without_growth_a_batch_closes_at_batch_size_and_goes_at_once() {
     // batch.max.size at batch.size: the Java client's rule.
-    let a = Accumulator::new(
-        1000,
-        1000,
-        1 << 20,
-        Duration::from_secs(1),
-        Duration::from_secs(10),
-        1 << 20,
-        Compression::None,
-        5,
-    );
+    let a = Accumulator::new(Settings {
+        batch_size: 1000,
+        batch_max_size: 1000,
+        max_request_size: 1 << 20,
+        linger: Duration::from_secs(1),
+        delivery_timeout: Duration::from_secs(10),
+        buffer_memory: 1 << 20,
+        compression: Compression::None,
+        in_flight_per_partition: 5,
+    });
     let tq = a.topic("t", 1);
     let c = cluster(vec![1]);
     let now = Instant::now();
@@ -785,16 +820,16 @@ fn once_the_broker_refuses_a_grown_batch_later_ones_grow_no_larger_than_its_part
 fn grown_compressed_batches_share_a_request_by_their_compressed_size() {
     // lz4, batch.size 1000, batch.max.size and max.request.size 10,000; records that compress
     // well, so a grown batch holds 10,000 bytes of records that compress to under 1,000.
-    let a = Accumulator::new(
-        1000,
-        10_000,
-        10_000,
-        Duration::from_secs(1),
-        Duration::from_secs(10),
-        1 << 20,
-        Compression::Lz4 { level: 9 },
-        1,
-    );
+    let a = Accumulator::new(Settings {
+        batch_size: 1000,
+        batch_max_size: 10_000,
+        max_request_size: 10_000,
+        linger: Duration::from_secs(1),
+        delivery_timeout: Duration::from_secs(10),
+        buffer_memory: 1 << 20,
+        compression: Compression::Lz4 { level: 9 },
+        in_flight_per_partition: 1,
+    });
     let tq = a.topic("t", 2);
     for _ in 0..300 {
         tq.observe_compression(0.01);

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use kafka_producer_protocol::batch::{record_size_upper_bound, Header, RECORD_BATCH_OVERHEAD};
 
-use crate::accumulator::{Appended, NeedsBatch, TopicQueues};
+use crate::accumulator::{Appended, NotAppended, RecordParts, TopicQueues};
 use crate::clock::now_millis;
 use crate::delivery::DeliveryFuture;
 use crate::error::{Error, ErrorCode, Result};
@@ -60,8 +60,8 @@ fn try_send_now(
         Ok(
             match append_placed(shared, meta, tq, placed, r, timestamp, None) {
                 Ok(a) => Some(appended(shared, a)),
-                Err(needs) => {
-                    if needs.last_full {
+                Err(not) => {
+                    if not == (NotAppended::NeedsBatch { last_full: true }) {
                         // That batch was just closed: it can go now, whatever linger.ms says.
                         shared.wake_sender();
                     }
@@ -130,7 +130,7 @@ fn append_placed(
     r: &RawRecord<'_>,
     timestamp: i64,
     reserved: Option<usize>,
-) -> std::result::Result<Appended, NeedsBatch> {
+) -> std::result::Result<Appended, NotAppended> {
     loop {
         let (partition, sticky) = match placed {
             Some(p) => (p, None),
@@ -145,14 +145,16 @@ fn append_placed(
             tq,
             partition,
             sticky,
-            timestamp,
-            r.key,
-            r.value,
-            r.headers,
+            RecordParts {
+                timestamp,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            },
             reserved,
             Instant::now,
         ) {
-            Err(NeedsBatch { moved: true, .. }) => continue,
+            Err(NotAppended::Moved) => continue,
             other => return other,
         }
     }
@@ -275,7 +277,7 @@ fn append_reserved(
     match append_placed(shared, meta, tq, placed, r, timestamp, Some(reserved)) {
         Ok(a) => Ok(appended(shared, a)),
         // The producer closed meanwhile (while a send waited), and its sender has stopped.
-        Err(NeedsBatch { stopped: true, .. }) => Err(closed(r.topic)),
+        Err(NotAppended::Stopped) => Err(closed(r.topic)),
         Err(_) => unreachable!("with memory reserved, append always takes the record"),
     }
 }
