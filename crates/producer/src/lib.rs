@@ -22,6 +22,8 @@
 //! Configuration uses the Java client's property names and defaults ([`ProducerConfig`]); keys go
 //! to the partition the Java client would pick ([`partition_for_key`]).
 
+#![warn(missing_debug_implementations)]
+
 mod accumulator;
 mod clock;
 mod config;

@@ -40,6 +40,8 @@
 //! # Ok::<(), kafka_producer_protocol::EncodeError>(())
 //! ```
 
+#![warn(missing_debug_implementations)]
+
 pub mod batch;
 pub mod error;
 pub mod frame;

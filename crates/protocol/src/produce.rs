@@ -23,6 +23,17 @@ pub struct TopicBatches<'a> {
     pub partitions: Vec<(i32, Bytes)>,
 }
 
+/// Partitions with their batches' sizes, not their bytes.
+impl std::fmt::Debug for TopicBatches<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: Vec<(i32, usize)> = self.partitions.iter().map(|(p, b)| (*p, b.len())).collect();
+        f.debug_struct("TopicBatches")
+            .field("topic", &self.topic)
+            .field("partition_batch_bytes", &sizes)
+            .finish()
+    }
+}
+
 /// A Produce request (no transactional id) as frame chunks: size prefix, request header and
 /// body, with each batch a chunk of its own.
 pub fn encode_produce_request(
