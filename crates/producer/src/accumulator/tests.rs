@@ -16,6 +16,21 @@ use super::{
     Settings, TopicQueues,
 };
 
+/// The settings most tests start from: 1000-byte batches that do not grow, no linger, no
+/// compression, one batch per partition in flight.
+fn settings() -> Settings {
+    Settings {
+        batch_size: 1000,
+        batch_max_size: 1000,
+        max_request_size: 1 << 20,
+        linger: Duration::ZERO,
+        delivery_timeout: Duration::from_secs(10),
+        buffer_memory: 1 << 20,
+        compression: Compression::None,
+        in_flight_per_partition: 1,
+    }
+}
+
 fn cluster(leaders: Vec<i32>) -> Cluster {
     let mut topics = foldhash::HashMap::default();
     topics.insert(
@@ -37,26 +52,18 @@ fn acc(batch_size: usize, linger_ms: u64) -> Accumulator {
     Accumulator::new(Settings {
         batch_size,
         batch_max_size: batch_size,
-        max_request_size: 1 << 20,
         linger: Duration::from_millis(linger_ms),
-        delivery_timeout: Duration::from_secs(10),
-        buffer_memory: 1 << 20,
-        compression: Compression::None,
-        in_flight_per_partition: 1,
+        ..settings()
     })
 }
 
 /// lz4 with batch.size 1000 and max.request.size 10,000.
 fn lz4_acc(buffer_memory: usize) -> Accumulator {
     Accumulator::new(Settings {
-        batch_size: 1000,
-        batch_max_size: 1000,
         max_request_size: 10_000,
-        linger: Duration::ZERO,
-        delivery_timeout: Duration::from_secs(10),
         buffer_memory,
         compression: Compression::Lz4 { level: 9 },
-        in_flight_per_partition: 1,
+        ..settings()
     })
 }
 
@@ -230,12 +237,8 @@ async fn memory_is_bounded() {
     let a = Accumulator::new(Settings {
         batch_size: 100,
         batch_max_size: 100,
-        max_request_size: 1 << 20,
-        linger: Duration::ZERO,
-        delivery_timeout: Duration::from_secs(10),
         buffer_memory: 250,
-        compression: Compression::None,
-        in_flight_per_partition: 1,
+        ..settings()
     });
     let t0 = Instant::now();
     assert!(a.reserve(100, t0).await);
@@ -250,12 +253,8 @@ fn idempotent(max_in_flight: usize) -> Accumulator {
     Accumulator::new(Settings {
         batch_size: 100,
         batch_max_size: 100,
-        max_request_size: 1 << 20,
-        linger: Duration::ZERO,
-        delivery_timeout: Duration::from_secs(10),
-        buffer_memory: 1 << 20,
-        compression: Compression::None,
         in_flight_per_partition: max_in_flight,
+        ..settings()
     })
 }
 
@@ -361,12 +360,9 @@ async fn a_split_batch_keeps_order_sequences_and_each_records_offset() {
     let a = Accumulator::new(Settings {
         batch_size: 1 << 20,
         batch_max_size: 1 << 20,
-        max_request_size: 1 << 20,
-        linger: Duration::ZERO,
-        delivery_timeout: Duration::from_secs(10),
         buffer_memory: 1 << 22,
-        compression: Compression::None,
         in_flight_per_partition: 5,
+        ..settings()
     });
     let tq = a.topic("t", 1);
     let c = cluster(vec![1]);
@@ -491,14 +487,10 @@ fn a_batch_grows_past_batch_size_only_with_free_buffer_memory() {
 /// batch.size 1000, batch.max.size 4000, at most `in_flight` batches of a partition in flight.
 fn growing_acc_with(linger: Duration, in_flight: usize) -> Accumulator {
     Accumulator::new(Settings {
-        batch_size: 1000,
         batch_max_size: 4000,
-        max_request_size: 1 << 20,
         linger,
-        delivery_timeout: Duration::from_secs(10),
-        buffer_memory: 1 << 20,
-        compression: Compression::None,
         in_flight_per_partition: in_flight,
+        ..settings()
     })
 }
 
@@ -713,14 +705,11 @@ fn with_idempotence_a_closed_batch_goes_behind_one_in_flight_in_sequence() {
 fn when_a_request_holds_only_some_ready_batches_every_partition_gets_its_turn() {
     // batch.max.size = max.request.size = 4000: one grown batch fills a request.
     let a = Accumulator::new(Settings {
-        batch_size: 1000,
         batch_max_size: 4000,
         max_request_size: 4000,
         linger: Duration::from_millis(5),
-        delivery_timeout: Duration::from_secs(10),
-        buffer_memory: 1 << 20,
-        compression: Compression::None,
         in_flight_per_partition: 5,
+        ..settings()
     });
     let tq = a.topic("t", 3);
     let c = cluster(vec![1, 1, 1]);
@@ -747,14 +736,9 @@ fn when_a_request_holds_only_some_ready_batches_every_partition_gets_its_turn() 
 fn without_growth_a_batch_closes_at_batch_size_and_goes_at_once() {
     // batch.max.size at batch.size: the Java client's rule.
     let a = Accumulator::new(Settings {
-        batch_size: 1000,
-        batch_max_size: 1000,
-        max_request_size: 1 << 20,
         linger: Duration::from_secs(1),
-        delivery_timeout: Duration::from_secs(10),
-        buffer_memory: 1 << 20,
-        compression: Compression::None,
         in_flight_per_partition: 5,
+        ..settings()
     });
     let tq = a.topic("t", 1);
     let c = cluster(vec![1]);
@@ -821,14 +805,11 @@ fn grown_compressed_batches_share_a_request_by_their_compressed_size() {
     // lz4, batch.size 1000, batch.max.size and max.request.size 10,000; records that compress
     // well, so a grown batch holds 10,000 bytes of records that compress to under 1,000.
     let a = Accumulator::new(Settings {
-        batch_size: 1000,
         batch_max_size: 10_000,
         max_request_size: 10_000,
         linger: Duration::from_secs(1),
-        delivery_timeout: Duration::from_secs(10),
-        buffer_memory: 1 << 20,
         compression: Compression::Lz4 { level: 9 },
-        in_flight_per_partition: 1,
+        ..settings()
     });
     let tq = a.topic("t", 2);
     for _ in 0..300 {
