@@ -34,6 +34,7 @@
 
 mod broker;
 mod cluster;
+mod pki;
 mod proxy;
 mod record;
 mod time_limit;
@@ -45,5 +46,6 @@ pub use broker::{
 pub use cluster::{
     cluster, dump_log_batches, dump_log_field, wait_until, Cluster, NodeOutage, PartitionInfo,
 };
+pub use pki::TestPki;
 pub use proxy::{Cut, FaultProxy};
 pub use record::ReadRecord;

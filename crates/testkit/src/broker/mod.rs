@@ -36,6 +36,9 @@ pub struct FakeConfig {
     pub default_partitions: Option<u32>,
     /// What Produce does with records. Default [`Storage::Keep`].
     pub storage: Storage,
+    /// Speak TLS with this server configuration (see [`crate::TestPki`]), as a Kafka `SSL`
+    /// listener does. Default `None`: plaintext.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for FakeConfig {
@@ -45,6 +48,7 @@ impl Default for FakeConfig {
             node_ids: vec![1],
             default_partitions: None,
             storage: Storage::Keep,
+            tls: None,
         }
     }
 }
@@ -166,6 +170,7 @@ impl FakeBroker {
             state.create_topic(topic, *partitions);
         }
         let shared = Arc::new(Shared {
+            tls: config.tls,
             host: addr.ip().to_string(),
             port: addr.port(),
             node_ids: config.node_ids,

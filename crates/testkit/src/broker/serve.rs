@@ -23,8 +23,8 @@ use kafka_producer_protocol::kafka_protocol::protocol::{
     Encodable, HeaderVersion, Message, StrBytes,
 };
 use kafka_producer_protocol::{decode_batches, DecodeError, ErrorCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -48,6 +48,8 @@ const FIRST_PRODUCER_ID: i64 = 1000;
 
 /// What the broker and its connections share.
 pub(super) struct Shared {
+    /// With [`super::FakeConfig::tls`]: connections speak TLS.
+    pub(super) tls: Option<Arc<rustls::ServerConfig>>,
     pub(super) host: String,
     pub(super) port: u16,
     pub(super) node_ids: Vec<i32>,
@@ -145,7 +147,17 @@ pub(super) async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     shared.accepted.fetch_add(1, Ordering::AcqRel);
-                    connections.spawn(serve(stream, shared.clone(), for_connections.clone()));
+                    let _ = stream.set_nodelay(true);
+                    let (shared, stop) = (shared.clone(), for_connections.clone());
+                    match shared.tls.clone() {
+                        None => connections.spawn(serve(stream, shared, stop)),
+                        Some(tls) => connections.spawn(async move {
+                            // A failed handshake ends the connection, as at a Kafka SSL listener.
+                            if let Ok(stream) = tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
+                                serve(stream, shared, stop).await;
+                            }
+                        }),
+                    };
                 }
                 // Out of file descriptors and the like: let it pass rather than spin.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -174,8 +186,11 @@ enum After {
 
 /// One connection: reads requests, answers them in order. Responses to requests that arrived
 /// together go out in one write.
-async fn serve(mut stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let _ = stream.set_nodelay(true);
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut disconnect = shared.disconnect.subscribe();
     let mut input = BytesMut::with_capacity(64 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
@@ -239,8 +254,8 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Rece
 }
 
 /// Reads and ignores everything until the client closes the connection.
-async fn silence(
-    stream: &mut TcpStream,
+async fn silence<S: AsyncRead + Unpin>(
+    stream: &mut S,
     stop: &mut watch::Receiver<bool>,
     disconnect: &mut watch::Receiver<u64>,
 ) {
