@@ -17,6 +17,7 @@ use std::time::Duration;
 use kafka_producer_protocol::Compression;
 
 use crate::error::{Error, Result};
+use crate::tls::{SecurityProtocol, TlsSettings};
 
 /// `acks`: when the leader answers a produce request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -172,6 +173,8 @@ pub struct ProducerConfig {
     pub(crate) partitioner_ignore_keys: bool,
     pub(crate) connection_setup_timeout: Duration,
     pub(crate) reconnect_backoff: Duration,
+    /// `security.protocol` and `ssl.*`.
+    pub(crate) tls: TlsSettings,
 }
 
 impl Default for ProducerConfig {
@@ -198,6 +201,7 @@ impl Default for ProducerConfig {
             partitioner_ignore_keys: false,
             connection_setup_timeout: Duration::ZERO,
             reconnect_backoff: Duration::ZERO,
+            tls: TlsSettings::default(),
         };
         for (key, default) in KNOWN_KEYS {
             if !default.is_empty() {
@@ -312,8 +316,13 @@ impl ProducerConfig {
             "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
             // The Java client names serializer classes here; in Rust they are types, chosen in code.
             "key.serializer" | "value.serializer" => {}
+            _ if self.tls.set(key, value)? => {}
             _ => {
-                let known: Vec<&str> = KNOWN_KEYS.iter().map(|(k, _)| *k).collect();
+                let known: Vec<&str> = KNOWN_KEYS
+                    .iter()
+                    .map(|(k, _)| *k)
+                    .chain(crate::tls::KEYS.iter().copied())
+                    .collect();
                 return Err(Error::config(
                     key,
                     format!(
@@ -521,6 +530,11 @@ impl ProducerConfig {
     pub fn with_partitioner_ignore_keys(mut self, ignore: bool) -> Self {
         self.partitioner_ignore_keys = ignore;
         self
+    }
+
+    /// The configured `security.protocol`.
+    pub fn security_protocol(&self) -> SecurityProtocol {
+        self.tls.protocol
     }
 
     /// The configured `compression.type`.

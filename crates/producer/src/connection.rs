@@ -1,4 +1,5 @@
-//! One TCP connection to one broker: a writer task, a reader task, and a cheap handle.
+//! One connection to one broker (TCP, or TLS over TCP): a writer task, a reader task, and a
+//! cheap handle.
 //!
 //! Requests carry their own reply channel (tokio-postgres style). Responses are matched by
 //! correlation id. When the socket fails, every pending request fails with a network error and the
@@ -14,9 +15,10 @@ use bytes::{Bytes, BytesMut};
 use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_producer_protocol::kafka_protocol::protocol::{Request, StrBytes, VersionRange};
 use kafka_producer_protocol::{frame, EncodeError, ErrorCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_rustls::TlsConnector;
 
 use crate::error::Error;
 use crate::task::CatchPanic;
@@ -101,14 +103,39 @@ pub(crate) struct Connection {
     request_timeout: Duration,
 }
 
+/// How to connect: the settings every connection of a producer shares.
+#[derive(Clone)]
+pub(crate) struct ConnectSettings {
+    pub(crate) client_id: String,
+    /// `socket.connection.setup.timeout.ms`: for the TCP connection.
+    pub(crate) setup_timeout: Duration,
+    /// `request.timeout.ms`: for the TLS handshake and ApiVersions, as for any request.
+    pub(crate) request_timeout: Duration,
+    /// With `security.protocol=SSL`.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for ConnectSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectSettings")
+            .field("client_id", &self.client_id)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Connection {
-    /// Connects to `addr`, negotiates API versions, and starts the I/O tasks.
+    /// Connects to `addr` (and, with TLS, completes the handshake), negotiates API versions,
+    /// and starts the I/O tasks.
     pub(crate) async fn connect(
         addr: &str,
-        client_id: &str,
-        setup_timeout: Duration,
-        request_timeout: Duration,
+        settings: &ConnectSettings,
     ) -> Result<Connection, Error> {
+        let (client_id, setup_timeout, request_timeout) = (
+            settings.client_id.as_str(),
+            settings.setup_timeout,
+            settings.request_timeout,
+        );
         let net = |message: String| Error::Network {
             broker: addr.to_string(),
             message,
@@ -123,15 +150,34 @@ impl Connection {
             })?
             .map_err(|e| net(format!("cannot connect: {e}")))?;
         stream.set_nodelay(true).ok();
+        let Some(tls) = &settings.tls else {
+            let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
+            let (read, write) = stream.into_split();
+            return Ok(Connection::run(read, write, addr, versions, settings));
+        };
+        let name = crate::tls::server_name(addr).map_err(net)?;
+        let handshake = TlsConnector::from(tls.clone()).connect(name, stream);
+        let mut stream = tokio::time::timeout(request_timeout, handshake)
+            .await
+            .map_err(|_| net("TLS handshake not done within request.timeout.ms".into()))?
+            .map_err(|e| net(format!("TLS handshake failed: {e}")))?;
+        let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
+        let (read, write) = tokio::io::split(stream);
+        Ok(Connection::run(read, write, addr, versions, settings))
+    }
 
-        let versions = tokio::time::timeout(
-            request_timeout,
-            negotiate_versions(&mut stream, addr, client_id),
-        )
-        .await
-        .map_err(|_| net("no ApiVersions answer within request.timeout.ms".into()))??;
-
-        let (read, write) = stream.into_split();
+    /// Starts the writer and reader tasks on the two halves of a connected stream.
+    fn run<R, W>(
+        read: R,
+        write: W,
+        addr: &str,
+        versions: HashMap<i16, VersionRange>,
+        settings: &ConnectSettings,
+    ) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let shared = Arc::new(Shared {
             addr: addr.to_string(),
             pending: Mutex::new(Pending::default()),
@@ -147,18 +193,17 @@ impl Connection {
             shared.clone(),
             read_loop(read, shared.clone()),
         ));
-        Ok(Connection {
+        Connection {
             shared,
             tx,
             next_correlation_id: Arc::new(AtomicI32::new(1)),
             in_flight: Arc::new(AtomicUsize::new(0)),
             versions: Arc::new(versions),
-            client_id: client_id.into(),
-            request_timeout,
-        })
+            client_id: settings.client_id.as_str().into(),
+            request_timeout: settings.request_timeout,
+        }
     }
 
-    /// The broker's `host:port`.
     pub(crate) fn addr(&self) -> &str {
         &self.shared.addr
     }
@@ -375,10 +420,25 @@ async fn close_on_panic(shared: Arc<Shared>, io: impl Future<Output = ()>) {
     }
 }
 
+/// [`negotiate_versions`] within `request.timeout.ms`.
+async fn versions_within<S: AsyncRead + AsyncWrite + Unpin>(
+    timeout: Duration,
+    stream: &mut S,
+    addr: &str,
+    client_id: &str,
+) -> Result<HashMap<i16, VersionRange>, Error> {
+    tokio::time::timeout(timeout, negotiate_versions(stream, addr, client_id))
+        .await
+        .map_err(|_| Error::Network {
+            broker: addr.to_string(),
+            message: "no ApiVersions answer within request.timeout.ms".into(),
+        })?
+}
+
 /// ApiVersions, before the connection is shared. A broker that does not speak our version answers
 /// with UNSUPPORTED_VERSION and its own range (KIP-511); we then retry at v0.
-async fn negotiate_versions(
-    stream: &mut TcpStream,
+async fn negotiate_versions<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     addr: &str,
     client_id: &str,
 ) -> Result<HashMap<i16, VersionRange>, Error> {
@@ -447,8 +507,8 @@ async fn negotiate_versions(
     unreachable!("the v0 attempt returns")
 }
 
-async fn write_loop(
-    mut write: tokio::net::tcp::OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut write: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     shared: Arc<Shared>,
 ) {
@@ -492,8 +552,8 @@ async fn write_loop(
     let _ = write.shutdown().await;
 }
 
-async fn write_all_vectored(
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    write: &mut W,
     bufs: &mut [Bytes],
 ) -> std::io::Result<()> {
     use bytes::Buf;
@@ -527,7 +587,7 @@ async fn write_all_vectored(
     Ok(())
 }
 
-async fn read_loop(mut read: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>) {
+async fn read_loop<R: AsyncRead + Unpin>(mut read: R, shared: Arc<Shared>) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut shutdown = shared.shutdown.subscribe();
     let why = loop {

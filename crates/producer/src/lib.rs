@@ -39,6 +39,7 @@ mod sequence;
 mod serializer;
 mod shared;
 mod task;
+mod tls;
 
 pub use config::{read_properties_file, Acks, CompressionType, ProducerConfig};
 pub use delivery::DeliveryFuture;
@@ -52,3 +53,4 @@ pub use record::{Header, ProducerRecord, RecordMetadata};
 #[cfg(feature = "json")]
 pub use serializer::JsonSerializer;
 pub use serializer::{BytesSerializer, Serializer, StringSerializer};
+pub use tls::SecurityProtocol;

@@ -9,6 +9,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::accumulator::{Accumulator, Settings};
 use crate::config::ProducerConfig;
+use crate::connection::ConnectSettings;
 use crate::error::Error;
 use crate::metadata::Metadata;
 use crate::partitioner::Partitioner;
@@ -32,11 +33,24 @@ pub(crate) struct Shared {
     idempotence: Option<Idempotence>,
     /// Set once if a background task panicked: the producer is then closed for good.
     failure: OnceLock<Error>,
+    /// How every connection is made (client id, timeouts, TLS).
+    connect: ConnectSettings,
 }
 
 impl Shared {
-    pub(crate) fn new(config: ProducerConfig, partitioner: Option<Arc<dyn Partitioner>>) -> Self {
-        Shared {
+    /// Builds the state; reads the TLS files the configuration names (so fails with
+    /// [`Error::Config`] naming the key and the file when one is missing or does not parse).
+    pub(crate) fn new(
+        config: ProducerConfig,
+        partitioner: Option<Arc<dyn Partitioner>>,
+    ) -> Result<Self, Error> {
+        let connect = ConnectSettings {
+            client_id: config.client_id.clone(),
+            setup_timeout: config.connection_setup_timeout,
+            request_timeout: config.request_timeout,
+            tls: config.tls.client_config()?,
+        };
+        Ok(Shared {
             accumulator: Accumulator::new(Settings {
                 batch_size: config.batch_size,
                 batch_max_size: config.batch_max_size,
@@ -59,8 +73,14 @@ impl Shared {
             nodes: Nodes::default(),
             idempotence: config.idempotent().then(Default::default),
             failure: OnceLock::new(),
+            connect,
             config,
-        }
+        })
+    }
+
+    /// How to connect to a broker.
+    pub(crate) fn connect_settings(&self) -> &ConnectSettings {
+        &self.connect
     }
 
     /// Runs a background task. If it panics, the producer fails as a whole ([`Shared::fail`]):

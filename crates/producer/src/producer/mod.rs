@@ -81,7 +81,7 @@ impl Producer {
         partitioner: Option<Arc<dyn Partitioner>>,
     ) -> Result<Producer> {
         config.validate()?;
-        let shared = Arc::new(Shared::new(config, partitioner));
+        let shared = Arc::new(Shared::new(config, partitioner)?);
         shared.refresh_metadata().await?;
         shared.init_producer_id().await?;
         shared.spawn("sender", run_sender(shared.clone()));

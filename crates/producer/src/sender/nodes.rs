@@ -41,13 +41,7 @@ impl Shared {
         let shared = self.clone();
         self.spawn("connect", async move {
             let c = shared.config();
-            let result = Connection::connect(
-                &addr,
-                &c.client_id,
-                c.connection_setup_timeout,
-                c.request_timeout,
-            )
-            .await;
+            let result = Connection::connect(&addr, shared.connect_settings()).await;
             let state = match result {
                 Ok(conn) => NodeState::Ready(conn),
                 Err(e) => {
@@ -110,15 +104,7 @@ impl Shared {
             .iter()
             .map(|a| (None, a.clone()));
         for (node, addr) in known.into_iter().chain(bootstrap) {
-            let c = self.config();
-            let conn = match Connection::connect(
-                &addr,
-                &c.client_id,
-                c.connection_setup_timeout,
-                c.request_timeout,
-            )
-            .await
-            {
+            let conn = match Connection::connect(&addr, self.connect_settings()).await {
                 Ok(conn) => match node {
                     Some(node) => self
                         .nodes()

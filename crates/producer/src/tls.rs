@@ -1,0 +1,363 @@
+//! `security.protocol` and the `ssl.*` settings: TLS to the brokers with rustls.
+//!
+//! The keys and their meaning are the Java client's, so a Java user's `client.properties` works
+//! unchanged where this client supports what it names. rustls runs on the `ring` crypto provider:
+//! it builds with a C compiler alone (aws-lc-rs also needs cmake and takes minutes), and its
+//! AES-GCM and ChaCha20 are the same assembly BoringSSL uses.
+//!
+//! Trust comes from `ssl.truststore.location` (a PEM file), `ssl.truststore.certificates`
+//! (inline PEM) or librdkafka's `ssl.ca.location`; with none of them, from Mozilla's roots, so a
+//! cluster with a public certificate needs no TLS setting beyond `security.protocol`. A client
+//! certificate (mutual TLS) comes from `ssl.keystore.location` (PEM: key and chain in one file) or
+//! inline `ssl.keystore.key` + `ssl.keystore.certificate.chain`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::error::{Error, Result};
+
+/// `security.protocol`: how the producer talks to the brokers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SecurityProtocol {
+    /// No encryption, no authentication (the default).
+    #[default]
+    Plaintext,
+    /// TLS: the brokers' certificates checked, optionally a client certificate.
+    Ssl,
+}
+
+/// The `ssl.*` settings as given. Secrets never reach `Debug` or an error.
+#[derive(Clone, Default)]
+pub(crate) struct TlsSettings {
+    pub(crate) protocol: SecurityProtocol,
+    truststore_location: Option<String>,
+    truststore_type: Option<String>,
+    truststore_certificates: Option<String>,
+    keystore_location: Option<String>,
+    keystore_type: Option<String>,
+    keystore_key: Option<String>,
+    keystore_certificate_chain: Option<String>,
+    key_password: Option<String>,
+    /// `ssl.endpoint.identification.algorithm`: `https` (the default) checks the broker's name.
+    skip_hostname_check: bool,
+    /// `ssl.enabled.protocols`; empty means TLS 1.2 and 1.3.
+    protocols: Vec<&'static rustls::SupportedProtocolVersion>,
+}
+
+impl fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "[redacted]");
+        f.debug_struct("TlsSettings")
+            .field("protocol", &self.protocol)
+            .field("truststore_location", &self.truststore_location)
+            .field("truststore_type", &self.truststore_type)
+            .field(
+                "truststore_certificates",
+                &self.truststore_certificates.is_some(),
+            )
+            .field("keystore_location", &self.keystore_location)
+            .field("keystore_type", &self.keystore_type)
+            .field("keystore_key", &secret(&self.keystore_key))
+            .field(
+                "keystore_certificate_chain",
+                &self.keystore_certificate_chain.is_some(),
+            )
+            .field("key_password", &secret(&self.key_password))
+            .field("skip_hostname_check", &self.skip_hostname_check)
+            .field("protocols", &self.protocols)
+            .finish()
+    }
+}
+
+/// The keys this module reads, for the list of known keys.
+pub(crate) const KEYS: &[&str] = &[
+    "security.protocol",
+    "ssl.truststore.location",
+    "ssl.truststore.type",
+    "ssl.truststore.password",
+    "ssl.truststore.certificates",
+    "ssl.ca.location",
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.keystore.password",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.key.password",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.enabled.protocols",
+];
+
+impl TlsSettings {
+    /// Takes one of [`KEYS`]; `Ok(false)` for any other key.
+    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+        let some = || (!value.is_empty()).then(|| value.to_string());
+        match key {
+            "security.protocol" => {
+                self.protocol = match value.to_ascii_uppercase().as_str() {
+                    "PLAINTEXT" => SecurityProtocol::Plaintext,
+                    "SSL" => SecurityProtocol::Ssl,
+                    "SASL_PLAINTEXT" | "SASL_SSL" => {
+                        return Err(Error::config(
+                            key,
+                            format!("`{value}`: SASL is not supported yet; PLAINTEXT or SSL"),
+                        ))
+                    }
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!(
+                                "`{value}` is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+                            ),
+                        ))
+                    }
+                }
+            }
+            "ssl.truststore.location" | "ssl.ca.location" => self.truststore_location = some(),
+            "ssl.truststore.type" => self.truststore_type = store_type(key, value)?,
+            // A PEM truststore has no password; PKCS12 and JKS stores are refused by their type.
+            "ssl.truststore.password" | "ssl.keystore.password" => {}
+            "ssl.truststore.certificates" => self.truststore_certificates = some(),
+            "ssl.keystore.location" => self.keystore_location = some(),
+            "ssl.keystore.type" => self.keystore_type = store_type(key, value)?,
+            "ssl.keystore.key" => self.keystore_key = some(),
+            "ssl.keystore.certificate.chain" => self.keystore_certificate_chain = some(),
+            "ssl.key.password" => self.key_password = some(),
+            "ssl.endpoint.identification.algorithm" => {
+                self.skip_hostname_check = match value.to_ascii_lowercase().as_str() {
+                    "" => true,
+                    "https" => false,
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!("`{value}` is not `https` or empty (no hostname check)"),
+                        ))
+                    }
+                }
+            }
+            "ssl.enabled.protocols" => {
+                let mut protocols = Vec::new();
+                for p in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    protocols.push(match p {
+                        "TLSv1.2" => &rustls::version::TLS12,
+                        "TLSv1.3" => &rustls::version::TLS13,
+                        _ => {
+                            return Err(Error::config(
+                                key,
+                                format!("`{p}` is not one of TLSv1.2, TLSv1.3"),
+                            ))
+                        }
+                    });
+                }
+                self.protocols = protocols;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The rustls configuration for these settings, or `None` for PLAINTEXT. Reads the files it
+    /// names; a file that is missing or does not parse is an error naming the key and the file.
+    pub(crate) fn client_config(&self) -> Result<Option<Arc<ClientConfig>>> {
+        if self.protocol == SecurityProtocol::Plaintext {
+            return Ok(None);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = Arc::new(self.roots()?);
+        let versions = if self.protocols.is_empty() {
+            vec![&rustls::version::TLS13, &rustls::version::TLS12]
+        } else {
+            self.protocols.clone()
+        };
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| Error::config("ssl.enabled.protocols", e))?;
+        let builder = if self.skip_hostname_check {
+            let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| Error::config("ssl.truststore.location", e))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyName(verifier)))
+        } else {
+            builder.with_root_certificates(roots)
+        };
+        let config = match self.client_identity()? {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::config("ssl.keystore.location", e))?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Some(Arc::new(config)))
+    }
+
+    fn roots(&self) -> Result<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        let (key, pem) = if let Some(inline) = &self.truststore_certificates {
+            ("ssl.truststore.certificates", inline.clone())
+        } else if let Some(path) = &self.truststore_location {
+            let key = "ssl.truststore.location";
+            check_pem(key, self.truststore_type.as_deref(), "ssl.truststore.type")?;
+            (key, read(key, path)?)
+        } else {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            return Ok(roots);
+        };
+        let certs = certificates(key, &pem)?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| Error::config(key, format!("a certificate is not usable: {e}")))?;
+        }
+        Ok(roots)
+    }
+
+    /// The client certificate chain and key for mutual TLS, if configured.
+    #[allow(clippy::type_complexity)]
+    fn client_identity(
+        &self,
+    ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>> {
+        let (key_name, chain_name, key_pem, chain_pem) = match (
+            &self.keystore_key,
+            &self.keystore_certificate_chain,
+            &self.keystore_location,
+        ) {
+            (Some(k), Some(c), _) => (
+                "ssl.keystore.key",
+                "ssl.keystore.certificate.chain",
+                k.clone(),
+                c.clone(),
+            ),
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err(Error::config(
+                    "ssl.keystore.key",
+                    "ssl.keystore.key and ssl.keystore.certificate.chain go together",
+                ))
+            }
+            (None, None, Some(path)) => {
+                let key = "ssl.keystore.location";
+                check_pem(key, self.keystore_type.as_deref(), "ssl.keystore.type")?;
+                let pem = read(key, path)?;
+                (key, key, pem.clone(), pem)
+            }
+            (None, None, None) => return Ok(None),
+        };
+        let chain = certificates(chain_name, &chain_pem)?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
+            let hint = if key_pem.contains("ENCRYPTED") {
+                " (an encrypted key: ssl.key.password is not supported yet; decrypt it)"
+            } else {
+                ""
+            };
+            Error::config(key_name, format!("no usable private key: {e}{hint}"))
+        })?;
+        Ok(Some((chain, key)))
+    }
+}
+
+/// `ssl.truststore.type` / `ssl.keystore.type`: PEM is read; PKCS12 and JKS are not yet.
+fn store_type(key: &str, value: &str) -> Result<Option<String>> {
+    match value.to_ascii_uppercase().as_str() {
+        "" => Ok(None),
+        "PEM" => Ok(Some("PEM".into())),
+        "PKCS12" | "JKS" => Err(Error::config(
+            key,
+            format!("`{value}` stores are not supported yet; convert the store to PEM"),
+        )),
+        _ => Err(Error::config(
+            key,
+            format!("`{value}` is not one of PEM, PKCS12, JKS"),
+        )),
+    }
+}
+
+/// A store named without a type is read as PEM (Java would assume JKS and fail on a PEM file).
+fn check_pem(_key: &str, store_type: Option<&str>, type_key: &str) -> Result<()> {
+    match store_type {
+        None | Some("PEM") => Ok(()),
+        Some(other) => Err(Error::config(
+            type_key,
+            format!("`{other}` is not supported"),
+        )),
+    }
+}
+
+fn read(key: &str, path: &str) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::config(key, format!("cannot read {path}: {e}")))
+}
+
+fn certificates(key: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::config(key, format!("not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::config(key, "holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// The server name a broker's certificate must carry: the host of its `host:port`.
+pub(crate) fn server_name(addr: &str) -> std::result::Result<ServerName<'static>, String> {
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    ServerName::try_from(host.to_string())
+        .map_err(|e| format!("`{host}` is not a server name: {e}"))
+}
+
+/// `ssl.endpoint.identification.algorithm=` (empty): the chain is verified, the name is not.
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
