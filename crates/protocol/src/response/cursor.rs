@@ -68,6 +68,17 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A (non-nullable) `bytes` field.
+    pub(super) fn bytes(&mut self) -> Result<(), DecodeError> {
+        let len = if self.flexible {
+            self.compact_length()?
+        } else {
+            classic_length(i32::from_be_bytes(self.fixed()?).into())?
+        };
+        let len = len.ok_or(DecodeError::InvalidLength(-1))?;
+        self.take(len).map(drop)
+    }
+
     /// A (non-nullable) array whose elements `element` walks.
     ///
     /// Every element here takes at least one byte, so a count above the bytes left is

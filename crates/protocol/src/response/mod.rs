@@ -1,4 +1,5 @@
-//! Checks the responses the producer reads before kafka-protocol decodes them.
+//! Checks the responses the producer reads before kafka-protocol decodes them: ApiVersions,
+//! Metadata, Produce, InitProducerId, SaslHandshake and SaslAuthenticate.
 //!
 //! kafka-protocol 0.18 sizes each array with `Vec::with_capacity(count)` straight from the
 //! count on the wire, so five corrupt bytes can make it ask for hundreds of gigabytes and
@@ -21,6 +22,8 @@ mod cursor;
 mod init_producer_id;
 mod metadata;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 
 use std::ops::RangeInclusive;
 
@@ -36,6 +39,8 @@ pub(crate) enum Response {
     Metadata,
     Produce,
     InitProducerId,
+    SaslHandshake,
+    SaslAuthenticate,
 }
 
 impl Response {
@@ -46,6 +51,8 @@ impl Response {
             Ok(ApiKey::Metadata) => Some(Response::Metadata),
             Ok(ApiKey::Produce) => Some(Response::Produce),
             Ok(ApiKey::InitProducerId) => Some(Response::InitProducerId),
+            Ok(ApiKey::SaslHandshake) => Some(Response::SaslHandshake),
+            Ok(ApiKey::SaslAuthenticate) => Some(Response::SaslAuthenticate),
             _ => None,
         }
     }
@@ -57,6 +64,8 @@ impl Response {
             Response::Metadata => 0..=13,
             Response::Produce => 3..=13,
             Response::InitProducerId => 0..=6,
+            Response::SaslHandshake => 0..=1,
+            Response::SaslAuthenticate => 0..=2,
         }
     }
 
@@ -65,7 +74,8 @@ impl Response {
         let first = match self {
             Response::ApiVersions => 3,
             Response::Metadata | Response::Produce => 9,
-            Response::InitProducerId => 2,
+            Response::InitProducerId | Response::SaslAuthenticate => 2,
+            Response::SaslHandshake => i16::MAX,
         };
         version >= first
     }
@@ -92,6 +102,8 @@ impl Response {
             Response::Metadata => metadata::walk(&mut r, version)?,
             Response::Produce => produce::walk(&mut r, version)?,
             Response::InitProducerId => init_producer_id::walk(&mut r, version)?,
+            Response::SaslHandshake => sasl_handshake::walk(&mut r, version)?,
+            Response::SaslAuthenticate => sasl_authenticate::walk(&mut r, version)?,
         }
         r.finish()
     }

@@ -20,7 +20,8 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, BrokerId, InitProducerIdRequest,
     InitProducerIdResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    ProducerId, ResponseHeader, TopicName,
+    ProducerId, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::buf::NotEnoughBytesError;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
@@ -32,11 +33,13 @@ use super::Response;
 use crate::error::DecodeError;
 use crate::frame::{decode_api_versions_response, decode_response};
 
-const ALL: [Response; 4] = [
+const ALL: [Response; 6] = [
     Response::ApiVersions,
     Response::Metadata,
     Response::Produce,
     Response::InitProducerId,
+    Response::SaslHandshake,
+    Response::SaslAuthenticate,
 ];
 
 // ---- running a frame through every decoder ----
@@ -55,6 +58,12 @@ fn decode(api: Response, version: i16, frame: &[u8]) -> Result<(), DecodeError> 
         Response::InitProducerId => {
             decode_response::<InitProducerIdRequest>(frame, version).map(drop)
         }
+        Response::SaslHandshake => {
+            decode_response::<SaslHandshakeRequest>(frame, version).map(drop)
+        }
+        Response::SaslAuthenticate => {
+            decode_response::<SaslAuthenticateRequest>(frame, version).map(drop)
+        }
     }
 }
 
@@ -64,6 +73,8 @@ fn header_version(api: Response, version: i16) -> i16 {
         Response::Metadata => MetadataResponse::header_version(version),
         Response::Produce => ProduceResponse::header_version(version),
         Response::InitProducerId => InitProducerIdResponse::header_version(version),
+        Response::SaslHandshake => SaslHandshakeResponse::header_version(version),
+        Response::SaslAuthenticate => SaslAuthenticateResponse::header_version(version),
     }
 }
 
@@ -93,6 +104,8 @@ fn check_agrees(api: Response, version: i16, frame: &[u8]) {
         Response::Metadata => raw_decode::<MetadataResponse>(frame, version),
         Response::Produce => raw_decode::<ProduceResponse>(frame, version),
         Response::InitProducerId => raw_decode::<InitProducerIdResponse>(frame, version),
+        Response::SaslHandshake => raw_decode::<SaslHandshakeResponse>(frame, version),
+        Response::SaslAuthenticate => raw_decode::<SaslAuthenticateResponse>(frame, version),
     };
     assert!(
         matches!(raw, Ok(0) | Err(false)),
@@ -461,6 +474,32 @@ fn init_producer_id_response(v: i16) -> impl Strategy<Value = InitProducerIdResp
         )
 }
 
+fn sasl_handshake_response(_v: i16) -> impl Strategy<Value = SaslHandshakeResponse> {
+    (any::<i16>(), vec(text(), 0..4)).prop_map(|(error, mechanisms)| {
+        SaslHandshakeResponse::default()
+            .with_error_code(error)
+            .with_mechanisms(mechanisms)
+    })
+}
+
+fn sasl_authenticate_response(v: i16) -> impl Strategy<Value = SaslAuthenticateResponse> {
+    (
+        any::<i16>(),
+        nullable_text(),
+        vec(any::<u8>(), 0..40).prop_map(Bytes::from),
+        since(v, 1, 0, any::<i64>()),
+        tags(v >= 2),
+    )
+        .prop_map(|(error, message, auth, lifetime, tags)| {
+            SaslAuthenticateResponse::default()
+                .with_error_code(error)
+                .with_error_message(message)
+                .with_auth_bytes(auth)
+                .with_session_lifetime_ms(lifetime)
+                .with_unknown_tagged_fields(tags)
+        })
+}
+
 /// A version of `api` and a response at it, plus header tags.
 fn versioned<S: Strategy + 'static>(
     api: Response,
@@ -497,6 +536,18 @@ proptest! {
     fn init_producer_id_round_trips((v, resp, header_tags) in versioned(Response::InitProducerId, init_producer_id_response)) {
         let frame = encode_frame(&resp, v, header_tags);
         check_round_trip::<InitProducerIdRequest>(Response::InitProducerId, &resp, v, &frame);
+    }
+
+    #[test]
+    fn sasl_handshake_round_trips((v, resp, header_tags) in versioned(Response::SaslHandshake, sasl_handshake_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<SaslHandshakeRequest>(Response::SaslHandshake, &resp, v, &frame);
+    }
+
+    #[test]
+    fn sasl_authenticate_round_trips((v, resp, header_tags) in versioned(Response::SaslAuthenticate, sasl_authenticate_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<SaslAuthenticateRequest>(Response::SaslAuthenticate, &resp, v, &frame);
     }
 
     /// Random bytes as every response at every version: an error or a value, never a
@@ -608,6 +659,10 @@ fn the_largest_count_in_each_first_array_is_truncated() {
                 Response::Metadata | Response::Produce => 0,
                 Response::InitProducerId if v >= 6 => 24,
                 Response::InitProducerId => 14,
+                Response::SaslHandshake => 2,
+                // ErrorCode, then an empty ErrorMessage (compact: null), then AuthBytes.
+                Response::SaslAuthenticate if v >= 2 => 3,
+                Response::SaslAuthenticate => 4,
             };
             frame.resize(frame.len() + fixed, 0);
             if flexible {
@@ -715,6 +770,14 @@ fn versions_and_flexibility_match_kafka_protocol() {
     assert_eq!(
         Response::InitProducerId.versions(),
         range::<InitProducerIdResponse>()
+    );
+    assert_eq!(
+        Response::SaslHandshake.versions(),
+        range::<SaslHandshakeResponse>()
+    );
+    assert_eq!(
+        Response::SaslAuthenticate.versions(),
+        range::<SaslAuthenticateResponse>()
     );
     // Flexible responses use header v1, except ApiVersions (KIP-511).
     for api in ALL {
