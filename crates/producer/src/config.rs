@@ -17,6 +17,7 @@ use std::time::Duration;
 use kafka_producer_protocol::Compression;
 
 use crate::error::{Error, Result};
+use crate::sasl::SaslSettings;
 use crate::tls::{SecurityProtocol, TlsSettings};
 
 /// `acks`: when the leader answers a produce request.
@@ -175,6 +176,8 @@ pub struct ProducerConfig {
     pub(crate) reconnect_backoff: Duration,
     /// `security.protocol` and `ssl.*`.
     pub(crate) tls: TlsSettings,
+    /// `sasl.*`.
+    pub(crate) sasl: SaslSettings,
 }
 
 impl Default for ProducerConfig {
@@ -202,6 +205,7 @@ impl Default for ProducerConfig {
             connection_setup_timeout: Duration::ZERO,
             reconnect_backoff: Duration::ZERO,
             tls: TlsSettings::default(),
+            sasl: SaslSettings::default(),
         };
         for (key, default) in KNOWN_KEYS {
             if !default.is_empty() {
@@ -317,11 +321,13 @@ impl ProducerConfig {
             // The Java client names serializer classes here; in Rust they are types, chosen in code.
             "key.serializer" | "value.serializer" => {}
             _ if self.tls.set(key, value)? => {}
+            _ if self.sasl.set(key, value)? => {}
             _ => {
                 let known: Vec<&str> = KNOWN_KEYS
                     .iter()
                     .map(|(k, _)| *k)
                     .chain(crate::tls::KEYS.iter().copied())
+                    .chain(crate::sasl::KEYS.iter().copied())
                     .collect();
                 return Err(Error::config(
                     key,
@@ -350,6 +356,9 @@ impl ProducerConfig {
         // applies, so nothing out of range reaches an `Instant` or the memory semaphore.
         for (key, value) in self.numbers() {
             check_range(key, value)?;
+        }
+        if self.tls.protocol.uses_sasl() {
+            self.sasl.validate()?;
         }
         let floor = self.linger.saturating_add(self.request_timeout);
         if self.delivery_timeout < floor {

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+use kafka_producer_protocol::kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_producer_protocol::kafka_protocol::protocol::{Request, StrBytes, VersionRange};
 use kafka_producer_protocol::{frame, EncodeError, ErrorCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsConnector;
 
 use crate::error::Error;
+use crate::sasl::{Mechanism, SaslSettings};
 use crate::task::CatchPanic;
 
 /// The largest response frame accepted (the broker's own `socket.request.max.bytes` default).
@@ -35,6 +38,8 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::Produce => 12,
         // v5 adds TRANSACTION_ABORTABLE, for transactions only.
         ApiKey::InitProducerId => 4,
+        ApiKey::SaslHandshake => 1,
+        ApiKey::SaslAuthenticate => 2,
         _ => -1,
     }
 }
@@ -44,6 +49,8 @@ fn client_min_version(key: ApiKey) -> i16 {
     match key {
         ApiKey::Produce => 3,
         ApiKey::Metadata => 4,
+        // v0 sends the mechanism's tokens raw on the socket; v1 wraps them in SaslAuthenticate.
+        ApiKey::SaslHandshake => 1,
         _ => 0,
     }
 }
@@ -111,8 +118,10 @@ pub(crate) struct ConnectSettings {
     pub(crate) setup_timeout: Duration,
     /// `request.timeout.ms`: for the TLS handshake and ApiVersions, as for any request.
     pub(crate) request_timeout: Duration,
-    /// With `security.protocol=SSL`.
+    /// With `security.protocol` SSL or SASL_SSL.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// With `security.protocol` SASL_PLAINTEXT or SASL_SSL.
+    pub(crate) sasl: Option<(SaslSettings, Mechanism)>,
 }
 
 impl std::fmt::Debug for ConnectSettings {
@@ -120,6 +129,7 @@ impl std::fmt::Debug for ConnectSettings {
         f.debug_struct("ConnectSettings")
             .field("client_id", &self.client_id)
             .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl.as_ref().map(|(_, m)| m.name()))
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +162,7 @@ impl Connection {
         stream.set_nodelay(true).ok();
         let Some(tls) = &settings.tls else {
             let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
+            authenticate_within(&mut stream, addr, settings, &versions).await?;
             let (read, write) = stream.into_split();
             return Ok(Connection::run(read, write, addr, versions, settings));
         };
@@ -160,8 +171,22 @@ impl Connection {
         let mut stream = tokio::time::timeout(request_timeout, handshake)
             .await
             .map_err(|_| net("TLS handshake not done within request.timeout.ms".into()))?
-            .map_err(|e| net(format!("TLS handshake failed: {e}")))?;
+            .map_err(|e| {
+                let message = format!("TLS handshake failed: {e}");
+                // rustls refusing a certificate (or the broker refusing ours) will not change
+                // on a retry; a connection reset during the handshake may.
+                if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                    Error::Authentication {
+                        broker: addr.to_string(),
+                        method: "TLS".into(),
+                        message,
+                    }
+                } else {
+                    net(message)
+                }
+            })?;
         let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
+        authenticate_within(&mut stream, addr, settings, &versions).await?;
         let (read, write) = tokio::io::split(stream);
         Ok(Connection::run(read, write, addr, versions, settings))
     }
@@ -219,24 +244,7 @@ impl Connection {
 
     /// The version of `key` to use: the highest both sides speak.
     pub(crate) fn version(&self, key: ApiKey) -> Result<i16, Error> {
-        let ours = (client_min_version(key), client_max_version(key));
-        match self.versions.get(&(key as i16)) {
-            Some(theirs) if theirs.max >= ours.0 && theirs.min <= ours.1 => {
-                Ok(theirs.max.min(ours.1))
-            }
-            theirs => Err(Error::Protocol {
-                broker: self.addr().to_string(),
-                message: format!(
-                    "no common version of {key:?}: we speak {}..={}, the broker {}",
-                    ours.0,
-                    ours.1,
-                    theirs.map_or("does not support it".to_string(), |v| format!(
-                        "speaks {}..={}",
-                        v.min, v.max
-                    ))
-                ),
-            }),
-        }
+        common_version(&self.versions, key, self.addr())
     }
 
     /// Sends a request and waits for its response, at most `request.timeout.ms`.
@@ -418,6 +426,164 @@ async fn close_on_panic(shared: Arc<Shared>, io: impl Future<Output = ()>) {
     if let Err(message) = CatchPanic::new(io).await {
         shared.close(&format!("connection task panicked: {message}"));
     }
+}
+
+/// The highest version of `key` both this client and the broker speak.
+fn common_version(
+    versions: &HashMap<i16, VersionRange>,
+    key: ApiKey,
+    addr: &str,
+) -> Result<i16, Error> {
+    let ours = (client_min_version(key), client_max_version(key));
+    match versions.get(&(key as i16)) {
+        Some(theirs) if theirs.max >= ours.0 && theirs.min <= ours.1 => Ok(theirs.max.min(ours.1)),
+        theirs => Err(Error::Protocol {
+            broker: addr.to_string(),
+            message: format!(
+                "no common version of {key:?}: we speak {}..={}, the broker {}",
+                ours.0,
+                ours.1,
+                theirs.map_or("does not support it".to_string(), |v| format!(
+                    "speaks {}..={}",
+                    v.min, v.max
+                ))
+            ),
+        }),
+    }
+}
+
+/// SASL, when configured, within `request.timeout.ms` for the whole exchange.
+async fn authenticate_within<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    addr: &str,
+    settings: &ConnectSettings,
+    versions: &HashMap<i16, VersionRange>,
+) -> Result<(), Error> {
+    let Some((sasl, mechanism)) = &settings.sasl else {
+        return Ok(());
+    };
+    let exchange = authenticate(
+        stream,
+        addr,
+        &settings.client_id,
+        versions,
+        sasl,
+        *mechanism,
+    );
+    tokio::time::timeout(settings.request_timeout, exchange)
+        .await
+        .map_err(|_| Error::Network {
+            broker: addr.to_string(),
+            message: format!(
+                "SASL/{} not done within request.timeout.ms",
+                mechanism.name()
+            ),
+        })?
+}
+
+/// SaslHandshake, then SaslAuthenticate rounds until the mechanism is done (KIP-152).
+async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    addr: &str,
+    client_id: &str,
+    versions: &HashMap<i16, VersionRange>,
+    sasl: &SaslSettings,
+    mechanism: Mechanism,
+) -> Result<(), Error> {
+    let refused = |message: String| Error::Authentication {
+        broker: addr.to_string(),
+        method: format!("SASL/{}", mechanism.name()),
+        message,
+    };
+    let mut rbuf = BytesMut::with_capacity(1024);
+    let version = common_version(versions, ApiKey::SaslHandshake, addr)?;
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name()));
+    let resp = call_raw(stream, &mut rbuf, addr, client_id, 1, version, &handshake).await?;
+    match ErrorCode(resp.error_code) {
+        ErrorCode::NONE => {}
+        ErrorCode::UNSUPPORTED_SASL_MECHANISM => {
+            let enabled: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(format!(
+                "the broker does not enable {}; it enables: {}",
+                mechanism.name(),
+                enabled.join(", ")
+            )));
+        }
+        code => return Err(refused(format!("SaslHandshake: {code}"))),
+    }
+    let version = common_version(versions, ApiKey::SaslAuthenticate, addr)?;
+    let mut exchange = sasl.exchange(mechanism);
+    let mut message = exchange.first();
+    for correlation_id in 2.. {
+        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message));
+        let resp = call_raw(
+            stream,
+            &mut rbuf,
+            addr,
+            client_id,
+            correlation_id,
+            version,
+            &req,
+        )
+        .await?;
+        let code = ErrorCode(resp.error_code);
+        if !code.is_ok() {
+            let detail = resp.error_message.as_ref().map(|m| format!(": {m}"));
+            return Err(refused(format!("{code}{}", detail.unwrap_or_default())));
+        }
+        match exchange.next(&resp.auth_bytes).map_err(refused)? {
+            Some(next) => message = next,
+            None => return Ok(()),
+        }
+    }
+    unreachable!("correlation ids run out only after i32::MAX rounds")
+}
+
+/// One request and its answer on a stream not shared yet (SASL, before the I/O tasks start).
+async fn call_raw<R: Request, S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    addr: &str,
+    client_id: &str,
+    correlation_id: i32,
+    version: i16,
+    req: &R,
+) -> Result<R::Response, Error> {
+    let name = api_name::<R>();
+    let protocol = |message: String| Error::Protocol {
+        broker: addr.to_string(),
+        message,
+    };
+    let io = |e: std::io::Error| Error::Network {
+        broker: addr.to_string(),
+        message: format!("during {name}: {e}"),
+    };
+    let mut buf = BytesMut::new();
+    frame::encode_request(&mut buf, version, correlation_id, Some(client_id), req)
+        .map_err(|e| protocol(format!("cannot encode {name}: {e}")))?;
+    stream.write_all(&buf).await.map_err(io)?;
+    let frame = loop {
+        if let Some(f) = frame::split_frame(rbuf, MAX_FRAME)
+            .map_err(|e| protocol(format!("bad {name} frame: {e}")))?
+        {
+            break f;
+        }
+        if stream.read_buf(rbuf).await.map_err(io)? == 0 {
+            return Err(Error::Network {
+                broker: addr.to_string(),
+                message: format!("closed the connection during {name}"),
+            });
+        }
+    };
+    let (id, resp) = frame::decode_response::<R>(frame, version)
+        .map_err(|e| protocol(format!("cannot decode {name}: {e}")))?;
+    if id != correlation_id {
+        return Err(protocol(format!(
+            "{name} answer with correlation id {id}, expected {correlation_id}"
+        )));
+    }
+    Ok(resp)
 }
 
 /// [`negotiate_versions`] within `request.timeout.ms`.

@@ -140,6 +140,19 @@ pub enum Error {
         code: ErrorCode,
     },
 
+    /// The broker refused this client's credentials or certificate, or this client refused the
+    /// broker's (TLS or SASL). Not retriable: the producer closes, failing every pending record
+    /// and later send with this error.
+    #[error("authentication with broker {broker} failed ({method}): {message}")]
+    Authentication {
+        /// The broker address.
+        broker: String,
+        /// `TLS`, or `SASL/` and the mechanism.
+        method: String,
+        /// What happened.
+        message: String,
+    },
+
     /// The broker sent something this client cannot understand.
     #[error("protocol error from broker {broker}: {message}")]
     Protocol {

@@ -34,6 +34,7 @@ mod metadata;
 mod partitioner;
 mod producer;
 mod record;
+mod sasl;
 mod sender;
 mod sequence;
 mod serializer;

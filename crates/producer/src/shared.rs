@@ -31,7 +31,7 @@ pub(crate) struct Shared {
     nodes: Nodes,
     /// With idempotence: the producer id and epoch.
     idempotence: Option<Idempotence>,
-    /// Set once if a background task panicked: the producer is then closed for good.
+    /// Set once if the producer failed for good (a task panicked, authentication failed).
     failure: OnceLock<Error>,
     /// How every connection is made (client id, timeouts, TLS).
     connect: ConnectSettings,
@@ -49,6 +49,11 @@ impl Shared {
             setup_timeout: config.connection_setup_timeout,
             request_timeout: config.request_timeout,
             tls: config.tls.client_config()?,
+            sasl: if config.tls.protocol.uses_sasl() {
+                Some((config.sasl.clone(), config.sasl.validate()?))
+            } else {
+                None
+            },
         };
         Ok(Shared {
             accumulator: Accumulator::new(Settings {
@@ -98,7 +103,8 @@ impl Shared {
         });
     }
 
-    /// Closes the producer for good with `error`: every record without an outcome (queued or in
+    /// Closes the producer for good with `error` (a background task's panic, or an
+    /// authentication the brokers refuse): every record without an outcome (queued or in
     /// flight) fails with it, sends waiting for metadata or memory wake and fail with it, later
     /// sends fail with it at once, and `close` returns it. The first failure wins.
     pub(crate) fn fail(&self, error: Error) {
@@ -115,7 +121,7 @@ impl Shared {
         self.wake_sender();
     }
 
-    /// The error a background task's panic closed the producer with, if one did.
+    /// The error the producer closed itself with ([`Shared::fail`]), if it did.
     pub(crate) fn failure(&self) -> Option<&Error> {
         self.failure.get()
     }

@@ -31,6 +31,25 @@ pub enum SecurityProtocol {
     Plaintext,
     /// TLS: the brokers' certificates checked, optionally a client certificate.
     Ssl,
+    /// SASL authentication (`sasl.mechanism`) without encryption.
+    SaslPlaintext,
+    /// SASL authentication over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Whether connections use TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether connections authenticate with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
 }
 
 /// The `ssl.*` settings as given. Secrets never reach `Debug` or an error.
@@ -103,12 +122,8 @@ impl TlsSettings {
                 self.protocol = match value.to_ascii_uppercase().as_str() {
                     "PLAINTEXT" => SecurityProtocol::Plaintext,
                     "SSL" => SecurityProtocol::Ssl,
-                    "SASL_PLAINTEXT" | "SASL_SSL" => {
-                        return Err(Error::config(
-                            key,
-                            format!("`{value}`: SASL is not supported yet; PLAINTEXT or SSL"),
-                        ))
-                    }
+                    "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
+                    "SASL_SSL" => SecurityProtocol::SaslSsl,
                     _ => {
                         return Err(Error::config(
                             key,
@@ -162,10 +177,10 @@ impl TlsSettings {
         Ok(true)
     }
 
-    /// The rustls configuration for these settings, or `None` for PLAINTEXT. Reads the files it
+    /// The rustls configuration for these settings, or `None` without TLS. Reads the files it
     /// names; a file that is missing or does not parse is an error naming the key and the file.
     pub(crate) fn client_config(&self) -> Result<Option<Arc<ClientConfig>>> {
-        if self.protocol == SecurityProtocol::Plaintext {
+        if !self.protocol.uses_tls() {
             return Ok(None);
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -44,6 +44,13 @@ impl Shared {
             let result = Connection::connect(&addr, shared.connect_settings()).await;
             let state = match result {
                 Ok(conn) => NodeState::Ready(conn),
+                // Credentials or certificates the broker refuses (or we refuse its): no retry
+                // changes that, so every record fails now, not at delivery.timeout.ms.
+                Err(e @ Error::Authentication { .. }) => {
+                    tracing::error!(node, %addr, error = %e, "authentication failed");
+                    shared.fail(e);
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(node, %addr, error = %e, "cannot connect to broker");
                     shared.metadata().request_refresh();
