@@ -5,10 +5,10 @@
 //! it builds with a C compiler alone (aws-lc-rs also needs cmake and takes minutes), and its
 //! AES-GCM and ChaCha20 are the same assembly BoringSSL uses.
 //!
-//! Trust comes from `ssl.truststore.location` (a PEM file), `ssl.truststore.certificates`
+//! Trust comes from `ssl.truststore.location` (a PEM or PKCS12 file), `ssl.truststore.certificates`
 //! (inline PEM) or librdkafka's `ssl.ca.location`; with none of them, from Mozilla's roots, so a
 //! cluster with a public certificate needs no TLS setting beyond `security.protocol`. A client
-//! certificate (mutual TLS) comes from `ssl.keystore.location` (PEM: key and chain in one file) or
+//! certificate (mutual TLS) comes from `ssl.keystore.location` (PEM key and chain, or PKCS12) or
 //! inline `ssl.keystore.key` + `ssl.keystore.certificate.chain`.
 
 use std::fmt;
@@ -19,6 +19,8 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
 
 use crate::error::{Error, Result};
 
@@ -59,7 +61,9 @@ pub(crate) struct TlsSettings {
     truststore_location: Option<String>,
     truststore_type: Option<String>,
     truststore_certificates: Option<String>,
+    truststore_password: Option<String>,
     keystore_location: Option<String>,
+    keystore_password: Option<String>,
     keystore_type: Option<String>,
     keystore_key: Option<String>,
     keystore_certificate_chain: Option<String>,
@@ -89,6 +93,8 @@ impl fmt::Debug for TlsSettings {
                 &self.keystore_certificate_chain.is_some(),
             )
             .field("key_password", &secret(&self.key_password))
+            .field("truststore_password", &secret(&self.truststore_password))
+            .field("keystore_password", &secret(&self.keystore_password))
             .field("skip_hostname_check", &self.skip_hostname_check)
             .field("protocols", &self.protocols)
             .finish()
@@ -136,8 +142,8 @@ impl TlsSettings {
             }
             "ssl.truststore.location" | "ssl.ca.location" => self.truststore_location = some(),
             "ssl.truststore.type" => self.truststore_type = store_type(key, value)?,
-            // A PEM truststore has no password; PKCS12 and JKS stores are refused by their type.
-            "ssl.truststore.password" | "ssl.keystore.password" => {}
+            "ssl.truststore.password" => self.truststore_password = some(),
+            "ssl.keystore.password" => self.keystore_password = some(),
             "ssl.truststore.certificates" => self.truststore_certificates = some(),
             "ssl.keystore.location" => self.keystore_location = some(),
             "ssl.keystore.type" => self.keystore_type = store_type(key, value)?,
@@ -218,7 +224,28 @@ impl TlsSettings {
             ("ssl.truststore.certificates", inline.clone())
         } else if let Some(path) = &self.truststore_location {
             let key = "ssl.truststore.location";
-            check_pem(key, self.truststore_type.as_deref(), "ssl.truststore.type")?;
+            if self.truststore_type.as_deref() == Some("PKCS12") {
+                let password = self.truststore_password.as_deref().unwrap_or_default();
+                let store = pkcs12(key, path, password, Pkcs12ImportPolicy::Raw)?;
+                let mut any = false;
+                for (_, entry) in store.entries() {
+                    let certs: Vec<p12_keystore::Certificate> = match entry {
+                        KeyStoreEntry::Certificate(c) => vec![c.clone()],
+                        KeyStoreEntry::PrivateKeyChain(chain) => chain.certs().to_vec(),
+                        _ => vec![],
+                    };
+                    for c in certs {
+                        roots
+                            .add(CertificateDer::from(c.as_der().to_vec()))
+                            .map_err(|e| Error::config(key, format!("{path}: {e}")))?;
+                        any = true;
+                    }
+                }
+                if !any {
+                    return Err(Error::config(key, format!("{path} holds no certificate")));
+                }
+                return Ok(roots);
+            }
             (key, read(key, path)?)
         } else {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -255,9 +282,24 @@ impl TlsSettings {
                     "ssl.keystore.key and ssl.keystore.certificate.chain go together",
                 ))
             }
+            (None, None, Some(path)) if self.keystore_type.as_deref() == Some("PKCS12") => {
+                let key = "ssl.keystore.location";
+                // Kafka's PKCS12 keystores hold the key under the store's password.
+                let password = self.keystore_password.as_deref().unwrap_or_default();
+                let store = pkcs12(key, path, password, Pkcs12ImportPolicy::Strict)?;
+                let (_, chain) = store.private_key_chain().ok_or_else(|| {
+                    Error::config(key, format!("{path} holds no private key with its chain"))
+                })?;
+                let certs = chain
+                    .certs()
+                    .iter()
+                    .map(|c| CertificateDer::from(c.as_der().to_vec()))
+                    .collect();
+                let der = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
+                return Ok(Some((certs, der)));
+            }
             (None, None, Some(path)) => {
                 let key = "ssl.keystore.location";
-                check_pem(key, self.keystore_type.as_deref(), "ssl.keystore.type")?;
                 let pem = read(key, path)?;
                 (key, key, pem.clone(), pem)
             }
@@ -276,14 +318,16 @@ impl TlsSettings {
     }
 }
 
-/// `ssl.truststore.type` / `ssl.keystore.type`: PEM is read; PKCS12 and JKS are not yet.
+/// `ssl.truststore.type` / `ssl.keystore.type`: PEM and PKCS12 are read; JKS is not yet. A
+/// store named without a type is read as PEM (Java would assume JKS and fail on a PEM file).
 fn store_type(key: &str, value: &str) -> Result<Option<String>> {
     match value.to_ascii_uppercase().as_str() {
         "" => Ok(None),
         "PEM" => Ok(Some("PEM".into())),
-        "PKCS12" | "JKS" => Err(Error::config(
+        "PKCS12" => Ok(Some("PKCS12".into())),
+        "JKS" => Err(Error::config(
             key,
-            format!("`{value}` stores are not supported yet; convert the store to PEM"),
+            format!("`{value}` stores are not supported yet; convert the store to PKCS12 or PEM"),
         )),
         _ => Err(Error::config(
             key,
@@ -292,15 +336,16 @@ fn store_type(key: &str, value: &str) -> Result<Option<String>> {
     }
 }
 
-/// A store named without a type is read as PEM (Java would assume JKS and fail on a PEM file).
-fn check_pem(_key: &str, store_type: Option<&str>, type_key: &str) -> Result<()> {
-    match store_type {
-        None | Some("PEM") => Ok(()),
-        Some(other) => Err(Error::config(
-            type_key,
-            format!("`{other}` is not supported"),
-        )),
-    }
+/// Reads a PKCS12 store; a wrong password is an error naming the key and the file.
+fn pkcs12(key: &str, path: &str, password: &str, policy: Pkcs12ImportPolicy) -> Result<KeyStore> {
+    let data =
+        std::fs::read(path).map_err(|e| Error::config(key, format!("cannot read {path}: {e}")))?;
+    KeyStore::from_pkcs12(&data, password, policy).map_err(|e| {
+        Error::config(
+            key,
+            format!("{path} is not a PKCS12 store this password opens: {e}"),
+        )
+    })
 }
 
 fn read(key: &str, path: &str) -> Result<String> {

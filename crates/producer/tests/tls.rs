@@ -130,6 +130,62 @@ async fn mutual_tls_needs_the_client_certificate() {
     assert!(e.contains("bootstrap.servers"), "{e}");
 }
 
+/// PEM to DER for the PKCS12 stores, made with the same crate the client reads them with but
+/// through its writer.
+fn der_cert(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn pkcs12_truststores_and_keystores_are_read_with_their_passwords() {
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    use rustls::pki_types::pem::PemObject;
+
+    let pki = TestPki::new("test CA", &["127.0.0.1"]);
+    let mut trust = KeyStore::new();
+    let ca = Certificate::from_der(&der_cert(&pki.ca_pem)).unwrap();
+    trust.add_entry("ca", KeyStoreEntry::Certificate(ca.clone()));
+    let truststore = file("trust.p12", "");
+    std::fs::write(&truststore, trust.writer("trustpw").write().unwrap()).unwrap();
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(pki.client_key_pem.as_bytes()).unwrap();
+    let chain = PrivateKeyChain::new(
+        b"client".to_vec(),
+        PrivateKey::from_der(key.secret_der()).unwrap(),
+        [
+            Certificate::from_der(&der_cert(&pki.client_cert_pem)).unwrap(),
+            ca,
+        ],
+    );
+    let mut keys = KeyStore::new();
+    keys.add_entry("client", KeyStoreEntry::PrivateKeyChain(chain));
+    let keystore = file("client.p12", "");
+    std::fs::write(&keystore, keys.writer("keypw").write().unwrap()).unwrap();
+
+    let broker = tls_broker(&pki, true).await;
+    let props = [
+        ("ssl.truststore.type", "PKCS12"),
+        ("ssl.truststore.location", truststore.to_str().unwrap()),
+        ("ssl.truststore.password", "trustpw"),
+        ("ssl.keystore.type", "PKCS12"),
+        ("ssl.keystore.location", keystore.to_str().unwrap()),
+        ("ssl.keystore.password", "keypw"),
+    ];
+    produces(config(&broker, &props), &broker).await;
+
+    let mut wrong = props;
+    wrong[2] = ("ssl.truststore.password", "nope");
+    let e = refused(config(&broker, &wrong)).await;
+    assert!(
+        e.contains("ssl.truststore.location") && e.contains("trust.p12"),
+        "{e}"
+    );
+    assert!(!e.contains("nope") && !e.contains("trustpw"), "{e}");
+}
+
 #[tokio::test]
 async fn an_unknown_ca_or_a_wrong_name_is_refused_at_once() {
     let pki = TestPki::new("test CA", &["127.0.0.1"]);
@@ -198,18 +254,17 @@ async fn bad_tls_settings_are_named_at_construction() {
         let e = c.set(k, bad).unwrap_err();
         assert!(matches!(&e, Error::Config { key, .. } if key == k), "{e}");
     }
-    let e = c
-        .set("ssl.truststore.type", "PKCS12")
-        .unwrap_err()
-        .to_string();
+    let e = c.set("ssl.truststore.type", "JKS").unwrap_err().to_string();
     assert!(e.contains("not supported yet"), "{e}");
 
     // A secret set inline never shows in Debug.
     c.set("ssl.keystore.key", &pki.client_key_pem).unwrap();
     c.set("ssl.key.password", "hunter2").unwrap();
+    c.set("ssl.truststore.password", "hunter3").unwrap();
+    c.set("ssl.keystore.password", "hunter4").unwrap();
     let debug = format!("{c:?}");
     assert!(
-        !debug.contains("PRIVATE KEY") && !debug.contains("hunter2"),
+        !debug.contains("PRIVATE KEY") && !debug.contains("hunter"),
         "{debug}"
     );
 }
