@@ -38,6 +38,38 @@ pub fn cluster() -> Option<Cluster> {
     None
 }
 
+/// The directory of the secure cluster's client properties files, from `KAFKA_SECURE_CLIENT_DIR`.
+///
+/// `scripts/kafka up --secure` (or with `KAFKA_SECURE=1`) prints `KAFKA_SECURE_CLIENT_DIR=<state dir>/client`, and
+/// `scripts/test` exports it when the cluster it uses is secure. The directory holds one Java client properties file
+/// per listener, mechanism and user, e.g. `ssl.properties`, `mtls-client.properties`,
+/// `sasl_ssl-scram-sha-512-alice.properties` (see `scripts/kafka --help`); [`read_properties`] parses one. `None`
+/// when the variable is unset or empty: the cluster has no TLS or SASL listeners, and a test that needs them should
+/// skip.
+pub fn secure_client_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("KAFKA_SECURE_CLIENT_DIR")?;
+    if dir.is_empty() {
+        return None;
+    }
+    Some(PathBuf::from(dir))
+}
+
+/// The `key=value` lines of a Java properties file such as the secure cluster's client files, in file order; blank
+/// lines and `#` or `!` comments are skipped, whitespace around keys and values is trimmed. (Only the subset of the
+/// format that `scripts/kafka` writes: no line continuations or escapes.) Panics if the file cannot be read.
+pub fn read_properties(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+            None => (l.to_string(), String::new()),
+        })
+        .collect()
+}
+
 /// Polls `condition` every 200 ms until it holds; panics with `what` after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -167,10 +199,35 @@ impl Cluster {
             &["--bootstrap", &self.bootstrap, "--topic", name],
             None,
         );
-        out.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| ReadRecord::from_json_line(l).unwrap_or_else(|e| panic!("reader output: {e}")))
-            .collect()
+        parse_reader_output(&out)
+    }
+
+    /// [`read_topic`](Cluster::read_topic) as the client that a Java properties file describes, e.g. one of the
+    /// secure cluster's files in [`secure_client_dir`]: the reader takes its `security.protocol`, SASL and TLS
+    /// settings and its `bootstrap.servers` (the listener the file is for, not [`bootstrap`](Cluster::bootstrap)).
+    /// The reader assigns partitions and uses no group, so on a cluster with ACLs its principal needs Read and
+    /// Describe on the topic only. Panics with the reader's stderr on failure (say, an authorization error).
+    ///
+    /// ```no_run
+    /// # fn main() {
+    /// let Some(cluster) = kafka_producer_testkit::cluster() else { return };
+    /// let Some(dir) = kafka_producer_testkit::secure_client_dir() else { return };
+    /// let records = cluster.read_topic_with("my-topic", &dir.join("sasl_ssl-scram-sha-512-admin.properties"));
+    /// # let _ = records;
+    /// # }
+    /// ```
+    pub fn read_topic_with(&self, name: &str, client_config: &Path) -> Vec<ReadRecord> {
+        let out = self.checked_tool(
+            "reader",
+            &[
+                "--consumer.config",
+                &client_config.to_string_lossy(),
+                "--topic",
+                name,
+            ],
+            None,
+        );
+        parse_reader_output(&out)
     }
 
     /// Stops node `node` (SIGTERM and wait for it, or SIGKILL when `hard`). Its data stays for
@@ -408,6 +465,14 @@ impl Drop for NodeOutage<'_> {
     }
 }
 
+/// The records the Java reader printed, one JSON object a line.
+fn parse_reader_output(out: &str) -> Vec<ReadRecord> {
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| ReadRecord::from_json_line(l).unwrap_or_else(|e| panic!("reader output: {e}")))
+        .collect()
+}
+
 /// Runs a command to completion, feeding `stdin`, and kills it when it outlives `timeout`.
 fn run(
     mut command: Command,
@@ -522,6 +587,29 @@ mod tests {
             cluster.root.join("scripts/kafka").is_file(),
             "{}",
             cluster.root.display()
+        );
+    }
+
+    #[test]
+    fn read_properties_skips_comments_and_keeps_later_equals_signs() {
+        let path =
+            std::env::temp_dir().join(format!("kprod-props-{}.properties", std::process::id()));
+        std::fs::write(
+            &path,
+            "# comment\n\nsecurity.protocol=SASL_SSL\n sasl.jaas.config = a required b=\"c\";\n",
+        )
+        .unwrap();
+        let props = read_properties(&path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            props,
+            [
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+                (
+                    "sasl.jaas.config".to_string(),
+                    "a required b=\"c\";".to_string()
+                )
+            ]
         );
     }
 

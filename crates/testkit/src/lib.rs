@@ -26,6 +26,14 @@
 //! `disruptive_`; `scripts/test` runs everything else first (`--skip disruptive_`) and then the disruptive ones alone
 //! (`--test-threads=1`). Use [`Cluster::outage`] in them so that the node comes back even when the test fails.
 //!
+//! # Secure cluster
+//!
+//! `scripts/kafka up --secure` adds SSL, SASL_PLAINTEXT, SASL_SSL and mutual-TLS listeners, SCRAM/PLAIN/OAUTHBEARER
+//! users and an authorizer, and writes one Java client properties file per listener and user into a directory it
+//! prints as `KAFKA_SECURE_CLIENT_DIR` ([`secure_client_dir`]; `scripts/kafka --help` lists the files). Tests grant
+//! ACLs with [`Cluster::tool`] (`kafka-acls`; the PLAINTEXT bootstrap is a super user) and check what arrived with
+//! [`Cluster::read_topic_with`].
+//!
 //! # Time limits
 //!
 //! A test that calls [`cluster`] or [`FakeBroker::start`] runs under a time limit (300 s, twice that for disruptive
@@ -44,7 +52,8 @@ pub use broker::{
     Storage, StoredRecord,
 };
 pub use cluster::{
-    cluster, dump_log_batches, dump_log_field, wait_until, Cluster, NodeOutage, PartitionInfo,
+    cluster, dump_log_batches, dump_log_field, read_properties, secure_client_dir, wait_until,
+    Cluster, NodeOutage, PartitionInfo,
 };
 pub use pki::TestPki;
 pub use proxy::{Cut, FaultProxy};

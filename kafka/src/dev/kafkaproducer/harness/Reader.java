@@ -1,9 +1,13 @@
 package dev.kafkaproducer.harness;
 
 import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.InputStream;
 import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -26,7 +30,10 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * and offset. It uses no consumer group (assign, not subscribe), so it commits nothing and needs no group coordinator.
  */
 public final class Reader {
-    private static final String USAGE = "usage: reader --bootstrap HOST:PORT[,...] --topic TOPIC [--timeout-ms 60000]\n"
+    private static final String USAGE = "usage: reader [--bootstrap HOST:PORT[,...]] [--consumer.config FILE] --topic TOPIC"
+        + " [--timeout-ms 60000]\n"
+        + "--consumer.config: Java client properties (security.protocol, sasl.*, ssl.*, ...) applied first; --bootstrap"
+        + " overrides its bootstrap.servers, and one of the two must name the brokers.\n"
         + "Prints {\"partition\",\"offset\",\"timestamp\",\"timestampType\",\"key\",\"keyB64\",\"value\",\"valueB64\",\"headers\"}"
         + " per record, one per line.";
 
@@ -34,12 +41,23 @@ public final class Reader {
 
     public static void main(String[] args) {
         Cli cli = new Cli(USAGE, args);
-        String bootstrap = cli.required("--bootstrap");
         String topic = cli.required("--topic");
         long deadline = System.currentTimeMillis() + cli.number("--timeout-ms", 60_000);
 
         Properties props = new Properties();
-        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        for (String file : cli.all("--consumer.config")) {
+            try (InputStream in = Files.newInputStream(Path.of(file))) {
+                props.load(in);
+            } catch (IOException e) {
+                Cli.die("reader", "cannot read " + file + ": " + e);
+            }
+        }
+        for (String bootstrap : cli.all("--bootstrap")) {
+            props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        }
+        if (props.getProperty(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, "").isBlank()) {
+            cli.fail("missing --bootstrap (or bootstrap.servers in --consumer.config)");
+        }
         props.put(ConsumerConfig.CLIENT_ID_CONFIG, "kprod-test-reader");
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
