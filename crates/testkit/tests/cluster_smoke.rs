@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use kafka_producer_testkit::{cluster, Cluster};
+use std::time::Duration;
+
+use kafka_producer_testkit::{cluster, read_properties, secure_client_dir, wait_until, Cluster};
 
 #[test]
 fn console_producer_records_come_back_through_the_reader() {
@@ -189,4 +191,95 @@ fn kafka_tools_see_the_same_cluster() {
     assert!(String::from_utf8_lossy(&configs.stdout).contains("cleanup.policy=compact"));
 
     assert_eq!(cluster.broker_count(), cluster.broker_addresses().len());
+}
+
+/// Only on a cluster started with `scripts/kafka up --secure`: admin writes over SASL_SSL with SCRAM, and alice, once
+/// granted Read and Describe on the topic, reads the records back through the reader with her client file.
+#[test]
+fn secure_listeners_take_the_client_files_and_enforce_acls() {
+    let Some(cluster) = cluster() else { return };
+    let Some(dir) = secure_client_dir() else {
+        eprintln!("SKIPPED: needs KAFKA_SECURE_CLIENT_DIR (scripts/kafka up --secure)");
+        return;
+    };
+    let topic = Cluster::random_topic("secure");
+    cluster.create_topic(&topic, 1, 3, &[]);
+
+    let admin = dir.join("sasl_ssl-scram-sha-512-admin.properties");
+    let props = read_properties(&admin);
+    let bootstrap = props
+        .iter()
+        .find(|(k, _)| k == "bootstrap.servers")
+        .map(|(_, v)| v.clone())
+        .expect("bootstrap.servers");
+    let output = cluster.tool_with_input(
+        "kafka-console-producer",
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--command-config",
+            &admin.to_string_lossy(),
+            "--topic",
+            &topic,
+        ],
+        b"one\ntwo\n",
+    );
+    assert!(
+        output.status.success(),
+        "console producer: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // No ACLs yet: alice may not read.
+    let alice = dir.join("sasl_ssl-scram-sha-512-alice.properties");
+    let alice_arg = alice.to_string_lossy().to_string();
+    let reader_args = [
+        "--consumer.config",
+        alice_arg.as_str(),
+        "--topic",
+        topic.as_str(),
+        "--timeout-ms",
+        "10000",
+    ];
+    let denied = cluster.tool("reader", &reader_args);
+    assert!(
+        !denied.status.success()
+            && String::from_utf8_lossy(&denied.stderr).contains("TopicAuthorizationException"),
+        "reader without ACLs: {}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+
+    // The PLAINTEXT listener's clients are the super user ANONYMOUS, so granting needs no client file.
+    let b = cluster.bootstrap().to_string();
+    let granted = cluster.tool(
+        "kafka-acls",
+        &[
+            "--bootstrap-server",
+            &b,
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--operation",
+            "Describe",
+            "--topic",
+            &topic,
+        ],
+    );
+    assert!(
+        granted.status.success(),
+        "kafka-acls: {}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    // ACLs reach each broker through the metadata log.
+    wait_until("alice may read the topic", Duration::from_secs(60), || {
+        cluster.tool("reader", &reader_args).status.success()
+    });
+    let values: Vec<String> = cluster
+        .read_topic_with(&topic, &alice)
+        .iter()
+        .map(|r| r.value_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(values, ["one", "two"]);
 }
