@@ -1,0 +1,216 @@
+//! The producer against the secured cluster (`scripts/kafka up --secure`): every listener and
+//! SASL mechanism, each configured by the client properties file a Java user would use, read
+//! unchanged; the records read back by the Java reader. Then the refusals: a wrong password, an
+//! unknown CA, a client certificate from another CA, and a principal without write permission.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kafka_producer::{Error, ErrorCode, Producer, ProducerConfig, ProducerRecord};
+use kafka_producer_testkit::{cluster, secure_client_dir, Cluster, TestPki};
+
+/// Far below `max.block.ms` and `delivery.timeout.ms`: a refusal must not wait for either.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The secure cluster's client files. Scripts/test starts the cluster with `--secure`, so with
+/// `KPROD_REQUIRE_KAFKA=1` a cluster without them is a failure, not a skip.
+fn secure(test: &str) -> Option<(Cluster, PathBuf)> {
+    let cluster = cluster()?;
+    match secure_client_dir() {
+        Some(dir) => Some((cluster, dir)),
+        None if std::env::var("KPROD_REQUIRE_KAFKA").as_deref() == Ok("1") => {
+            panic!("{test} needs the secure listeners: scripts/kafka up --secure (KAFKA_SECURE=1)")
+        }
+        None => {
+            eprintln!("SKIPPED: {test} needs KAFKA_SECURE_CLIENT_DIR (scripts/kafka up --secure)");
+            None
+        }
+    }
+}
+
+/// Grants `principal` what an idempotent producer needs on `topic`, as the super user
+/// ANONYMOUS on the PLAINTEXT listener.
+fn grant_write(cluster: &Cluster, principal: &str, topic: &str) {
+    let bootstrap = cluster.bootstrap().to_string();
+    for args in [
+        vec![
+            "--topic",
+            topic,
+            "--operation",
+            "Write",
+            "--operation",
+            "Describe",
+        ],
+        vec!["--cluster", "--operation", "IdempotentWrite"],
+    ] {
+        let mut all = vec![
+            "--bootstrap-server",
+            &bootstrap,
+            "--add",
+            "--allow-principal",
+            principal,
+        ];
+        all.extend(args);
+        let out = cluster.tool("kafka-acls", &all);
+        assert!(
+            out.status.success(),
+            "kafka-acls: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The Java client file, read by this client as it is; only `linger.ms` is added.
+fn config(file: &Path) -> ProducerConfig {
+    let mut c = ProducerConfig::from_properties_file(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    c.set("linger.ms", "0").unwrap();
+    c
+}
+
+/// Sends `n` records named after `file`; retries while the ACLs granted just now have not
+/// reached every broker (they travel through the metadata log).
+async fn produce(file: &Path, topic: &str, n: usize) -> Vec<String> {
+    let name = file.file_stem().unwrap().to_string_lossy().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempt = async {
+            let p = Producer::new(config(file)).await?;
+            let mut deliveries = Vec::new();
+            for i in 0..n {
+                let r = ProducerRecord::new(topic)
+                    .key(&name[..])
+                    .value(format!("{name}-{i}"));
+                deliveries.push(p.send(r).await?);
+            }
+            p.flush().await?;
+            for d in deliveries {
+                d.await?;
+            }
+            p.close(PATIENCE).await
+        };
+        match tokio::time::timeout(PATIENCE * 2, attempt).await {
+            Ok(Ok(())) => return (0..n).map(|i| format!("{name}-{i}")).collect(),
+            Ok(Err(e)) if not_yet_granted(&e) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(Err(e)) => panic!("{name}: {e}"),
+            Err(_) => panic!("{name}: no outcome within {:?}", PATIENCE * 2),
+        }
+    }
+}
+
+fn not_yet_granted(e: &Error) -> bool {
+    let text = e.to_string();
+    text.contains("AUTHORIZATION_FAILED") || matches!(e, Error::FlushFailed { .. })
+}
+
+#[tokio::test]
+async fn every_listener_and_mechanism_with_the_java_client_files() {
+    let Some((cluster, dir)) = secure("every_listener_and_mechanism_with_the_java_client_files")
+    else {
+        return;
+    };
+    let topic = Cluster::random_topic("secure");
+    cluster.create_topic(&topic, 3, 3, &[]);
+    grant_write(&cluster, "User:alice", &topic);
+    grant_write(&cluster, "User:CN=client", &topic);
+
+    let mut files = vec![
+        "ssl.properties".to_string(),
+        "ssl-pkcs12.properties".into(),
+        "mtls-client-pkcs12.properties".into(),
+    ];
+    for listener in ["sasl_ssl", "sasl_plaintext"] {
+        for mechanism in ["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"] {
+            files.push(format!("{listener}-{mechanism}-alice.properties"));
+        }
+    }
+    let mut expected = Vec::new();
+    for file in &files {
+        expected.extend(produce(&dir.join(file), &topic, 5).await);
+    }
+    let mut got: Vec<String> = cluster
+        .read_topic(&topic)
+        .iter()
+        .map(|r| r.value_str().unwrap_or_default().to_string())
+        .collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "every record exactly once");
+}
+
+/// `Producer::new`'s error for `file`, within PATIENCE.
+async fn refused(file: &Path) -> String {
+    let result = tokio::time::timeout(PATIENCE, Producer::new(config(file)))
+        .await
+        .unwrap_or_else(|_| panic!("{}: no answer within {PATIENCE:?}", file.display()));
+    result.map(drop).expect_err("must be refused").to_string()
+}
+
+#[tokio::test]
+async fn refusals_are_clear_and_fast() {
+    let Some((cluster, dir)) = secure("refusals_are_clear_and_fast") else {
+        return;
+    };
+    let negative = dir.join("negative");
+    for mechanism in ["plain", "scram-sha-512"] {
+        let file = negative.join(format!(
+            "sasl_ssl-{mechanism}-alice-wrong-password.properties"
+        ));
+        let e = refused(&file).await;
+        assert!(
+            e.contains("authentication with broker") && e.contains("SASL_AUTHENTICATION_FAILED"),
+            "{mechanism}: {e}"
+        );
+        assert!(!e.contains("password="), "{e}");
+    }
+    // The PEM keystore holds a key encrypted for Java (PBE-SHA1-3DES), which this client cannot
+    // read yet: a clear error at construction, naming the key.
+    let c = ProducerConfig::from_properties_file(dir.join("mtls-client.properties")).unwrap();
+    let e = Producer::new(c).await.map(drop).unwrap_err().to_string();
+    assert!(
+        e.contains("ssl.keystore.location") && e.contains("encrypted"),
+        "{e}"
+    );
+
+    let e = refused(&negative.join("ssl-wrong-ca.properties")).await;
+    assert!(e.contains("TLS") && e.contains("UnknownIssuer"), "{e}");
+    // A client certificate from a CA the brokers do not trust.
+    let other = TestPki::new("another CA", &[]);
+    let mut c = config(&dir.join("mtls-client-pkcs12.properties"));
+    c.set("ssl.keystore.key", &other.client_key_pem).unwrap();
+    c.set("ssl.keystore.certificate.chain", &other.client_cert_pem)
+        .unwrap();
+    let e = tokio::time::timeout(PATIENCE, Producer::new(c))
+        .await
+        .expect("refused in time")
+        .map(drop)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("BadCertificate") || e.contains("CertificateUnknown") || e.contains("UnknownCA"),
+        "{e}"
+    );
+
+    // Authenticated, but not allowed to write: the send fails at once, naming the ACL.
+    let topic = Cluster::random_topic("denied");
+    cluster.create_topic(&topic, 1, 3, &[]);
+    let file = dir.join("sasl_ssl-scram-sha-256-alice.properties");
+    let mut c = config(&file);
+    // Without IdempotentWrite on the cluster an idempotent producer cannot start; this is
+    // about the topic.
+    c.set("enable.idempotence", "false").unwrap();
+    c.set("acks", "1").unwrap();
+    let p = Producer::new(c).await.unwrap();
+    let sent = tokio::time::timeout(
+        PATIENCE,
+        p.send(ProducerRecord::new(&topic).key("k").value("x")),
+    )
+    .await;
+    let e = sent
+        .expect("send returns")
+        .expect_err("no Write on the topic");
+    assert_eq!(e.code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED), "{e}");
+    p.close(PATIENCE).await.unwrap();
+}
