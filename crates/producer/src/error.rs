@@ -36,7 +36,7 @@ pub enum Error {
     },
 
     /// A broker answered with an error code for this topic or partition.
-    #[error("{topic}{}: broker error {code}", partition_suffix(*.partition))]
+    #[error("{topic}{}: broker error {code}{}", partition_suffix(*.partition), acl_hint(*.code))]
     Broker {
         /// The topic the request was for.
         topic: String,
@@ -134,7 +134,7 @@ pub enum Error {
 
     /// No producer id for idempotence: InitProducerId failed (e.g. CLUSTER_AUTHORIZATION_FAILED,
     /// when the principal may not write idempotently).
-    #[error("could not get a producer id for idempotence (InitProducerId): {code}")]
+    #[error("could not get a producer id for idempotence (InitProducerId): {code}{}", acl_hint(*.code))]
     ProducerId {
         /// The broker's error code.
         code: ErrorCode,
@@ -205,6 +205,20 @@ pub enum Error {
         /// The first failure.
         first: Box<Error>,
     },
+}
+
+/// Which ACL an authorization error means is missing, as the Java client's messages say.
+fn acl_hint(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED => {
+            "; the principal needs the Write and Describe ACLs on this topic"
+        }
+        ErrorCode::CLUSTER_AUTHORIZATION_FAILED => {
+            "; an idempotent producer's principal needs the IdempotentWrite ACL on the cluster \
+             (or set enable.idempotence=false)"
+        }
+        _ => "",
+    }
 }
 
 fn partition_suffix(p: Option<i32>) -> String {

@@ -212,5 +212,6 @@ async fn refusals_are_clear_and_fast() {
         .expect("send returns")
         .expect_err("no Write on the topic");
     assert_eq!(e.code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED), "{e}");
+    assert!(e.to_string().contains("Write and Describe ACLs"), "{e}");
     p.close(PATIENCE).await.unwrap();
 }
