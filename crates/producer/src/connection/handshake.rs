@@ -40,15 +40,16 @@ pub(super) fn common_version(
     }
 }
 
-/// SASL, when configured, within `request.timeout.ms` for the whole exchange.
+/// SASL, when configured, within `request.timeout.ms` for the whole exchange. Returns the
+/// session's lifetime when the broker limits it (`connections.max.reauth.ms`, KIP-368).
 pub(super) async fn authenticate_within<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     addr: &str,
     settings: &ConnectSettings,
     versions: &HashMap<i16, VersionRange>,
-) -> Result<(), Error> {
+) -> Result<Option<Duration>, Error> {
     let Some((sasl, mechanism)) = &settings.sasl else {
-        return Ok(());
+        return Ok(None);
     };
     let exchange = authenticate(
         stream,
@@ -77,7 +78,7 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     versions: &HashMap<i16, VersionRange>,
     sasl: &SaslSettings,
     mechanism: Mechanism,
-) -> Result<(), Error> {
+) -> Result<Option<Duration>, Error> {
     let refused = |message: String| Error::Authentication {
         broker: addr.to_string(),
         method: format!("SASL/{}", mechanism.name()),
@@ -122,7 +123,10 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         }
         match exchange.next(&resp.auth_bytes).map_err(refused)? {
             Some(next) => message = next,
-            None => return Ok(()),
+            None => {
+                let lifetime = u64::try_from(resp.session_lifetime_ms).unwrap_or(0);
+                return Ok((lifetime > 0).then(|| Duration::from_millis(lifetime)));
+            }
         }
     }
     unreachable!("correlation ids run out only after i32::MAX rounds")

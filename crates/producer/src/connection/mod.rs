@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_producer_protocol::kafka_protocol::messages::ApiKey;
@@ -110,6 +110,9 @@ pub(crate) struct Connection {
     versions: Arc<HashMap<i16, VersionRange>>,
     client_id: Arc<str>,
     request_timeout: Duration,
+    /// With a SASL session the broker limits (KIP-368): when to stop using this connection
+    /// and authenticate afresh on a new one.
+    renew_at: Option<Instant>,
 }
 
 /// How to connect: the settings every connection of a producer shares.
@@ -164,9 +167,11 @@ impl Connection {
         stream.set_nodelay(true).ok();
         let Some(tls) = &settings.tls else {
             let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
-            authenticate_within(&mut stream, addr, settings, &versions).await?;
+            let session = authenticate_within(&mut stream, addr, settings, &versions).await?;
             let (read, write) = stream.into_split();
-            return Ok(Connection::run(read, write, addr, versions, settings));
+            return Ok(Connection::run(
+                read, write, addr, versions, session, settings,
+            ));
         };
         let name = crate::tls::server_name(addr).map_err(net)?;
         let handshake = TlsConnector::from(tls.clone()).connect(name, stream);
@@ -188,9 +193,11 @@ impl Connection {
                 }
             })?;
         let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
-        authenticate_within(&mut stream, addr, settings, &versions).await?;
+        let session = authenticate_within(&mut stream, addr, settings, &versions).await?;
         let (read, write) = tokio::io::split(stream);
-        Ok(Connection::run(read, write, addr, versions, settings))
+        Ok(Connection::run(
+            read, write, addr, versions, session, settings,
+        ))
     }
 
     /// Starts the writer and reader tasks on the two halves of a connected stream.
@@ -199,6 +206,7 @@ impl Connection {
         write: W,
         addr: &str,
         versions: HashMap<i16, VersionRange>,
+        session: Option<Duration>,
         settings: &ConnectSettings,
     ) -> Connection
     where
@@ -228,7 +236,19 @@ impl Connection {
             versions: Arc::new(versions),
             client_id: settings.client_id.as_str().into(),
             request_timeout: settings.request_timeout,
+            // As the Java client: at 85 to 95% of the session, so that many connections do not
+            // renew at once, and in time for the requests in flight then to finish.
+            renew_at: session.map(|lifetime| {
+                let share = 0.85 + f64::from(jitter_per_mille()) / 10_000.0;
+                Instant::now() + lifetime.mul_f64(share)
+            }),
         }
+    }
+
+    /// Whether this connection's SASL session is close to its end: it should take no new
+    /// requests, and be replaced once those in flight have finished.
+    pub(crate) fn renewal_due(&self, now: Instant) -> bool {
+        self.renew_at.is_some_and(|at| now >= at)
     }
 
     pub(crate) fn addr(&self) -> &str {
@@ -420,6 +440,14 @@ impl Drop for PendingCall {
 
 fn api_name<R: Request>() -> String {
     ApiKey::try_from(R::KEY).map_or_else(|_| format!("api {}", R::KEY), |k| format!("{k:?}"))
+}
+
+/// 0 to 999, from the clock: enough to spread renewals, with no random source to carry.
+fn jitter_per_mille() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (nanos % 1000) as u16
 }
 
 /// Runs one of a connection's loops. A panic in it closes the connection, which fails every

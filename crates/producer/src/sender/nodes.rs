@@ -27,7 +27,21 @@ impl Shared {
     pub(super) fn connection(self: &Arc<Self>, node: i32, now: Instant) -> Option<Connection> {
         let mut nodes = self.nodes().lock();
         let failures = match nodes.get(&node) {
-            Some(NodeState::Ready(c)) if !c.is_closed() => return Some(c.clone()),
+            Some(NodeState::Ready(c)) if !c.is_closed() && !c.renewal_due(now) => {
+                return Some(c.clone())
+            }
+            // The SASL session is about to end (KIP-368): nothing new goes on this connection;
+            // once its requests in flight are answered it is replaced by a fresh one, which
+            // authenticates again. One connection per broker at a time keeps partitions in order.
+            Some(NodeState::Ready(c)) if !c.is_closed() && c.in_flight() > 0 => return None,
+            Some(NodeState::Ready(c)) if !c.is_closed() => {
+                tracing::debug!(
+                    node,
+                    "SASL session ending; reconnecting to authenticate again"
+                );
+                c.close();
+                0
+            }
             Some(NodeState::Connecting) => return None,
             Some(NodeState::Backoff { until, .. }) if *until > now => return None,
             Some(NodeState::Backoff { failures, .. }) => *failures,
@@ -172,7 +186,9 @@ impl Nodes {
         self.lock()
             .values()
             .filter_map(|s| match s {
-                NodeState::Ready(c) if !c.is_closed() => Some(c.clone()),
+                NodeState::Ready(c) if !c.is_closed() && !c.renewal_due(Instant::now()) => {
+                    Some(c.clone())
+                }
                 _ => None,
             })
             .collect()

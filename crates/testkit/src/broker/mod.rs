@@ -39,6 +39,10 @@ pub struct FakeConfig {
     /// Speak TLS with this server configuration (see [`crate::TestPki`]), as a Kafka `SSL`
     /// listener does. Default `None`: plaintext.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Require SASL PLAIN (any credentials) on every connection, with sessions this long, as a
+    /// Kafka listener with `connections.max.reauth.ms` (KIP-368): a request on a connection
+    /// whose session ended closes it (see [`FakeBroker::expired_session_requests`]).
+    pub sasl_session: Option<std::time::Duration>,
 }
 
 impl Default for FakeConfig {
@@ -49,6 +53,7 @@ impl Default for FakeConfig {
             default_partitions: None,
             storage: Storage::Keep,
             tls: None,
+            sasl_session: None,
         }
     }
 }
@@ -170,6 +175,8 @@ impl FakeBroker {
             state.create_topic(topic, *partitions);
         }
         let shared = Arc::new(Shared {
+            sasl_session: config.sasl_session,
+            expired_sessions: AtomicUsize::new(0),
             tls: config.tls,
             host: addr.ip().to_string(),
             port: addr.port(),
@@ -249,6 +256,12 @@ impl FakeBroker {
     /// How many requests of `api` arrived so far (including those a rule then faulted).
     pub fn request_count(&self, api: ApiKey) -> usize {
         self.shared.request_count(api as i16)
+    }
+
+    /// Requests that arrived on a connection after its SASL session had ended: a client that
+    /// re-authenticates in time sends none.
+    pub fn expired_session_requests(&self) -> usize {
+        self.shared.expired_sessions.load(Ordering::Acquire)
     }
 
     /// How many connections were accepted so far.

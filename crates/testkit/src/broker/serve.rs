@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_producer_protocol::frame;
@@ -17,7 +17,8 @@ use kafka_producer_protocol::kafka_protocol::messages::produce_response::{
 use kafka_producer_protocol::kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, InitProducerIdRequest,
     InitProducerIdResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    ProducerId, TopicName,
+    ProducerId, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse, TopicName,
 };
 use kafka_producer_protocol::kafka_protocol::protocol::{
     Encodable, HeaderVersion, Message, StrBytes,
@@ -36,11 +37,13 @@ use super::{ProduceAttempt, Storage};
 const MAX_FRAME: usize = 100 * 1024 * 1024;
 
 /// The APIs and versions this broker speaks: the ones the producer needs.
-pub(super) const SUPPORTED: [(ApiKey, i16, i16); 4] = [
+pub(super) const SUPPORTED: [(ApiKey, i16, i16); 6] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 4, 12),
     (ApiKey::Produce, 3, 12),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The first producer id InitProducerId hands out.
@@ -48,6 +51,10 @@ const FIRST_PRODUCER_ID: i64 = 1000;
 
 /// What the broker and its connections share.
 pub(super) struct Shared {
+    /// With [`super::FakeConfig::sasl_session`]: SASL PLAIN is required, sessions last this long.
+    pub(super) sasl_session: Option<Duration>,
+    /// Requests that came on a connection whose SASL session had ended (each closed it).
+    pub(super) expired_sessions: AtomicUsize,
     /// With [`super::FakeConfig::tls`]: connections speak TLS.
     pub(super) tls: Option<Arc<rustls::ServerConfig>>,
     pub(super) host: String,
@@ -192,6 +199,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut disconnect = shared.disconnect.subscribe();
+    let mut session = Session::default();
     let mut input = BytesMut::with_capacity(64 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -203,7 +211,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(_) => return,
             };
             let start = out.len();
-            match handle(&shared, frame, &mut out) {
+            match handle(&shared, &mut session, frame, &mut out) {
                 After::Send => {}
                 After::SendLate(delay) => {
                     let reply = out.split_off(start);
@@ -273,7 +281,13 @@ async fn silence<S: AsyncRead + Unpin>(
 }
 
 /// Handles one request frame, appending its response (if any) to `out`.
-fn handle(shared: &Shared, mut frame: Bytes, out: &mut BytesMut) -> After {
+/// A connection's SASL state (KIP-368): when its session ends, if it authenticated.
+#[derive(Default)]
+struct Session {
+    ends: Option<Instant>,
+}
+
+fn handle(shared: &Shared, session: &mut Session, mut frame: Bytes, out: &mut BytesMut) -> After {
     let result = frame::decode_request_header(&mut frame)
         .map_err(|e| format!("undecodable request header: {e}"))
         .and_then(|header| {
@@ -284,8 +298,31 @@ fn handle(shared: &Shared, mut frame: Bytes, out: &mut BytesMut) -> After {
                 correlation_id: header.correlation_id,
                 body: frame,
             };
-            match ApiKey::try_from(api) {
+            let key = ApiKey::try_from(api);
+            if let (Some(_), Ok(k)) = (shared.sasl_session, key) {
+                let free = matches!(
+                    k,
+                    ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+                );
+                match session.ends {
+                    _ if free => {}
+                    None => return Err(format!("{k:?} before SASL authentication")),
+                    // A Kafka broker closes a connection whose session ended (KIP-368).
+                    Some(end) if Instant::now() >= end => {
+                        shared.expired_sessions.fetch_add(1, Ordering::AcqRel);
+                        return Err(format!("{k:?} after the SASL session ended"));
+                    }
+                    Some(_) => {}
+                }
+            }
+            match key {
                 Ok(ApiKey::ApiVersions) => api_versions(shared, request, out),
+                Ok(ApiKey::SaslHandshake) if shared.sasl_session.is_some() => {
+                    sasl_handshake(request, out)
+                }
+                Ok(ApiKey::SaslAuthenticate) if shared.sasl_session.is_some() => {
+                    sasl_authenticate(shared, session, request, out)
+                }
                 Ok(key) if supports(key, version) => match key {
                     ApiKey::Metadata => metadata(shared, request, out),
                     ApiKey::Produce => produce(shared, request, out),
@@ -510,6 +547,37 @@ fn metadata(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, 
         .with_topics(topics);
     let resp = req.respond(out, req.version, &answer)?;
     Ok(deliver(&faults, out, resp))
+}
+
+/// SaslHandshake: PLAIN is the one mechanism.
+fn sasl_handshake(req: Request, out: &mut BytesMut) -> Result<After, String> {
+    let request: SaslHandshakeRequest = req.decode()?;
+    let code = if request.mechanism.as_str() == "PLAIN" {
+        ErrorCode::NONE
+    } else {
+        ErrorCode::UNSUPPORTED_SASL_MECHANISM
+    };
+    let answer = SaslHandshakeResponse::default()
+        .with_error_code(code.0)
+        .with_mechanisms(vec![StrBytes::from_static_str("PLAIN")]);
+    req.respond(out, req.version, &answer)?;
+    Ok(After::Send)
+}
+
+/// SaslAuthenticate: any PLAIN credentials pass; the session lasts `sasl_session`.
+fn sasl_authenticate(
+    shared: &Shared,
+    session: &mut Session,
+    req: Request,
+    out: &mut BytesMut,
+) -> Result<After, String> {
+    let _: SaslAuthenticateRequest = req.decode()?;
+    let lifetime = shared.sasl_session.unwrap_or_default();
+    session.ends = Some(Instant::now() + lifetime);
+    let answer = SaslAuthenticateResponse::default()
+        .with_session_lifetime_ms(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX));
+    req.respond(out, req.version, &answer)?;
+    Ok(After::Send)
 }
 
 fn init_producer_id(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, String> {
