@@ -198,7 +198,7 @@ async fn api_versions_lists_what_it_speaks_and_answers_newer_versions_at_v0() {
     let (got, resp) = frame::decode_api_versions_response(f, 4).unwrap();
     assert_eq!(got, cid);
     assert_eq!(ErrorCode(resp.error_code), ErrorCode::UNSUPPORTED_VERSION);
-    assert_eq!(resp.api_keys.len(), 4);
+    assert_eq!(resp.api_keys.len(), 6);
     assert_eq!(b.request_count(ApiKey::ApiVersions), 2);
 }
 
