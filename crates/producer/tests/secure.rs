@@ -215,3 +215,88 @@ async fn refusals_are_clear_and_fast() {
     assert!(e.to_string().contains("Write and Describe ACLs"), "{e}");
     p.close(PATIENCE).await.unwrap();
 }
+
+/// Counts the producer's "SASL session ending" events: tracing's default subscriber is per
+/// thread, and a current-thread runtime runs the producer's tasks on the test's thread.
+struct Renewals(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl tracing::Subscriber for Renewals {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" && format!("{value:?}").contains("SASL session ending")
+                {
+                    self.0 = true;
+                }
+            }
+        }
+        let mut m = Message(false);
+        event.record(&mut m);
+        if m.0 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// SCRAM-SHA-256 sessions on the SASL_PLAINTEXT listener end after 4 s
+/// (`connections.max.reauth.ms`): over a 20 s stream the producer authenticates afresh before
+/// each ends, and the Java reader gets every record exactly once.
+#[tokio::test]
+async fn a_20_second_stream_outlives_its_4_second_sasl_sessions() {
+    let Some((cluster, dir)) = secure("a_20_second_stream_outlives_its_4_second_sasl_sessions")
+    else {
+        return;
+    };
+    let renewals = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let _guard = tracing::subscriber::set_default(Renewals(renewals.clone()));
+    let topic = Cluster::random_topic("reauth");
+    cluster.create_topic(&topic, 3, 3, &[]);
+    grant_write(&cluster, "User:alice", &topic);
+    let file = dir.join("sasl_plaintext-scram-sha-256-alice.properties");
+    // The ACLs may take a moment to reach every broker.
+    produce(&file, &topic, 1).await;
+    let p = Producer::new(config(&file)).await.unwrap();
+    let started = Instant::now();
+    let mut deliveries = Vec::new();
+    while started.elapsed() < Duration::from_secs(20) {
+        let value = format!("r{}", deliveries.len());
+        deliveries.push(
+            p.send(ProducerRecord::new(&topic).key("k").value(value))
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    p.flush().await.unwrap();
+    let sent = deliveries.len();
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    p.close(PATIENCE).await.unwrap();
+    let mut got: Vec<String> = cluster
+        .read_topic(&topic)
+        .iter()
+        .map(|r| r.value_str().unwrap_or_default().to_string())
+        .filter(|v| v.starts_with('r'))
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = (0..sent).map(|i| format!("r{i}")).collect();
+    expected.sort();
+    assert_eq!(got, expected, "every record exactly once");
+    let renewed = renewals.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        renewed >= 3,
+        "{renewed} session renewals in 20 s of 4 s sessions"
+    );
+}
