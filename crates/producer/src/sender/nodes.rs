@@ -96,8 +96,9 @@ impl Shared {
 
     /// Runs `op` on one broker after another until it succeeds: open connections first, then
     /// the known brokers, then each bootstrap server. A broker that accepts the connection but
-    /// fails the request does not stop the search. Fails with [`Error::Bootstrap`] naming every
-    /// address tried and what happened there.
+    /// fails the request does not stop the search; one that refuses our credentials or
+    /// certificate does, with its [`Error::Authentication`]. Otherwise fails with
+    /// [`Error::Bootstrap`] naming every address tried and what happened there.
     pub(super) async fn on_any_broker<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
     where
         F: FnMut(Connection) -> Fut,
@@ -133,6 +134,8 @@ impl Shared {
                         .expect("a Ready state yields its connection"),
                     None => conn,
                 },
+                // The same credentials go to every broker: a refusal is the answer.
+                Err(e @ Error::Authentication { .. }) => return Err(e),
                 Err(e) => {
                     failures.push(format!("{addr}: {e}"));
                     continue;
