@@ -328,6 +328,7 @@ impl ProducerConfig {
                     .map(|(k, _)| *k)
                     .chain(crate::tls::KEYS.iter().copied())
                     .chain(crate::sasl::KEYS.iter().copied())
+                    .chain(crate::oauth::KEYS.iter().copied())
                     .collect();
                 return Err(Error::config(
                     key,
@@ -554,6 +555,16 @@ impl ProducerConfig {
     /// Sets `compression.type`; the level stays that of `compression.<codec>.level`.
     pub fn with_compression(mut self, compression: CompressionType) -> Self {
         self.compression.kind = compression;
+        self
+    }
+
+    /// Takes SASL/OAUTHBEARER tokens from `provider` (see [`OAuthTokenProvider`]), ahead of any
+    /// token source in the properties. `sasl.mechanism=OAUTHBEARER` and a SASL
+    /// `security.protocol` are still set as properties.
+    ///
+    /// [`OAuthTokenProvider`]: crate::OAuthTokenProvider
+    pub fn with_oauth_token_provider(mut self, provider: impl crate::OAuthTokenProvider) -> Self {
+        self.sasl.oauth.set_provider(std::sync::Arc::new(provider));
         self
     }
 }

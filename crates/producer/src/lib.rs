@@ -31,6 +31,7 @@ mod connection;
 mod delivery;
 mod error;
 mod metadata;
+mod oauth;
 mod partitioner;
 mod producer;
 mod record;
@@ -45,6 +46,7 @@ mod tls;
 pub use config::{read_properties_file, Acks, CompressionType, ProducerConfig};
 pub use delivery::DeliveryFuture;
 pub use error::{BoxError, Error, ErrorCode, Result};
+pub use oauth::{OAuthToken, OAuthTokenProvider, TokenFuture};
 pub use partitioner::{partition_for_key, Partitioner};
 pub use producer::{
     BlockingDelivery, BlockingProducer, NotQueued, PartitionInfo, Producer, TrySendError,

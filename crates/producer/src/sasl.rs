@@ -9,11 +9,12 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ring::{digest, hmac, pbkdf2};
 
 use crate::error::{Error, Result};
+use crate::oauth::OAuthSettings;
 
 /// A SASL mechanism this client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +43,8 @@ pub(crate) struct SaslSettings {
     mechanism: Option<Mechanism>,
     username: Option<String>,
     password: Option<String>,
-    /// OAUTHBEARER unsecured tokens: the `sub` claim and the token's lifetime.
-    oauth_subject: Option<String>,
-    oauth_lifetime_secs: u64,
+    /// OAUTHBEARER's token sources.
+    pub(crate) oauth: OAuthSettings,
 }
 
 impl fmt::Debug for SaslSettings {
@@ -53,7 +53,7 @@ impl fmt::Debug for SaslSettings {
             .field("mechanism", &self.mechanism)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
-            .field("oauth_subject", &self.oauth_subject)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -97,7 +97,7 @@ impl SaslSettings {
             "sasl.jaas.config" => self.set_jaas(value)?,
             "sasl.username" => self.username = Some(value.to_string()),
             "sasl.password" => self.password = Some(value.to_string()),
-            _ => return Ok(false),
+            _ => return self.oauth.set(key, value),
         }
         Ok(true)
     }
@@ -117,18 +117,7 @@ impl SaslSettings {
             }
             "OAuthBearerLoginModule" => {
                 for (k, v) in jaas.options {
-                    match k.as_str() {
-                        "unsecuredLoginStringClaim_sub" => self.oauth_subject = Some(v),
-                        "unsecuredLoginLifetimeSeconds" => {
-                            self.oauth_lifetime_secs = v.parse().map_err(|_| {
-                                Error::config(
-                                    "sasl.jaas.config",
-                                    format!("unsecuredLoginLifetimeSeconds `{v}` is not a number"),
-                                )
-                            })?
-                        }
-                        _ => {}
-                    }
+                    self.oauth.set_jaas_option(&k, v)?;
                 }
             }
             _ => {
@@ -155,12 +144,7 @@ impl SaslSettings {
             )
         })?;
         match mechanism {
-            Mechanism::OAuthBearer if self.oauth_subject.is_none() => Err(Error::config(
-                "sasl.jaas.config",
-                "OAUTHBEARER needs OAuthBearerLoginModule with unsecuredLoginStringClaim_sub \
-                 (a token provider is not supported yet)",
-            )),
-            Mechanism::OAuthBearer => Ok(mechanism),
+            Mechanism::OAuthBearer => self.oauth.validate().map(|()| mechanism),
             _ if self.username.is_none() || self.password.is_none() => Err(Error::config(
                 "sasl.jaas.config",
                 format!(
@@ -173,8 +157,9 @@ impl SaslSettings {
         }
     }
 
-    /// A fresh exchange for one connection.
-    pub(crate) fn exchange(&self, mechanism: Mechanism) -> Exchange {
+    /// A fresh exchange for one connection; for OAUTHBEARER, `oauth_first` is the client's first
+    /// message, made from the producer's current token.
+    pub(crate) fn exchange(&self, mechanism: Mechanism, oauth_first: Vec<u8>) -> Exchange {
         let user = self.username.clone().unwrap_or_default();
         let password = self.password.clone().unwrap_or_default();
         match mechanism {
@@ -182,15 +167,7 @@ impl SaslSettings {
             Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
                 Exchange::Scram(Box::new(Scram::new(mechanism, &user, &password, &nonce())))
             }
-            Mechanism::OAuthBearer => Exchange::OAuthBearer {
-                token: unsecured_jwt(
-                    self.oauth_subject.as_deref().unwrap_or_default(),
-                    match self.oauth_lifetime_secs {
-                        0 => 3600,
-                        s => s,
-                    },
-                ),
-            },
+            Mechanism::OAuthBearer => Exchange::OAuthBearer { first: oauth_first },
         }
     }
 }
@@ -200,7 +177,7 @@ impl SaslSettings {
 pub(crate) enum Exchange {
     Plain { user: String, password: String },
     Scram(Box<Scram>),
-    OAuthBearer { token: String },
+    OAuthBearer { first: Vec<u8> },
 }
 
 impl Exchange {
@@ -208,9 +185,7 @@ impl Exchange {
         match self {
             Exchange::Plain { user, password } => format!("\0{user}\0{password}").into_bytes(),
             Exchange::Scram(s) => s.client_first().into_bytes(),
-            Exchange::OAuthBearer { token } => {
-                format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}").into_bytes()
-            }
+            Exchange::OAuthBearer { first } => std::mem::take(first),
         }
     }
 
@@ -392,30 +367,6 @@ fn nonce() -> String {
     STANDARD.encode(bytes)
 }
 
-/// Kafka's unsecured OAUTHBEARER token: an unsigned JWT with `sub`, `iat` and `exp`.
-fn unsecured_jwt(subject: &str, lifetime_secs: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
-    let claims = serde_json_free_claims(subject, now, now + lifetime_secs);
-    format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims))
-}
-
-/// The claims as JSON, with the subject escaped (no serde: the `json` feature is optional).
-fn serde_json_free_claims(subject: &str, iat: u64, exp: u64) -> String {
-    let mut sub = String::with_capacity(subject.len());
-    for c in subject.chars() {
-        match c {
-            '"' => sub.push_str("\\\""),
-            '\\' => sub.push_str("\\\\"),
-            c if (c as u32) < 0x20 => sub.push_str(&format!("\\u{:04x}", c as u32)),
-            c => sub.push(c),
-        }
-    }
-    format!(r#"{{"sub":"{sub}","iat":{iat},"exp":{exp}}}"#)
-}
-
 /// `sasl.jaas.config`: `<LoginModule class> <flag> key=value ... ;`.
 struct Jaas {
     module: String,
@@ -533,7 +484,7 @@ mod tests {
         assert_eq!(s.password.as_deref(), Some(r#"a "quoted" secret"#));
         s.set("sasl.mechanism", "SCRAM-SHA-512").unwrap();
         assert_eq!(s.validate().unwrap(), Mechanism::ScramSha512);
-        assert!(!format!("{s:?}").contains("secret"));
+        assert!(!format!("{s:?}").contains("quoted"));
 
         let mut o = SaslSettings::default();
         o.set(
@@ -543,12 +494,39 @@ mod tests {
         )
         .unwrap();
         o.set("sasl.mechanism", "OAUTHBEARER").unwrap();
-        let Exchange::OAuthBearer { token } = o.exchange(o.validate().unwrap()) else {
-            panic!("not an OAUTHBEARER exchange")
-        };
-        let claims = token.split('.').nth(1).unwrap();
-        let claims = String::from_utf8(URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
-        assert!(claims.starts_with(r#"{"sub":"alice","iat":"#), "{claims}");
+        assert_eq!(o.validate().unwrap(), Mechanism::OAuthBearer);
+
+        // The Java client's OIDC setup: the endpoint as a property, the client in the module.
+        let mut c = SaslSettings::default();
+        c.set("sasl.mechanism", "OAUTHBEARER").unwrap();
+        c.set(
+            "sasl.jaas.config",
+            r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId="svc" clientSecret="s3cr3t" scope="kafka" extension_logicalCluster="lkc-1";"#,
+        )
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("needs a token source"), "{e}");
+        c.set(
+            "sasl.login.callback.handler.class",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+        )
+        .unwrap();
+        c.set(
+            "sasl.oauthbearer.token.endpoint.url",
+            "https://idp.example.com/token",
+        )
+        .unwrap();
+        assert_eq!(c.validate().unwrap(), Mechanism::OAuthBearer);
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("s3cr3t") && debug.contains("lkc-1"),
+            "{debug}"
+        );
+        let e = c
+            .set("sasl.login.callback.handler.class", "com.example.MyHandler")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("with_oauth_token_provider"), "{e}");
 
         for bad in [
             "PlainLoginModule required username=alice",
@@ -566,6 +544,9 @@ mod tests {
         assert!(p.validate().unwrap_err().to_string().contains("username"));
         p.set("sasl.username", "u").unwrap();
         p.set("sasl.password", "p").unwrap();
-        assert_eq!(p.exchange(p.validate().unwrap()).first(), b"\0u\0p");
+        assert_eq!(
+            p.exchange(p.validate().unwrap(), Vec::new()).first(),
+            b"\0u\0p"
+        );
     }
 }

@@ -13,6 +13,7 @@ use crate::connection::ConnectSettings;
 use crate::error::Error;
 use crate::metadata::Metadata;
 use crate::partitioner::Partitioner;
+use crate::sasl::Mechanism;
 use crate::sender::{Idempotence, Nodes};
 use crate::task::CatchPanic;
 
@@ -44,15 +45,22 @@ impl Shared {
         config: ProducerConfig,
         partitioner: Option<Arc<dyn Partitioner>>,
     ) -> Result<Self, Error> {
+        let sasl = match config.tls.protocol.uses_sasl() {
+            true => Some((config.sasl.clone(), config.sasl.validate()?)),
+            false => None,
+        };
         let connect = ConnectSettings {
             client_id: config.client_id.clone(),
             setup_timeout: config.connection_setup_timeout,
             request_timeout: config.request_timeout,
             tls: config.tls.client_config()?,
-            sasl: if config.tls.protocol.uses_sasl() {
-                Some((config.sasl.clone(), config.sasl.validate()?))
-            } else {
-                None
+            sasl: sasl.clone(),
+            tokens: match sasl {
+                Some((sasl, Mechanism::OAuthBearer)) => Some(Arc::new(
+                    sasl.oauth
+                        .cache(Arc::new(config.tls.token_endpoint_config()?))?,
+                )),
+                _ => None,
             },
         };
         Ok(Shared {

@@ -218,6 +218,23 @@ impl TlsSettings {
         Ok(Some(Arc::new(config)))
     }
 
+    /// The rustls configuration for an `https` OAUTHBEARER token endpoint: the public roots and
+    /// the configured truststore's, the hostname always checked, no client certificate.
+    pub(crate) fn token_endpoint_config(&self) -> Result<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if self.truststore_certificates.is_some() || self.truststore_location.is_some() {
+            roots.roots.extend(self.roots()?.roots);
+        }
+        Ok(
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::config("ssl.enabled.protocols", e))?
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
     fn roots(&self) -> Result<RootCertStore> {
         let mut roots = RootCertStore::empty();
         let (key, pem) = if let Some(inline) = &self.truststore_certificates {

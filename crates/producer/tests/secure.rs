@@ -2,63 +2,17 @@
 //! SASL mechanism, each configured by the client properties file a Java user would use, read
 //! unchanged; the records read back by the Java reader. Then the refusals: a wrong password, an
 //! unknown CA, a client certificate from another CA, and a principal without write permission.
+//! Then OAUTHBEARER's token sources: an OIDC token endpoint (the testkit's, minting tokens the
+//! brokers' unsecured validator accepts) and an application's provider, refreshed as sessions end.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kafka_producer::{Error, ErrorCode, Producer, ProducerConfig, ProducerRecord};
-use kafka_producer_testkit::{cluster, secure_client_dir, Cluster, TestPki};
+use kafka_producer::{Error, ErrorCode, OAuthToken, Producer, ProducerConfig, ProducerRecord};
+use kafka_producer_testkit::{secure_cluster, unsecured_jwt, Cluster, TestPki, TokenEndpoint};
 
 /// Far below `max.block.ms` and `delivery.timeout.ms`: a refusal must not wait for either.
 const PATIENCE: Duration = Duration::from_secs(15);
-
-/// The secure cluster's client files. Scripts/test starts the cluster with `--secure`, so with
-/// `KPROD_REQUIRE_KAFKA=1` a cluster without them is a failure, not a skip.
-fn secure(test: &str) -> Option<(Cluster, PathBuf)> {
-    let cluster = cluster()?;
-    match secure_client_dir() {
-        Some(dir) => Some((cluster, dir)),
-        None if std::env::var("KPROD_REQUIRE_KAFKA").as_deref() == Ok("1") => {
-            panic!("{test} needs the secure listeners: scripts/kafka up --secure (KAFKA_SECURE=1)")
-        }
-        None => {
-            eprintln!("SKIPPED: {test} needs KAFKA_SECURE_CLIENT_DIR (scripts/kafka up --secure)");
-            None
-        }
-    }
-}
-
-/// Grants `principal` what an idempotent producer needs on `topic`, as the super user
-/// ANONYMOUS on the PLAINTEXT listener.
-fn grant_write(cluster: &Cluster, principal: &str, topic: &str) {
-    let bootstrap = cluster.bootstrap().to_string();
-    for args in [
-        vec![
-            "--topic",
-            topic,
-            "--operation",
-            "Write",
-            "--operation",
-            "Describe",
-        ],
-        vec!["--cluster", "--operation", "IdempotentWrite"],
-    ] {
-        let mut all = vec![
-            "--bootstrap-server",
-            &bootstrap,
-            "--add",
-            "--allow-principal",
-            principal,
-        ];
-        all.extend(args);
-        let out = cluster.tool("kafka-acls", &all);
-        assert!(
-            out.status.success(),
-            "kafka-acls: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
 
 /// The Java client file, read by this client as it is; only `linger.ms` is added.
 fn config(file: &Path) -> ProducerConfig {
@@ -68,18 +22,28 @@ fn config(file: &Path) -> ProducerConfig {
     c
 }
 
-/// Sends `n` records named after `file`; retries while the ACLs granted just now have not
-/// reached every broker (they travel through the metadata log).
+/// Sends `n` records named after `file` with its configuration.
 async fn produce(file: &Path, topic: &str, n: usize) -> Vec<String> {
     let name = file.file_stem().unwrap().to_string_lossy().to_string();
+    produce_with(&name, || config(file), topic, n).await
+}
+
+/// Sends `n` records named `<name>-<i>` with a producer from `make`; retries while the ACLs
+/// granted just now have not reached every broker (they travel through the metadata log).
+async fn produce_with(
+    name: &str,
+    make: impl Fn() -> ProducerConfig,
+    topic: &str,
+    n: usize,
+) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let attempt = async {
-            let p = Producer::new(config(file)).await?;
+            let p = Producer::new(make()).await?;
             let mut deliveries = Vec::new();
             for i in 0..n {
                 let r = ProducerRecord::new(topic)
-                    .key(&name[..])
+                    .key(name)
                     .value(format!("{name}-{i}"));
                 deliveries.push(p.send(r).await?);
             }
@@ -107,14 +71,15 @@ fn not_yet_granted(e: &Error) -> bool {
 
 #[tokio::test]
 async fn every_listener_and_mechanism_with_the_java_client_files() {
-    let Some((cluster, dir)) = secure("every_listener_and_mechanism_with_the_java_client_files")
+    let Some((cluster, dir)) =
+        secure_cluster("every_listener_and_mechanism_with_the_java_client_files")
     else {
         return;
     };
     let topic = Cluster::random_topic("secure");
     cluster.create_topic(&topic, 3, 3, &[]);
-    grant_write(&cluster, "User:alice", &topic);
-    grant_write(&cluster, "User:CN=client", &topic);
+    cluster.grant_write("User:alice", &topic);
+    cluster.grant_write("User:CN=client", &topic);
 
     let mut files = vec![
         "ssl.properties".to_string(),
@@ -150,7 +115,7 @@ async fn refused(file: &Path) -> String {
 
 #[tokio::test]
 async fn refusals_are_clear_and_fast() {
-    let Some((cluster, dir)) = secure("refusals_are_clear_and_fast") else {
+    let Some((cluster, dir)) = secure_cluster("refusals_are_clear_and_fast") else {
         return;
     };
     let negative = dir.join("negative");
@@ -216,9 +181,26 @@ async fn refusals_are_clear_and_fast() {
     p.close(PATIENCE).await.unwrap();
 }
 
-/// Counts the producer's "SASL session ending" events: tracing's default subscriber is per
-/// thread, and a current-thread runtime runs the producer's tasks on the test's thread.
-struct Renewals(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+/// Counts the producer's "SASL session ending" events per thread: a current-thread runtime
+/// runs a test's producer tasks on the test's thread. One global subscriber for the whole test
+/// binary, because tracing caches each event site's interest across threads, and a per-thread
+/// subscriber can miss events when other threads hit the site first.
+struct Renewals;
+
+static RENEWALS: std::sync::Mutex<Vec<std::thread::ThreadId>> = std::sync::Mutex::new(Vec::new());
+
+/// The renewals seen on this thread so far (installs the subscriber on first use).
+fn renewals_on_this_thread() -> usize {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| tracing::subscriber::set_global_default(Renewals).unwrap());
+    let me = std::thread::current().id();
+    RENEWALS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| **t == me)
+        .count()
+}
 
 impl tracing::Subscriber for Renewals {
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
@@ -242,7 +224,7 @@ impl tracing::Subscriber for Renewals {
         let mut m = Message(false);
         event.record(&mut m);
         if m.0 {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            RENEWALS.lock().unwrap().push(std::thread::current().id());
         }
     }
     fn enter(&self, _: &tracing::span::Id) {}
@@ -254,15 +236,15 @@ impl tracing::Subscriber for Renewals {
 /// each ends, and the Java reader gets every record exactly once.
 #[tokio::test]
 async fn a_20_second_stream_outlives_its_4_second_sasl_sessions() {
-    let Some((cluster, dir)) = secure("a_20_second_stream_outlives_its_4_second_sasl_sessions")
+    let Some((cluster, dir)) =
+        secure_cluster("a_20_second_stream_outlives_its_4_second_sasl_sessions")
     else {
         return;
     };
-    let renewals = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let _guard = tracing::subscriber::set_default(Renewals(renewals.clone()));
+    let renewals_before = renewals_on_this_thread();
     let topic = Cluster::random_topic("reauth");
     cluster.create_topic(&topic, 3, 3, &[]);
-    grant_write(&cluster, "User:alice", &topic);
+    cluster.grant_write("User:alice", &topic);
     let file = dir.join("sasl_plaintext-scram-sha-256-alice.properties");
     // The ACLs may take a moment to reach every broker.
     produce(&file, &topic, 1).await;
@@ -294,9 +276,156 @@ async fn a_20_second_stream_outlives_its_4_second_sasl_sessions() {
     let mut expected: Vec<String> = (0..sent).map(|i| format!("r{i}")).collect();
     expected.sort();
     assert_eq!(got, expected, "every record exactly once");
-    let renewed = renewals.load(std::sync::atomic::Ordering::SeqCst);
+    let renewed = renewals_on_this_thread() - renewals_before;
     assert!(
         renewed >= 3,
         "{renewed} session renewals in 20 s of 4 s sessions"
+    );
+}
+
+/// The Java client's OIDC setup (KIP-768) over SASL_SSL: the token endpoint as a property, the
+/// client's id, secret and scope in the login module. One token serves every connection; the
+/// principal is the token's subject, so the ACLs are granted to the client id.
+#[tokio::test]
+async fn oidc_client_credentials_over_sasl_ssl() {
+    let Some((cluster, dir)) = secure_cluster("oidc_client_credentials_over_sasl_ssl") else {
+        return;
+    };
+    let idp = TokenEndpoint::start("kprod-svc", "svc-secret", Duration::from_secs(3600)).await;
+    let topic = Cluster::random_topic("oidc");
+    cluster.create_topic(&topic, 3, 3, &[]);
+    cluster.grant_write("User:kprod-svc", &topic);
+    let oidc = |secret: &str| {
+        let mut c = config(&dir.join("sasl_ssl-oauthbearer-alice.properties"));
+        c.set(
+            "sasl.jaas.config",
+            &format!(
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 clientId=\"kprod-svc\" clientSecret=\"{secret}\" scope=\"kafka\";"
+            ),
+        )
+        .unwrap();
+        c.set(
+            "sasl.login.callback.handler.class",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+        )
+        .unwrap();
+        c.set("sasl.oauthbearer.token.endpoint.url", &idp.url)
+            .unwrap();
+        c
+    };
+    let expected = produce_with("oidc", || oidc("svc-secret"), &topic, 50).await;
+    let mut got: Vec<String> = cluster
+        .read_topic(&topic)
+        .iter()
+        .map(|r| r.value_str().unwrap_or_default().to_string())
+        .collect();
+    got.sort();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(got, expected, "every record exactly once");
+    let requests = idp.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert_eq!(r.request_line, "POST /oauth2/token HTTP/1.1");
+        assert_eq!(r.credentials.as_deref(), Some("kprod-svc:svc-secret"));
+        assert_eq!(r.body, "grant_type=client_credentials&scope=kafka");
+    }
+
+    // A wrong secret: the endpoint's 401 fails the producer at once, naming the endpoint and
+    // its answer, never the secret.
+    let before = requests.len();
+    let started = Instant::now();
+    let e = tokio::time::timeout(PATIENCE, Producer::new(oidc("wrong-secret")))
+        .await
+        .expect("refused in time")
+        .map(drop)
+        .expect_err("a wrong client secret is refused")
+        .to_string();
+    assert!(
+        e.contains("SASL/OAUTHBEARER") && e.contains("401") && e.contains("invalid_client"),
+        "{e}"
+    );
+    assert!(e.contains(&idp.url) && !e.contains("wrong-secret"), "{e}");
+    assert!(started.elapsed() < PATIENCE);
+    assert_eq!(idp.requests().len(), before + 1, "no retry of a refusal");
+}
+
+/// An application's token provider, with 5 s tokens on the SASL_PLAINTEXT listener, where
+/// OAUTHBEARER sessions end after 4 s or when the token expires: over a 15 s stream the producer
+/// asks the provider again before each token expires, and the Java reader gets every record
+/// exactly once. Then a provider that fails: the error reaches the caller at once.
+#[tokio::test]
+async fn an_application_token_provider_is_asked_again_before_each_token_expires() {
+    let Some((cluster, dir)) =
+        secure_cluster("an_application_token_provider_is_asked_again_before_each_token_expires")
+    else {
+        return;
+    };
+    let topic = Cluster::random_topic("provider");
+    cluster.create_topic(&topic, 3, 3, &[]);
+    cluster.grant_write("User:app-signed", &topic);
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let with_provider = || {
+        let calls = calls.clone();
+        config(&dir.join("sasl_plaintext-oauthbearer-alice.properties")).with_oauth_token_provider(
+            move || {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async {
+                    let lifetime = Duration::from_secs(5);
+                    Ok(OAuthToken::new(
+                        unsecured_jwt("app-signed", lifetime),
+                        lifetime,
+                    ))
+                }
+            },
+        )
+    };
+    produce_with("warm-up", with_provider, &topic, 1).await;
+    calls.store(0, std::sync::atomic::Ordering::SeqCst);
+
+    let p = Producer::new(with_provider()).await.unwrap();
+    let started = Instant::now();
+    let mut deliveries = Vec::new();
+    while started.elapsed() < Duration::from_secs(15) {
+        let value = format!("r{}", deliveries.len());
+        deliveries.push(
+            p.send(ProducerRecord::new(&topic).key("k").value(value))
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    p.flush().await.unwrap();
+    let sent = deliveries.len();
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    p.close(PATIENCE).await.unwrap();
+    let mut got: Vec<String> = cluster
+        .read_topic(&topic)
+        .iter()
+        .map(|r| r.value_str().unwrap_or_default().to_string())
+        .filter(|v| v.starts_with('r'))
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = (0..sent).map(|i| format!("r{i}")).collect();
+    expected.sort();
+    assert_eq!(got, expected, "every record exactly once");
+    // 5 s tokens refreshed at 80 %: 15 s need at least 3 after the first.
+    let asked = calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(asked >= 4, "the provider was asked {asked} times in 15 s");
+
+    let failing = config(&dir.join("sasl_plaintext-oauthbearer-alice.properties"))
+        .with_oauth_token_provider(|| async { Err("the signer's credentials expired".into()) });
+    let e = tokio::time::timeout(PATIENCE, Producer::new(failing))
+        .await
+        .expect("refused in time")
+        .map(drop)
+        .expect_err("no token, no producer")
+        .to_string();
+    assert!(
+        e.contains("the token provider failed: the signer's credentials expired"),
+        "{e}"
     );
 }

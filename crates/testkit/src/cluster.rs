@@ -54,6 +54,23 @@ pub fn secure_client_dir() -> Option<PathBuf> {
     Some(PathBuf::from(dir))
 }
 
+/// The cluster and its secure client directory ([`secure_client_dir`]) for `test`. `scripts/test` starts the cluster
+/// with `--secure`, so with `KPROD_REQUIRE_KAFKA=1` a cluster without the secure listeners is a failure (a panic
+/// naming `test`), not a skip; otherwise the test prints `SKIPPED` and gets `None`.
+pub fn secure_cluster(test: &str) -> Option<(Cluster, PathBuf)> {
+    let cluster = cluster()?;
+    match secure_client_dir() {
+        Some(dir) => Some((cluster, dir)),
+        None if std::env::var("KPROD_REQUIRE_KAFKA").as_deref() == Ok("1") => {
+            panic!("{test} needs the secure listeners: scripts/kafka up --secure (KAFKA_SECURE=1)")
+        }
+        None => {
+            eprintln!("SKIPPED: {test} needs KAFKA_SECURE_CLIENT_DIR (scripts/kafka up --secure)");
+            None
+        }
+    }
+}
+
 /// The `key=value` lines of a Java properties file such as the secure cluster's client files, in file order; blank
 /// lines and `#` or `!` comments are skipped, whitespace around keys and values is trimmed. (Only the subset of the
 /// format that `scripts/kafka` writes: no line continuations or escapes.) Panics if the file cannot be read.
@@ -321,6 +338,39 @@ impl Cluster {
     /// [`tool`](Cluster::tool) with `input` on the tool's stdin, e.g. for `kafka-console-producer`.
     pub fn tool_with_input(&self, name: &str, args: &[&str], input: &[u8]) -> Output {
         self.tool_inner(name, args, Some(input))
+    }
+
+    /// Grants `principal` (e.g. `User:alice`) what an idempotent producer needs on `topic`: Write and Describe on
+    /// the topic, IdempotentWrite on the cluster. Runs `kafka-acls` as the super user ANONYMOUS on the PLAINTEXT
+    /// listener; the ACLs reach every broker through the metadata log, a moment later. Panics if the tool fails.
+    pub fn grant_write(&self, principal: &str, topic: &str) {
+        let bootstrap = self.bootstrap().to_string();
+        for args in [
+            vec![
+                "--topic",
+                topic,
+                "--operation",
+                "Write",
+                "--operation",
+                "Describe",
+            ],
+            vec!["--cluster", "--operation", "IdempotentWrite"],
+        ] {
+            let mut all = vec![
+                "--bootstrap-server",
+                &bootstrap,
+                "--add",
+                "--allow-principal",
+                principal,
+            ];
+            all.extend(args);
+            let out = self.tool("kafka-acls", &all);
+            assert!(
+                out.status.success(),
+                "kafka-acls: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     fn tool_inner(&self, name: &str, args: &[&str], input: Option<&[u8]>) -> Output {

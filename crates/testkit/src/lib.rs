@@ -42,6 +42,7 @@
 
 mod broker;
 mod cluster;
+mod idp;
 mod pki;
 mod proxy;
 mod record;
@@ -52,9 +53,10 @@ pub use broker::{
     Storage, StoredRecord,
 };
 pub use cluster::{
-    cluster, dump_log_batches, dump_log_field, read_properties, secure_client_dir, wait_until,
-    Cluster, NodeOutage, PartitionInfo,
+    cluster, dump_log_batches, dump_log_field, read_properties, secure_client_dir, secure_cluster,
+    wait_until, Cluster, NodeOutage, PartitionInfo,
 };
+pub use idp::{unsecured_jwt, TokenEndpoint, TokenRequest};
 pub use pki::TestPki;
 pub use proxy::{Cut, FaultProxy};
 pub use record::ReadRecord;

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{api_name, client_max_version, client_min_version, ConnectSettings, MAX_FRAME};
 use crate::error::Error;
+use crate::oauth::{self, TokenCache, TokenError};
 use crate::sasl::{Mechanism, SaslSettings};
 
 /// The highest version of `key` both this client and the broker speak.
@@ -58,6 +59,7 @@ pub(super) async fn authenticate_within<S: AsyncRead + AsyncWrite + Unpin>(
         versions,
         sasl,
         *mechanism,
+        settings.tokens.as_deref(),
     );
     tokio::time::timeout(settings.request_timeout, exchange)
         .await
@@ -78,6 +80,7 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     versions: &HashMap<i16, VersionRange>,
     sasl: &SaslSettings,
     mechanism: Mechanism,
+    tokens: Option<&TokenCache>,
 ) -> Result<Option<Duration>, Error> {
     let refused = |message: String| Error::Authentication {
         broker: addr.to_string(),
@@ -102,7 +105,20 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         code => return Err(refused(format!("SaslHandshake: {code}"))),
     }
     let version = common_version(versions, ApiKey::SaslAuthenticate, addr)?;
-    let mut exchange = sasl.exchange(mechanism);
+    let oauth_first = match tokens {
+        Some(tokens) => match tokens.token().await {
+            Ok((token, extensions)) => oauth::client_first(&token, extensions),
+            Err(TokenError::Refused(why)) => return Err(refused(why)),
+            Err(TokenError::Unavailable(why)) => {
+                return Err(Error::Network {
+                    broker: addr.to_string(),
+                    message: format!("no OAUTHBEARER token: {why}"),
+                })
+            }
+        },
+        None => Vec::new(),
+    };
+    let mut exchange = sasl.exchange(mechanism, oauth_first);
     let mut message = exchange.first();
     for correlation_id in 2.. {
         let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message));

@@ -127,6 +127,8 @@ pub(crate) struct ConnectSettings {
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     /// With `security.protocol` SASL_PLAINTEXT or SASL_SSL.
     pub(crate) sasl: Option<(SaslSettings, Mechanism)>,
+    /// With SASL/OAUTHBEARER: the producer's token, shared by its connections.
+    pub(crate) tokens: Option<Arc<crate::oauth::TokenCache>>,
 }
 
 impl std::fmt::Debug for ConnectSettings {
