@@ -5,11 +5,15 @@
 //! it builds with a C compiler alone (aws-lc-rs also needs cmake and takes minutes), and its
 //! AES-GCM and ChaCha20 are the same assembly BoringSSL uses.
 //!
-//! Trust comes from `ssl.truststore.location` (a PEM or PKCS12 file), `ssl.truststore.certificates`
+//! Trust comes from `ssl.truststore.location` (a PEM, PKCS12 or JKS file), `ssl.truststore.certificates`
 //! (inline PEM) or librdkafka's `ssl.ca.location`; with none of them, from Mozilla's roots, so a
 //! cluster with a public certificate needs no TLS setting beyond `security.protocol`. A client
-//! certificate (mutual TLS) comes from `ssl.keystore.location` (PEM key and chain, or PKCS12) or
-//! inline `ssl.keystore.key` + `ssl.keystore.certificate.chain`.
+//! certificate (mutual TLS) comes from `ssl.keystore.location` (PEM key and chain, PKCS12, JKS) or
+//! inline `ssl.keystore.key` + `ssl.keystore.certificate.chain`; a PEM key may be encrypted, with
+//! `ssl.key.password` ([`encrypted_key`]).
+
+mod encrypted_key;
+mod jks_store;
 
 use std::fmt;
 use std::sync::Arc;
@@ -241,7 +245,16 @@ impl TlsSettings {
             ("ssl.truststore.certificates", inline.clone())
         } else if let Some(path) = &self.truststore_location {
             let key = "ssl.truststore.location";
-            if self.truststore_type.as_deref() == Some("PKCS12") {
+            let password = self.truststore_password.as_deref();
+            if let Some(data) = jks_data(key, path, self.truststore_type.as_deref())? {
+                for cert in jks_store::certificates(key, path, &data, password)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| Error::config(key, format!("{path}: {e}")))?;
+                }
+                return Ok(roots);
+            }
+            if matches!(self.truststore_type.as_deref(), Some("PKCS12" | "JKS")) {
                 let password = self.truststore_password.as_deref().unwrap_or_default();
                 let store = pkcs12(key, path, password, Pkcs12ImportPolicy::Raw)?;
                 let mut any = false;
@@ -277,6 +290,30 @@ impl TlsSettings {
         Ok(roots)
     }
 
+    /// The key and chain of a PKCS12 keystore.
+    #[allow(clippy::type_complexity)]
+    fn pkcs12_identity(
+        &self,
+        path: &str,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+        let key = "ssl.keystore.location";
+        // Kafka's PKCS12 keystores hold the key under the store's password.
+        let password = self.keystore_password.as_deref().unwrap_or_default();
+        let store = pkcs12(key, path, password, Pkcs12ImportPolicy::Strict)?;
+        let (_, chain) = store.private_key_chain().ok_or_else(|| {
+            Error::config(key, format!("{path} holds no private key with its chain"))
+        })?;
+        let certs = chain
+            .certs()
+            .iter()
+            .map(|c| CertificateDer::from(c.as_der().to_vec()))
+            .collect();
+        Ok((
+            certs,
+            PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into()),
+        ))
+    }
+
     /// The client certificate chain and key for mutual TLS, if configured.
     #[allow(clippy::type_complexity)]
     fn client_identity(
@@ -299,21 +336,20 @@ impl TlsSettings {
                     "ssl.keystore.key and ssl.keystore.certificate.chain go together",
                 ))
             }
-            (None, None, Some(path)) if self.keystore_type.as_deref() == Some("PKCS12") => {
+            (None, None, Some(path)) if self.keystore_type.as_deref() == Some("JKS") => {
                 let key = "ssl.keystore.location";
-                // Kafka's PKCS12 keystores hold the key under the store's password.
-                let password = self.keystore_password.as_deref().unwrap_or_default();
-                let store = pkcs12(key, path, password, Pkcs12ImportPolicy::Strict)?;
-                let (_, chain) = store.private_key_chain().ok_or_else(|| {
-                    Error::config(key, format!("{path} holds no private key with its chain"))
-                })?;
-                let certs = chain
-                    .certs()
-                    .iter()
-                    .map(|c| CertificateDer::from(c.as_der().to_vec()))
-                    .collect();
-                let der = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
-                return Ok(Some((certs, der)));
+                if let Some(data) = jks_data(key, path, Some("JKS"))? {
+                    let (store, key_password) = (
+                        self.keystore_password.as_deref(),
+                        self.key_password.as_deref(),
+                    );
+                    return jks_store::identity(key, path, &data, store, key_password).map(Some);
+                }
+                // A PKCS12 file named JKS, read as Java's compatibility mode does.
+                return self.pkcs12_identity(path).map(Some);
+            }
+            (None, None, Some(path)) if self.keystore_type.as_deref() == Some("PKCS12") => {
+                return self.pkcs12_identity(path).map(Some);
             }
             (None, None, Some(path)) => {
                 let key = "ssl.keystore.location";
@@ -323,34 +359,46 @@ impl TlsSettings {
             (None, None, None) => return Ok(None),
         };
         let chain = certificates(chain_name, &chain_pem)?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
-            let hint = if key_pem.contains("ENCRYPTED") {
-                " (an encrypted key: ssl.key.password is not supported yet; decrypt it)"
-            } else {
-                ""
-            };
-            Error::config(key_name, format!("no usable private key: {e}{hint}"))
-        })?;
+        let key = match encrypted_key::find(&key_pem) {
+            Some(der) => {
+                let password = self.key_password.as_deref().ok_or_else(|| {
+                    Error::config("ssl.key.password", "the private key is encrypted")
+                })?;
+                let pkcs8 = der
+                    .and_then(|der| encrypted_key::decrypt(&der, password))
+                    .map_err(|e| Error::config(key_name, format!("the private key: {e}")))?;
+                PrivateKeyDer::Pkcs8(pkcs8.into())
+            }
+            None => PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                .map_err(|e| Error::config(key_name, format!("no usable private key: {e}")))?,
+        };
         Ok(Some((chain, key)))
     }
 }
 
-/// `ssl.truststore.type` / `ssl.keystore.type`: PEM and PKCS12 are read; JKS is not yet. A
-/// store named without a type is read as PEM (Java would assume JKS and fail on a PEM file).
+/// `ssl.truststore.type` / `ssl.keystore.type`: PEM, PKCS12 and JKS. A store named without a
+/// type is read as PEM (Java would assume JKS and fail on a PEM file).
 fn store_type(key: &str, value: &str) -> Result<Option<String>> {
     match value.to_ascii_uppercase().as_str() {
         "" => Ok(None),
         "PEM" => Ok(Some("PEM".into())),
         "PKCS12" => Ok(Some("PKCS12".into())),
-        "JKS" => Err(Error::config(
-            key,
-            format!("`{value}` stores are not supported yet; convert the store to PKCS12 or PEM"),
-        )),
+        "JKS" => Ok(Some("JKS".into())),
         _ => Err(Error::config(
             key,
             format!("`{value}` is not one of PEM, PKCS12, JKS"),
         )),
     }
+}
+
+/// The file of a store of type JKS when it holds JKS (not PKCS12, which Java also reads as JKS).
+fn jks_data(key: &str, path: &str, store_type: Option<&str>) -> Result<Option<Vec<u8>>> {
+    if store_type != Some("JKS") {
+        return Ok(None);
+    }
+    let data =
+        std::fs::read(path).map_err(|e| Error::config(key, format!("cannot read {path}: {e}")))?;
+    Ok(jks_store::is_jks(&data).then_some(data))
 }
 
 /// Reads a PKCS12 store; a wrong password is an error naming the key and the file.

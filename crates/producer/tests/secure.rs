@@ -84,7 +84,11 @@ async fn every_listener_and_mechanism_with_the_java_client_files() {
     let mut files = vec![
         "ssl.properties".to_string(),
         "ssl-pkcs12.properties".into(),
+        "ssl-jks.properties".into(),
+        // The PEM keystore's key is encrypted for Java (PBE-SHA1-3DES) under ssl.key.password.
+        "mtls-client.properties".into(),
         "mtls-client-pkcs12.properties".into(),
+        "mtls-client-jks.properties".into(),
     ];
     for listener in ["sasl_ssl", "sasl_plaintext"] {
         for mechanism in ["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"] {
@@ -103,6 +107,41 @@ async fn every_listener_and_mechanism_with_the_java_client_files() {
     got.sort();
     expected.sort();
     assert_eq!(got, expected, "every record exactly once");
+
+    // The Java reader takes the JKS client file as it is (principal CN=client, granted Read).
+    let mtls_jks = dir.join("mtls-client-jks.properties");
+    let b = cluster.bootstrap().to_string();
+    let acl = [
+        "--bootstrap-server",
+        &b,
+        "--add",
+        "--allow-principal",
+        "User:CN=client",
+        "--operation",
+        "Read",
+        "--topic",
+        &topic,
+    ];
+    assert!(cluster.tool("kafka-acls", &acl).status.success());
+    let reader_args = [
+        "--consumer.config",
+        mtls_jks.to_str().unwrap(),
+        "--topic",
+        &topic,
+    ];
+    kafka_producer_testkit::wait_until("CN=client may read", Duration::from_secs(60), || {
+        cluster.tool("reader", &reader_args).status.success()
+    });
+    let mut by_java: Vec<String> = cluster
+        .read_topic_with(&topic, &mtls_jks)
+        .iter()
+        .map(|r| r.value_str().unwrap_or_default().to_string())
+        .collect();
+    by_java.sort();
+    assert_eq!(
+        by_java, expected,
+        "read over mutual TLS with the JKS stores"
+    );
 }
 
 /// `Producer::new`'s error for `file`, within PATIENCE.
@@ -130,14 +169,35 @@ async fn refusals_are_clear_and_fast() {
         );
         assert!(!e.contains("password="), "{e}");
     }
-    // The PEM keystore holds a key encrypted for Java (PBE-SHA1-3DES), which this client cannot
-    // read yet: a clear error at construction, naming the key.
-    let c = ProducerConfig::from_properties_file(dir.join("mtls-client.properties")).unwrap();
+    // The PEM keystore's encrypted key under a wrong ssl.key.password: an error at
+    // construction, naming the key, not a handshake the broker refuses.
+    let mut c = config(&dir.join("mtls-client.properties"));
+    c.set("ssl.key.password", "not-the-password").unwrap();
     let e = Producer::new(c).await.map(drop).unwrap_err().to_string();
     assert!(
-        e.contains("ssl.keystore.location") && e.contains("encrypted"),
+        e.contains("ssl.keystore.location") && e.contains("not its password"),
         "{e}"
     );
+    assert!(!e.contains("not-the-password"), "{e}");
+
+    // A JKS truststore needs its password, and the right one.
+    let jks = dir.join("ssl-jks.properties");
+    for (password, says) in [
+        (None, "ssl.truststore.password"),
+        (Some("wrong"), "not a JKS store this password opens"),
+    ] {
+        let mut c = ProducerConfig::new("127.0.0.1:1");
+        for (k, v) in kafka_producer_testkit::read_properties(&jks) {
+            if k != "ssl.truststore.password" {
+                c.set(&k, &v).unwrap();
+            }
+        }
+        if let Some(p) = password {
+            c.set("ssl.truststore.password", p).unwrap();
+        }
+        let e = Producer::new(c).await.map(drop).unwrap_err().to_string();
+        assert!(e.contains(says) && e.contains("truststore.jks"), "{e}");
+    }
 
     let e = refused(&negative.join("ssl-wrong-ca.properties")).await;
     assert!(e.contains("TLS") && e.contains("UnknownIssuer"), "{e}");
