@@ -190,7 +190,10 @@ async fn refusals_are_clear_and_fast() {
         e.contains("UNSUPPORTED_SASL_MECHANISM") || e.contains("does not enable SCRAM-SHA-512"),
         "{e}"
     );
-    assert!(e.contains("it enables: PLAIN, SCRAM-SHA-256, OAUTHBEARER"), "{e}");
+    assert!(
+        e.contains("it enables: PLAIN, SCRAM-SHA-256, OAUTHBEARER"),
+        "{e}"
+    );
 
     // A JKS truststore needs its password, and the right one.
     let jks = dir.join("ssl-jks.properties");
@@ -407,7 +410,6 @@ async fn oidc_client_credentials_over_sasl_ssl() {
     // A wrong secret: the endpoint's 401 fails the producer at once, naming the endpoint and
     // its answer, never the secret.
     let before = requests.len();
-    let started = Instant::now();
     let e = tokio::time::timeout(PATIENCE, Producer::new(oidc("wrong-secret")))
         .await
         .expect("refused in time")
@@ -419,7 +421,6 @@ async fn oidc_client_credentials_over_sasl_ssl() {
         "{e}"
     );
     assert!(e.contains(&idp.url) && !e.contains("wrong-secret"), "{e}");
-    assert!(started.elapsed() < PATIENCE);
     assert_eq!(idp.requests().len(), before + 1, "no retry of a refusal");
 }
 

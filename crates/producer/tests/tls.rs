@@ -217,6 +217,23 @@ async fn an_unknown_ca_or_a_wrong_name_is_refused_at_once() {
     assert!(e.contains("UnknownIssuer"), "{e}");
 }
 
+/// A broker whose certificate has expired (rustls checks the chain against the clock): refused
+/// within `refused`'s patience, saying so, however long `delivery.timeout.ms` is.
+#[tokio::test]
+async fn an_expired_certificate_is_refused_at_once() {
+    let pki = TestPki::with_expired_server("test CA", &["127.0.0.1"]);
+    let broker = tls_broker(&pki, false).await;
+    let e = refused(config(
+        &broker,
+        &[("ssl.truststore.certificates", pki.ca_pem.as_str())],
+    ))
+    .await;
+    assert!(
+        e.contains("TLS handshake failed") && e.to_lowercase().contains("expired"),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn bad_tls_settings_are_named_at_construction() {
     let pki = TestPki::new("test CA", &["127.0.0.1"]);
@@ -255,7 +272,10 @@ async fn bad_tls_settings_are_named_at_construction() {
         assert!(matches!(&e, Error::Config { key, .. } if key == k), "{e}");
     }
     c.set("ssl.truststore.type", "JKS").unwrap();
-    let e = c.set("ssl.truststore.type", "JCEKS").unwrap_err().to_string();
+    let e = c
+        .set("ssl.truststore.type", "JCEKS")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not one of PEM, PKCS12, JKS"), "{e}");
 
     // A secret set inline never shows in Debug.

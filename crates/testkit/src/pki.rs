@@ -34,6 +34,15 @@ impl TestPki {
     /// A new CA named `name`, with a server certificate for `names` (DNS names or IP
     /// addresses) and a client certificate.
     pub fn new(name: &str, names: &[&str]) -> TestPki {
+        Self::build(name, names, false)
+    }
+
+    /// As [`TestPki::new`], but the server certificate expired: valid only during 2020.
+    pub fn with_expired_server(name: &str, names: &[&str]) -> TestPki {
+        Self::build(name, names, true)
+    }
+
+    fn build(name: &str, names: &[&str], expired_server: bool) -> TestPki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.distinguished_name.push(DnType::CommonName, name);
@@ -42,6 +51,10 @@ impl TestPki {
         let leaf = |sans: Vec<String>, cn: &str| {
             let mut params = CertificateParams::new(sans).expect("leaf params");
             params.distinguished_name.push(DnType::CommonName, cn);
+            if expired_server && cn == "broker" {
+                params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            }
             let key = KeyPair::generate().expect("leaf key");
             let cert = params.signed_by(&key, &ca).expect("signed leaf");
             (cert.pem(), key.serialize_pem())
