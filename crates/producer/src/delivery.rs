@@ -195,7 +195,8 @@ impl Future for DeliveryFuture {
                     return Poll::Ready(Ok(RecordMetadata::of_batch(
                         batch,
                         ack.base_offset.map(|base| base + i64::from(this.index)),
-                        ack.log_append_time.unwrap_or(this.timestamp),
+                        this.timestamp,
+                        ack.log_append_time,
                     )));
                 }
                 Some(Resolution::Done(Err(e))) => {
@@ -274,6 +275,7 @@ mod tests {
         assert_eq!(a.await.unwrap().offset, Some(100));
         let b = waiter.await.unwrap().unwrap();
         assert_eq!((b.offset, b.timestamp, b.partition), (Some(101), 11, 2));
+        assert!(!b.log_append_time);
         assert_eq!(b.topic(), "t");
     }
 
@@ -285,5 +287,17 @@ mod tests {
             topic: Some("t".into()),
         }));
         assert!(matches!(f.await, Err(Error::Closed { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_log_append_time_replaces_the_create_time_and_says_so() {
+        let outcome = Arc::new(BatchOutcome::new("t".into(), 0));
+        let f = DeliveryFuture::new(outcome.clone(), 1, 10);
+        outcome.complete(Ok(BatchAck {
+            base_offset: Some(7),
+            log_append_time: Some(500),
+        }));
+        let md = f.await.unwrap();
+        assert_eq!((md.offset, md.timestamp, md.log_append_time), (Some(8), 500, true));
     }
 }

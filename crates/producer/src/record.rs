@@ -107,6 +107,8 @@ pub struct RecordMetadata {
     pub offset: Option<i64>,
     /// The record's timestamp: its CreateTime, or the broker's LogAppendTime when the topic uses that.
     pub timestamp: i64,
+    /// Whether `timestamp` is the broker's LogAppendTime (the topic's `message.timestamp.type`).
+    pub log_append_time: bool,
     /// The outcome of the record's batch, which names its topic: moved here from the record's
     /// [`DeliveryFuture`](crate::DeliveryFuture), so an acknowledgement takes no reference count.
     batch: Arc<BatchOutcome>,
@@ -120,15 +122,22 @@ impl RecordMetadata {
             partition,
             offset,
             timestamp,
+            log_append_time: false,
             batch: Arc::new(BatchOutcome::new(topic.into(), partition)),
         }
     }
 
-    pub(crate) fn of_batch(batch: Arc<BatchOutcome>, offset: Option<i64>, timestamp: i64) -> Self {
+    pub(crate) fn of_batch(
+        batch: Arc<BatchOutcome>,
+        offset: Option<i64>,
+        create_time: i64,
+        log_append_time: Option<i64>,
+    ) -> Self {
         RecordMetadata {
             partition: batch.partition(),
             offset,
-            timestamp,
+            timestamp: log_append_time.unwrap_or(create_time),
+            log_append_time: log_append_time.is_some(),
             batch,
         }
     }
