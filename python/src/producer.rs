@@ -1,0 +1,452 @@
+//! `kprod._core.Producer`: the Rust producer for one `KafkaProducer`. It takes the Java
+//! properties that `kprod.KafkaProducer` made from kafka-python's keywords; `send` takes
+//! kafka-python's arguments, so the Python class can hand its callers this `send` directly.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_producer::{
+    BoxError, Error, NotQueued, OAuthToken, Producer as Core, ProducerConfig, ProducerRecord,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
+
+use crate::dispatch::Dispatcher;
+use crate::future::{log_error, FutureRecordMetadata};
+use crate::{errors, runtime, wait};
+
+/// "No limit" for `close`: long enough, short enough for `Instant` arithmetic.
+const NO_LIMIT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A token provider's token lives this long when it is not a JWT (kafka-python's providers
+/// return a bare string).
+const OPAQUE_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+#[pyclass(module = "kprod._core", frozen)]
+pub(crate) struct Producer {
+    core: Core,
+    rt: Arc<tokio::runtime::Runtime>,
+    /// The process that made it: after `fork` the child cannot use it.
+    pid: u32,
+    dispatcher: Arc<Dispatcher>,
+    key_serializer: Option<Py<PyAny>>,
+    value_serializer: Option<Py<PyAny>>,
+    closed: AtomicBool,
+    records_sent: AtomicU64,
+    failed_batches: AtomicU64,
+}
+
+/// Serialized key or value bytes: borrowed from a `bytes` object, else copied.
+enum Data<'py> {
+    Borrowed(Bound<'py, PyBytes>),
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Data<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Data::Borrowed(b) => b.as_bytes(),
+            Data::Owned(v) => v,
+        }
+    }
+}
+
+/// `obj` through `serializer` (if any), as bytes. A `str` without a serializer is UTF-8
+/// (kafka-python raises `TypeError` there).
+fn serialized<'py>(
+    py: Python<'py>,
+    serializer: Option<&Py<PyAny>>,
+    obj: Option<Bound<'py, PyAny>>,
+    part: &str,
+) -> PyResult<Option<Data<'py>>> {
+    let Some(obj) = obj else {
+        return Ok(None);
+    };
+    let obj = match serializer {
+        Some(s) => s.bind(py).call1((obj,))?,
+        None => obj,
+    };
+    if obj.is_none() {
+        return Ok(None);
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Some(Data::Borrowed(b.clone())));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Some(Data::Owned(s.to_cow()?.as_bytes().to_vec())));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Some(Data::Owned(b.to_vec())));
+    }
+    if obj.hasattr("tobytes")? {
+        // memoryview (and anything else with the buffer's `tobytes`).
+        let b = obj.call_method0("tobytes")?;
+        if let Ok(b) = b.cast::<PyBytes>() {
+            return Ok(Some(Data::Borrowed(b.clone())));
+        }
+    }
+    Err(PyTypeError::new_err(format!(
+        "Unsupported type for serialized {part}: {}",
+        obj.get_type().name()?
+    )))
+}
+
+impl Producer {
+    fn usable(&self) -> PyResult<()> {
+        if std::process::id() != self.pid {
+            return Err(errors::state(format!(
+                "this KafkaProducer was made in process {} and cannot be used after fork; make a \
+                 new one in the child",
+                self.pid
+            )));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(errors::state("KafkaProducer already closed!".into()));
+        }
+        Ok(())
+    }
+
+    /// The `DeliveryFailedError` for a failed flush.
+    fn delivery_failed(py: Python<'_>, failed: usize, first: &Error) -> PyErr {
+        let made = (|| -> PyResult<PyErr> {
+            let first = errors::to_py(py, first).value(py).clone();
+            let e = py
+                .import("kprod.errors")?
+                .getattr("DeliveryFailedError")?
+                .call1((
+                    format!(
+                        "{failed} record batch(es) failed since the last flush; first: {first}"
+                    ),
+                    failed,
+                    first,
+                ))?;
+            Ok(PyErr::from_value(e))
+        })();
+        made.unwrap_or_else(|e| e)
+    }
+}
+
+/// A kafka-python token provider (an object with `token()`) as the core's provider: called on a
+/// blocking thread with the GIL, its string read as a JWT for its lifetime.
+fn token_provider(
+    provider: Py<PyAny>,
+) -> impl Fn() -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<OAuthToken, BoxError>> + Send>,
+> + Send
+       + Sync
+       + 'static {
+    let provider = Arc::new(provider);
+    move || {
+        let provider = provider.clone();
+        Box::pin(async move {
+            let token = tokio::task::spawn_blocking(move || {
+                Python::attach(|py| {
+                    provider
+                        .bind(py)
+                        .call_method0("token")
+                        .and_then(|t| t.extract::<String>())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .await
+            .map_err(|e| BoxError::from(e.to_string()))??;
+            Ok(OAuthToken::from_jwt(token.clone())
+                .unwrap_or_else(|_| OAuthToken::new(token, OPAQUE_TOKEN_LIFETIME)))
+        })
+    }
+}
+
+#[pymethods]
+impl Producer {
+    /// Connects with `properties` (Java names) and learns the cluster, waiting without the GIL.
+    #[new]
+    #[pyo3(signature = (properties, key_serializer=None, value_serializer=None, oauth_token_provider=None))]
+    fn new(
+        py: Python<'_>,
+        properties: Vec<(String, String)>,
+        key_serializer: Option<Py<PyAny>>,
+        value_serializer: Option<Py<PyAny>>,
+        oauth_token_provider: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let mut config =
+            ProducerConfig::from_properties(properties).map_err(|e| errors::to_py(py, &e))?;
+        if let Some(provider) = oauth_token_provider {
+            config = config.with_oauth_token_provider(token_provider(provider));
+        }
+        let rt = runtime()?;
+        let core = wait(py, &rt, Core::new(config), None)?
+            .expect("no time limit")
+            .map_err(|e| errors::to_py(py, &e))?;
+        Ok(Producer {
+            core,
+            rt,
+            pid: std::process::id(),
+            dispatcher: Arc::default(),
+            key_serializer,
+            value_serializer,
+            closed: AtomicBool::new(false),
+            records_sent: AtomicU64::new(0),
+            failed_batches: AtomicU64::new(0),
+        })
+    }
+
+    /// kafka-python's `send`: queues the record and returns its `FutureRecordMetadata`. Waits
+    /// (without the GIL) only for the topic's metadata or buffer space, up to `max_block_ms`.
+    #[pyo3(signature = (topic, value=None, key=None, headers=None, partition=None, timestamp_ms=None))]
+    #[allow(clippy::too_many_arguments)] // kafka-python's signature
+    fn send<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &Bound<'py, PyString>,
+        value: Option<Bound<'py, PyAny>>,
+        key: Option<Bound<'py, PyAny>>,
+        headers: Option<Bound<'py, PyAny>>,
+        partition: Option<i32>,
+        timestamp_ms: Option<i64>,
+    ) -> PyResult<FutureRecordMetadata> {
+        self.send_inner(
+            py,
+            topic,
+            value,
+            key,
+            headers,
+            partition,
+            timestamp_ms,
+            true,
+        )
+        .map(|f| f.expect("waits when it must"))
+    }
+
+    /// As `send`, but returns `None` instead of waiting for metadata or buffer space (for
+    /// asyncio, which then waits on an executor thread).
+    #[pyo3(signature = (topic, value=None, key=None, headers=None, partition=None, timestamp_ms=None))]
+    #[allow(clippy::too_many_arguments)] // kafka-python's signature
+    fn send_nowait<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &Bound<'py, PyString>,
+        value: Option<Bound<'py, PyAny>>,
+        key: Option<Bound<'py, PyAny>>,
+        headers: Option<Bound<'py, PyAny>>,
+        partition: Option<i32>,
+        timestamp_ms: Option<i64>,
+    ) -> PyResult<Option<FutureRecordMetadata>> {
+        self.send_inner(
+            py,
+            topic,
+            value,
+            key,
+            headers,
+            partition,
+            timestamp_ms,
+            false,
+        )
+    }
+
+    /// Sends everything now and waits (without the GIL) until every record sent before has its
+    /// outcome and its callbacks have run. `KafkaTimeoutError` after `timeout` seconds. With
+    /// `raise_on_failure`, raises `DeliveryFailedError` if any of those records failed.
+    #[pyo3(signature = (timeout=None, raise_on_failure=false))]
+    fn flush(&self, py: Python<'_>, timeout: Option<f64>, raise_on_failure: bool) -> PyResult<()> {
+        self.usable()?;
+        let timeout = crate::seconds(timeout)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let timed_out = |py| {
+            errors::timeout(
+                py,
+                format!(
+                    "Failed to flush accumulated records within {:.1} secs",
+                    timeout.map_or(f64::INFINITY, |t| t.as_secs_f64())
+                ),
+            )
+        };
+        let core = self.core.clone();
+        let flushed = wait(py, &self.rt, async move { core.flush().await }, timeout)?;
+        let failure = match flushed {
+            None => return Err(timed_out(py)),
+            Some(Ok(())) => None,
+            Some(Err(Error::FlushFailed { failed, first })) => {
+                self.failed_batches
+                    .fetch_add(failed as u64, Ordering::Relaxed);
+                Some((failed, first))
+            }
+            Some(Err(e)) => return Err(errors::to_py(py, &e)),
+        };
+        if !self.dispatcher.wait_idle(py, deadline)? {
+            return Err(timed_out(py));
+        }
+        if let Some((failed, first)) = failure {
+            let e = Self::delivery_failed(py, failed, &first);
+            if raise_on_failure {
+                return Err(e);
+            }
+            log_error(py, "records failed since the last flush", &e);
+        }
+        Ok(())
+    }
+
+    /// Flushes and stops, waiting up to `timeout` seconds (`None`: until every record has its
+    /// outcome, at most `delivery_timeout_ms`); records still pending then fail with
+    /// `ProducerClosedError`. Idempotent.
+    #[pyo3(signature = (timeout=None))]
+    fn close(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        if std::process::id() != self.pid {
+            // The parent's threads are not here; there is nothing to close in this process.
+            self.closed.store(true, Ordering::Release);
+            return Ok(());
+        }
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let timeout = crate::seconds(timeout)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let core = self.core.clone();
+        let limit = timeout.unwrap_or(NO_LIMIT);
+        let closed = wait(py, &self.rt, async move { core.close(limit).await }, None)?
+            .expect("no time limit");
+        match closed {
+            Ok(()) => {}
+            Err(e @ Error::CloseTimedOut { .. }) => {
+                let e = errors::to_py(py, &e);
+                log_error(py, "closed before every record had its outcome", &e);
+            }
+            Err(e) => {
+                self.dispatcher.stop(py);
+                return Err(errors::to_py(py, &e));
+            }
+        }
+        self.dispatcher.wait_idle(py, deadline)?;
+        self.dispatcher.stop(py);
+        Ok(())
+    }
+
+    /// The topic's partition ids, waiting up to `max_block_ms` for its metadata.
+    fn partitions_for<'py>(&self, py: Python<'py>, topic: &str) -> PyResult<Bound<'py, PySet>> {
+        self.usable()?;
+        let core = self.core.clone();
+        let topic = topic.to_string();
+        let partitions = wait(
+            py,
+            &self.rt,
+            async move { core.partitions(&topic).await },
+            None,
+        )?
+        .expect("no time limit")
+        .map_err(|e| errors::to_py(py, &e))?;
+        PySet::new(py, partitions.iter().map(|p| p.partition))
+    }
+
+    /// Records queued whose outcome is not known yet.
+    fn pending_records(&self) -> usize {
+        self.core.pending_records()
+    }
+
+    /// Whether the producer is open (it learnt the cluster from `bootstrap_servers` when made).
+    fn bootstrap_connected(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && std::process::id() == self.pid
+    }
+
+    /// The counters this binding keeps, as kafka-python's nested dict.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let producer = PyDict::new(py);
+        producer.set_item(
+            "record-send-total",
+            self.records_sent.load(Ordering::Relaxed),
+        )?;
+        producer.set_item("records-pending", self.core.pending_records())?;
+        producer.set_item(
+            "batch-failed-total",
+            self.failed_batches.load(Ordering::Relaxed),
+        )?;
+        let all = PyDict::new(py);
+        all.set_item("producer-metrics", producer)?;
+        Ok(all)
+    }
+}
+
+impl Producer {
+    #[allow(clippy::too_many_arguments)]
+    fn send_inner<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &Bound<'py, PyString>,
+        value: Option<Bound<'py, PyAny>>,
+        key: Option<Bound<'py, PyAny>>,
+        headers: Option<Bound<'py, PyAny>>,
+        partition: Option<i32>,
+        timestamp_ms: Option<i64>,
+        may_wait: bool,
+    ) -> PyResult<Option<FutureRecordMetadata>> {
+        self.usable()?;
+        let value = value.filter(|v| !v.is_none());
+        let key = key.filter(|k| !k.is_none());
+        if value.is_none() && key.is_none() {
+            return Err(PyValueError::new_err("Need at least one: key or value"));
+        }
+        if partition.is_some_and(|p| p < 0) {
+            return Err(PyValueError::new_err("partition must be >= 0"));
+        }
+        let topic_str = topic.to_cow()?;
+        let key = serialized(py, self.key_serializer.as_ref(), key, "key")?;
+        let value = serialized(py, self.value_serializer.as_ref(), value, "value")?;
+        let mut record: ProducerRecord<'_, &[u8], &[u8]> = ProducerRecord::new(&topic_str);
+        record.key = key.as_ref().map(|k| k.as_ref());
+        record.value = value.as_ref().map(|v| v.as_ref());
+        record.partition = partition;
+        record.timestamp = timestamp_ms;
+        let mut header_size = -1i64;
+        if let Some(headers) = headers.filter(|h| !h.is_none()) {
+            let list = headers
+                .cast::<PyList>()
+                .map_err(|_| PyTypeError::new_err("headers must be list-type"))?;
+            header_size = 0;
+            for item in list.iter() {
+                let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
+                let Some(pair) = pair else {
+                    return Err(PyTypeError::new_err(
+                        "All headers items must be (str, bytes) tuples",
+                    ));
+                };
+                let (k, v) = (pair.get_item(0)?, pair.get_item(1)?);
+                let (Ok(k), true) = (
+                    k.cast::<PyString>(),
+                    v.is_none() || v.is_instance_of::<PyBytes>(),
+                ) else {
+                    return Err(PyTypeError::new_err(
+                        "All headers items must be (str, bytes) tuples",
+                    ));
+                };
+                let k = k.to_cow()?;
+                let v = v.cast::<PyBytes>().ok().map(|b| b.as_bytes());
+                header_size += (k.len() + v.map_or(0, <[u8]>::len)) as i64;
+                record = record.header(k.as_ref(), v);
+            }
+        }
+        let size = |d: &Option<Data<'_>>| d.as_ref().map_or(-1, |d| d.as_ref().len() as i64);
+        let sizes = (size(&key), size(&value), header_size);
+        let delivery = match self.core.try_send(record) {
+            Ok(d) => d,
+            Err(not_queued) => match not_queued.reason {
+                NotQueued::Failed(e) => return Err(errors::to_py(py, &e)),
+                _ if !may_wait => return Ok(None),
+                _ => {
+                    let record = not_queued.record;
+                    let core = &self.core;
+                    wait(py, &self.rt, core.send(record), None)?
+                        .expect("no time limit")
+                        .map_err(|e| errors::to_py(py, &e))?
+                }
+            },
+        };
+        self.records_sent.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(FutureRecordMetadata::new(
+            delivery,
+            self.dispatcher.clone(),
+            self.rt.clone(),
+            topic.clone().unbind(),
+            sizes,
+        )))
+    }
+}

@@ -1,0 +1,152 @@
+"""``KafkaProducer`` against the real cluster: what it writes, read back by kafka-python; its
+futures and callbacks; keys on the Java client's partitions."""
+
+import threading
+import time
+
+import pytest
+from kafka.partitioner.default import murmur2
+
+from conftest import make_topic, read_back
+from kprod import KafkaProducer, RecordMetadata, errors
+
+
+def test_records_arrive_as_sent(bootstrap, topic):
+    with KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5) as p:
+        futures = [
+            p.send(topic, value="v{}".format(i).encode(), key=b"k%d" % (i % 7),
+                   headers=[("h", b"x"), ("n", str(i).encode())], timestamp_ms=1700000000000 + i)
+            for i in range(200)
+        ]
+        p.flush()
+        metadata = [f.get(timeout=10) for f in futures]
+    got = read_back(bootstrap, topic, 200)
+    assert sorted(r.value for r in got) == sorted("v{}".format(i).encode() for i in range(200))
+    by_value = {r.value: r for r in got}
+    for i, md in enumerate(metadata):
+        r = by_value["v{}".format(i).encode()]
+        assert (md.topic, md.partition, md.offset) == (topic, r.partition, r.offset)
+        assert r.key == b"k%d" % (i % 7)
+        assert r.headers == [("h", b"x"), ("n", str(i).encode())]
+        assert r.timestamp == md.timestamp == 1700000000000 + i
+        assert md.serialized_key_size == len(r.key)
+        assert md.serialized_value_size == len(r.value)
+        assert md.serialized_header_size == len("h") + 1 + len("n") + len(str(i))
+        assert isinstance(md, RecordMetadata) and md.topic_partition == (topic, md.partition)
+
+
+def test_same_key_same_partition_as_the_java_client_in_order(bootstrap, admin):
+    topic = make_topic(admin, partitions=6)
+    keys = [b"seoul", b"busan", b"incheon", b"daegu", b"", b"\xff\x00"]
+    with KafkaProducer(bootstrap_servers=bootstrap) as p:
+        futures = [(k, i, p.send(topic, key=k, value=b"%d" % i)) for i in range(30) for k in keys]
+        p.flush()
+    for k, _, f in futures:
+        # kafka-python's murmur2 is a port of the Java client's: an independent reference.
+        assert f.get().partition == (murmur2(k) & 0x7FFFFFFF) % 6, k
+    got = read_back(bootstrap, topic, len(futures))
+    for k in keys:
+        values = [int(r.value) for r in sorted(got, key=lambda r: r.offset) if r.key == k]
+        assert values == list(range(30)), k
+
+
+def test_str_keys_and_values_without_serializer_are_utf8(bootstrap, topic):
+    with KafkaProducer(bootstrap_servers=bootstrap) as p:
+        p.send(topic, key="서울", value="날씨 ☀").get(timeout=30)
+    [r] = read_back(bootstrap, topic, 1)
+    assert (r.key, r.value) == ("서울".encode(), "날씨 ☀".encode())
+
+
+def test_acks_zero_and_one(bootstrap, topic):
+    for acks in (0, 1):
+        with KafkaProducer(bootstrap_servers=bootstrap, acks=acks) as p:
+            md = p.send(topic, value=b"acks%d" % acks).get(timeout=30)
+            assert (md.offset == -1) == (acks == 0)
+    assert {r.value for r in read_back(bootstrap, topic, 2)} == {b"acks0", b"acks1"}
+
+
+def test_future_states_and_callbacks(bootstrap, topic):
+    seen = []
+    threads = set()
+    with KafkaProducer(bootstrap_servers=bootstrap, linger_ms=200) as p:
+        f = p.send(topic, value=b"x")
+        assert not f.is_done and f.value is None and f.exception is None
+        f.add_callback(lambda tag, md: (seen.append((tag, md.offset)),
+                                        threads.add(threading.current_thread().name)), "cb")
+        f.add_errback(lambda e: seen.append(("eb", e)))
+        f.add_both(lambda v, tag=None: seen.append(("both", tag)), tag="b")
+        md = f.get(timeout=30)
+        p.flush()
+        assert f.is_done and f.succeeded() and not f.failed() and f.value == md
+        assert seen == [("cb", md.offset), ("both", "b")]
+        # The callbacks ran on the producer's callback thread.
+        assert threads == {"kprod-callbacks"}
+        # Registered after the outcome: runs at once, in the caller.
+        late = []
+        f.add_callback(late.append)
+        assert late == [md]
+
+
+def test_an_exception_in_a_callback_is_logged_not_lost(bootstrap, topic, caplog):
+    with KafkaProducer(bootstrap_servers=bootstrap) as p:
+        p.send(topic, value=b"x").add_callback(lambda md: 1 / 0)
+        ok = p.send(topic, value=b"y")
+        p.flush()
+        assert ok.get(timeout=10).offset >= 0
+    assert any("Error processing callback" in r.getMessage() and r.exc_info
+               and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+
+
+def test_many_threads_share_one_producer(bootstrap, topic):
+    failures = []
+    with KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5) as p:
+        def work(t):
+            try:
+                futures = [p.send(topic, key=b"t%d" % t, value=b"%d-%d" % (t, i))
+                           for i in range(500)]
+                for f in futures:
+                    f.get(timeout=60)
+            except Exception as e:  # noqa: BLE001 - reported below
+                failures.append(e)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
+    got = read_back(bootstrap, topic, 4000)
+    assert sorted(r.value for r in got) == sorted(b"%d-%d" % (t, i) for t in range(8)
+                                                  for i in range(500))
+
+
+def test_partitions_for_and_metrics(bootstrap, topic):
+    with KafkaProducer(bootstrap_servers=bootstrap) as p:
+        assert p.partitions_for(topic) == {0, 1, 2}
+        assert p.bootstrap_connected()
+        p.send(topic, value=b"x").get(timeout=30)
+        assert p.metrics()["producer-metrics"]["record-send-total"] == 1
+    assert not p.bootstrap_connected()
+
+
+def test_a_wait_is_interrupted_by_ctrl_c(bootstrap):
+    import _thread
+
+    with KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=60000) as p:
+        timer = threading.Timer(0.5, _thread.interrupt_main)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            # A topic that does not exist: send waits for its metadata up to max_block_ms.
+            p.send("py-missing-interrupted", value=b"x")
+        assert time.monotonic() - started < 30
+
+
+def test_timestamps_and_log_append_time_through_aio_fields(bootstrap, admin):
+    topic = make_topic(admin, configs={"message.timestamp.type": "LogAppendTime"})
+    with KafkaProducer(bootstrap_servers=bootstrap) as p:
+        f = p.send(topic, value=b"x", timestamp_ms=1000)
+        md = f.get(timeout=30)
+    assert md.timestamp > 1000 and f.timestamp_type == 1
+    [r] = read_back(bootstrap, topic, 1)
+    assert r.timestamp == md.timestamp
