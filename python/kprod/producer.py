@@ -278,17 +278,19 @@ class KafkaProducer:
         ``max_request_size``, the serializer's own exception if it raises, ``TypeError`` or
         ``ValueError`` for bad arguments, ``IllegalStateError`` once closed.
         """
-        if self._partitioner is not None and partition is None:
-            return self._send_partitioned(topic, value, key, headers, timestamp_ms)
+        if self._partitioner is not None:
+            return self._send_partitioned(topic, value, key, headers, partition, timestamp_ms)
         return self._core.send(topic, value, key, headers, partition, timestamp_ms)
 
-    def _send_partitioned(self, topic, value, key, headers, timestamp_ms):
-        # kafka-python 2's partitioner: (key bytes, all partitions, available partitions).
+    def _send_partitioned(self, topic, value, key, headers, partition, timestamp_ms):
+        # The key is serialized here (the core has no key serializer then), for the partitioner:
+        # kafka-python 2's, called with (key bytes, all partitions, available partitions).
         key_bytes = self._key_serializer(key) if self._key_serializer and key is not None else key
         if isinstance(key_bytes, str):
             key_bytes = key_bytes.encode("utf-8")
-        partitions = sorted(self._core.partitions_for(topic))
-        partition = self._partitioner(key_bytes, partitions, partitions)
+        if partition is None:
+            partitions = sorted(self._core.partitions_for(topic))
+            partition = self._partitioner(key_bytes, partitions, partitions)
         return self._core.send(topic, value, key_bytes, headers, partition, timestamp_ms)
 
     def flush(self, timeout=None, raise_on_failure=False):

@@ -150,3 +150,22 @@ def test_timestamps_and_log_append_time_through_aio_fields(bootstrap, admin):
     assert md.timestamp > 1000 and f.timestamp_type == 1
     [r] = read_back(bootstrap, topic, 1)
     assert r.timestamp == md.timestamp
+
+
+def test_a_kafka_python_2_partitioner_callable_and_java_properties(bootstrap, topic):
+    calls = []
+
+    def last_partition(key_bytes, all_partitions, available):
+        calls.append((key_bytes, list(all_partitions)))
+        return all_partitions[-1]
+
+    with KafkaProducer(bootstrap_servers=bootstrap, partitioner=last_partition,
+                       key_serializer=lambda k: k.upper().encode(),
+                       properties={"compression.type": "gzip", "linger.ms": 1}) as p:
+        md = p.send(topic, key="k", value=b"v").get(timeout=30)
+        explicit = p.send(topic, key="k", value=b"w", partition=0).get(timeout=30)
+    assert calls == [(b"K", [0, 1, 2])]
+    assert (md.partition, explicit.partition) == (2, 0)
+    got = {r.value: r for r in read_back(bootstrap, topic, 2)}
+    assert (got[b"v"].partition, got[b"v"].key) == (2, b"K")
+    assert got[b"w"].key == b"K"
