@@ -14,11 +14,18 @@ Change only the import::
 kafka-python.
 """
 
-from kprod import errors
+import os as _os
+
+from kprod import _core, errors
 from kprod.producer import KafkaProducer
 from kprod.structs import RecordMetadata, TopicPartition
 
 __all__ = ["KafkaProducer", "RecordMetadata", "TopicPartition", "errors"]
+
+# A producer is made of threads, which a child of fork does not have: the core counts forks, and
+# a producer used in a child raises IllegalStateError.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_core.forked)
 
 try:
     from importlib.metadata import version as _version

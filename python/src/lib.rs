@@ -14,10 +14,27 @@ mod future;
 mod producer;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
+
+/// Forks so far in this process's line: `kprod/__init__.py` registers [`forked`] to run in every
+/// child (`os.register_at_fork`). A producer remembers the count it was made at; a different
+/// count means it runs in a child, without the parent's threads. (One atomic load per `send`,
+/// where `getpid` would be a system call.)
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn forks() -> u64 {
+    FORKS.load(Ordering::Acquire)
+}
+
+/// Called in the child after `fork`.
+#[pyfunction]
+fn forked() {
+    FORKS.fetch_add(1, Ordering::AcqRel);
+}
 
 /// How long a wait runs without the GIL before it checks for signals.
 const SLICE: Duration = Duration::from_millis(100);
@@ -99,5 +116,6 @@ pub(crate) fn seconds(timeout: Option<f64>) -> PyResult<Option<Duration>> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<producer::Producer>()?;
     m.add_class::<future::FutureRecordMetadata>()?;
+    m.add_function(wrap_pyfunction!(forked, m)?)?;
     Ok(())
 }

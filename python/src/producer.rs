@@ -3,7 +3,7 @@
 //! kafka-python's arguments, so the Python class can hand its callers this `send` directly.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_producer::{
@@ -28,14 +28,19 @@ const OPAQUE_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 pub(crate) struct Producer {
     core: Core,
     rt: Arc<tokio::runtime::Runtime>,
-    /// The process that made it: after `fork` the child cannot use it.
+    /// The process that made it, and the fork count then ([`crate::forks`]): after `fork` the
+    /// child cannot use it.
     pid: u32,
+    forks: u64,
     dispatcher: Arc<Dispatcher>,
     key_serializer: Option<Py<PyAny>>,
     value_serializer: Option<Py<PyAny>>,
     closed: AtomicBool,
     records_sent: AtomicU64,
     failed_batches: AtomicU64,
+    /// The last topic `str` object and its text: a loop sends to the same object again and
+    /// again, and reading a `str`'s UTF-8 copies it (the stable ABI of 3.9 has no borrowed view).
+    last_topic: Mutex<Option<(Py<PyString>, Arc<str>)>>,
 }
 
 /// Serialized key or value bytes: borrowed from a `bytes` object, else copied.
@@ -94,8 +99,25 @@ fn serialized<'py>(
 }
 
 impl Producer {
+    /// The text of `topic`, from the cache when it is the same object as last time.
+    fn topic_name(&self, topic: &Bound<'_, PyString>) -> PyResult<Arc<str>> {
+        let mut last = self.last_topic.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((object, name)) = last.as_ref() {
+            if object.as_ptr() == topic.as_ptr() {
+                return Ok(name.clone());
+            }
+        }
+        let name: Arc<str> = topic.to_cow()?.into();
+        *last = Some((topic.clone().unbind(), name.clone()));
+        Ok(name)
+    }
+
+    fn in_child(&self) -> bool {
+        crate::forks() != self.forks
+    }
+
     fn usable(&self) -> PyResult<()> {
-        if std::process::id() != self.pid {
+        if self.in_child() {
             return Err(errors::state(format!(
                 "this KafkaProducer was made in process {} and cannot be used after fork; make a \
                  new one in the child",
@@ -183,12 +205,14 @@ impl Producer {
             core,
             rt,
             pid: std::process::id(),
+            forks: crate::forks(),
             dispatcher: Arc::default(),
             key_serializer,
             value_serializer,
             closed: AtomicBool::new(false),
             records_sent: AtomicU64::new(0),
             failed_batches: AtomicU64::new(0),
+            last_topic: Mutex::new(None),
         })
     }
 
@@ -292,7 +316,7 @@ impl Producer {
     /// `ProducerClosedError`. Idempotent.
     #[pyo3(signature = (timeout=None))]
     fn close(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
-        if std::process::id() != self.pid {
+        if self.in_child() {
             // The parent's threads are not here; there is nothing to close in this process.
             self.closed.store(true, Ordering::Release);
             return Ok(());
@@ -345,7 +369,7 @@ impl Producer {
 
     /// Whether the producer is open (it learnt the cluster from `bootstrap_servers` when made).
     fn bootstrap_connected(&self) -> bool {
-        !self.closed.load(Ordering::Acquire) && std::process::id() == self.pid
+        !self.closed.load(Ordering::Acquire) && !self.in_child()
     }
 
     /// The counters this binding keeps, as kafka-python's nested dict.
@@ -388,7 +412,7 @@ impl Producer {
         if partition.is_some_and(|p| p < 0) {
             return Err(PyValueError::new_err("partition must be >= 0"));
         }
-        let topic_str = topic.to_cow()?;
+        let topic_str = self.topic_name(topic)?;
         let key = serialized(py, self.key_serializer.as_ref(), key, "key")?;
         let value = serialized(py, self.value_serializer.as_ref(), value, "value")?;
         let mut record: ProducerRecord<'_, &[u8], &[u8]> = ProducerRecord::new(&topic_str);
