@@ -298,6 +298,9 @@ mod tests {
             log_append_time: Some(500),
         }));
         let md = f.await.unwrap();
-        assert_eq!((md.offset, md.timestamp, md.log_append_time), (Some(8), 500, true));
+        assert_eq!(
+            (md.offset, md.timestamp, md.log_append_time),
+            (Some(8), 500, true)
+        );
     }
 }
