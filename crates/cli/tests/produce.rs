@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use kafka_producer_testkit::{wait_until, Cluster, ReadRecord};
+use kafka_producer_testkit::{read_properties, secure_cluster, wait_until, Cluster, ReadRecord};
 use serde_json::Value;
 
 /// Runs `kprod ARGS...` with `input` on stdin.
@@ -245,6 +245,74 @@ fn producer_config_file_applies_and_x_overrides_it() {
         report(&output, 1)[0]["offset"].is_i64(),
         "-X acks=1 wins over the file"
     );
+}
+
+/// A Java client's file for the secure cluster, used as it is; and a refused password: exit 1
+/// with the broker's reason, although max.block.ms and delivery.timeout.ms are 10 minutes (the
+/// test's own time limit, 5 minutes, would end a wait for either).
+#[test]
+fn a_java_client_file_for_the_secure_cluster_works_and_a_refusal_exits_1() {
+    let Some((cluster, dir)) =
+        secure_cluster("a_java_client_file_for_the_secure_cluster_works_and_a_refusal_exits_1")
+    else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-secure", 1);
+    cluster.grant_write("User:alice", &topic);
+    let bootstrap_of = |file: &std::path::Path| {
+        read_properties(file)
+            .into_iter()
+            .find(|(k, _)| k == "bootstrap.servers")
+            .map(|(_, v)| v)
+            .expect("bootstrap.servers in the client file")
+    };
+    let file = dir.join("sasl_ssl-scram-sha-512-alice.properties");
+    let (bootstrap, file_arg) = (bootstrap_of(&file), file.to_str().unwrap().to_string());
+    let args = [
+        "produce",
+        "-b",
+        &bootstrap,
+        "-t",
+        &topic,
+        "--producer.config",
+        &file_arg,
+    ];
+    // The ACLs reach every broker through the metadata log, a moment later.
+    wait_until("alice may write", Duration::from_secs(60), || {
+        kprod(&args, b"over SASL_SSL\n").status.success()
+    });
+    let values: Vec<String> = cluster
+        .read_topic(&topic)
+        .iter()
+        .map(|r| r.value_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !values.is_empty() && values.iter().all(|v| v == "over SASL_SSL"),
+        "{values:?}"
+    );
+
+    let wrong = dir.join("negative/sasl_ssl-plain-alice-wrong-password.properties");
+    let wrong_arg = wrong.to_str().unwrap();
+    let output = kprod(
+        &[
+            "produce",
+            "-b",
+            &bootstrap_of(&wrong),
+            "-t",
+            &topic,
+            "--producer.config",
+            wrong_arg,
+            "-X",
+            "max.block.ms=600000",
+            "-X",
+            "delivery.timeout.ms=600000",
+        ],
+        b"refused\n",
+    );
+    assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("SASL_AUTHENTICATION_FAILED"), "{err}");
+    assert!(!err.contains("wrong-password"), "{err}");
 }
 
 #[test]
