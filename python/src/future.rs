@@ -36,8 +36,11 @@ enum Callback {
 struct Inner {
     slot: Slot,
     callbacks: Vec<Callback>,
-    /// Whether the dispatcher counts this record's callbacks as due.
-    expected: bool,
+    /// The dispatcher's ticket for this record's callbacks, once it has some.
+    ticket: Option<u64>,
+    /// Whether the callback thread has taken the callbacks (later ones run at once, in the
+    /// caller, as kafka-python runs a callback added to a finished future).
+    ran: bool,
     /// The outcome as Python objects, made once (so `f.exception is f.exception`).
     value: Option<Py<PyAny>>,
     exception: Option<Py<PyAny>>,
@@ -76,7 +79,7 @@ impl State {
             let mut inner = self.lock();
             inner.slot = Slot::Done(result);
             self.done.notify_all();
-            inner.expected
+            inner.ticket.is_some()
         };
         if due {
             self.dispatcher.submit(self.clone());
@@ -92,30 +95,43 @@ impl State {
         });
     }
 
-    /// The outcome as `(value, exception)`, one of them `None`; made once.
-    fn outcome(&self, py: Python<'_>, inner: &mut Inner) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-        let none = || py.None();
-        match &inner.slot {
-            Slot::Done(Ok(md)) => {
-                if inner.value.is_none() {
-                    inner.value = Some(self.metadata(py, md)?);
-                }
-                Ok((
-                    inner.value.as_ref().expect("set above").clone_ref(py),
-                    none(),
-                ))
+    /// The outcome as `(value, exception)`, one of them `None` (both before the outcome); made
+    /// once. Python runs here (the namedtuples, the exception's class), so never under the
+    /// lock: a thread waiting for the lock while holding the GIL would wait forever for one
+    /// that needs the GIL to let go of it.
+    fn outcome(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        let result = {
+            let mut inner = self.lock();
+            State::poll_now(&mut inner);
+            if let Some(made) = Self::made(py, &inner) {
+                return Ok(made);
             }
-            Slot::Done(Err(e)) => {
-                if inner.exception.is_none() {
-                    let err = errors::to_py(py, e);
-                    inner.exception = Some(err.value(py).clone().into_any().unbind());
-                }
-                Ok((
-                    none(),
-                    inner.exception.as_ref().expect("set above").clone_ref(py),
-                ))
+            match &inner.slot {
+                Slot::Done(result) => result.clone(),
+                _ => return Ok((py.None(), py.None())),
             }
-            _ => Ok((none(), none())),
+        };
+        let (value, exception) = match &result {
+            Ok(md) => (Some(self.metadata(py, md)?), None),
+            Err(e) => (
+                None,
+                Some(errors::to_py(py, e).value(py).clone().into_any().unbind()),
+            ),
+        };
+        let mut inner = self.lock();
+        if Self::made(py, &inner).is_none() {
+            inner.value = value;
+            inner.exception = exception;
+        }
+        Ok(Self::made(py, &inner).expect("stored above"))
+    }
+
+    /// The outcome's Python objects, if made.
+    fn made(py: Python<'_>, inner: &Inner) -> Option<(Py<PyAny>, Py<PyAny>)> {
+        match (&inner.value, &inner.exception) {
+            (Some(v), _) => Some((v.clone_ref(py), py.None())),
+            (None, Some(e)) => Some((py.None(), e.clone_ref(py))),
+            (None, None) => None,
         }
     }
 
@@ -150,12 +166,12 @@ impl State {
 
     /// Runs the callbacks registered so far (on the callback thread).
     pub(crate) fn run_callbacks(&self, py: Python<'_>) {
-        let (callbacks, outcome) = {
+        let callbacks = {
             let mut inner = self.lock();
-            let callbacks = std::mem::take(&mut inner.callbacks);
-            (callbacks, self.outcome(py, &mut inner))
+            inner.ran = true;
+            std::mem::take(&mut inner.callbacks)
         };
-        match outcome {
+        match self.outcome(py) {
             Ok((value, exception)) => {
                 for callback in callbacks {
                     call(py, &callback, &value, &exception);
@@ -163,6 +179,11 @@ impl State {
             }
             Err(e) => log_error(py, "cannot make a record's outcome for its callbacks", &e),
         }
+    }
+
+    /// The dispatcher's ticket for this record's callbacks.
+    pub(crate) fn ticket(&self) -> Option<u64> {
+        self.lock().ticket
     }
 }
 
@@ -213,7 +234,8 @@ impl FutureRecordMetadata {
                 inner: Mutex::new(Inner {
                     slot: Slot::Pending(delivery),
                     callbacks: Vec::new(),
-                    expected: false,
+                    ticket: None,
+                    ran: false,
                     value: None,
                     exception: None,
                 }),
@@ -226,21 +248,22 @@ impl FutureRecordMetadata {
         }
     }
 
-    /// Registers `callback`, or runs it now if the outcome is known.
+    /// Registers `callback`, or runs it now if the outcome is known and no earlier callback is
+    /// still queued for the callback thread.
     fn register(&self, py: Python<'_>, callback: Callback) -> PyResult<()> {
         let state = &self.state;
         let mut inner = state.lock();
         State::poll_now(&mut inner);
-        if matches!(inner.slot, Slot::Done(_)) {
-            let (value, exception) = state.outcome(py, &mut inner)?;
+        if matches!(inner.slot, Slot::Done(_)) && (inner.ticket.is_none() || inner.ran) {
             drop(inner);
+            let (value, exception) = state.outcome(py)?;
             call(py, &callback, &value, &exception);
             return Ok(());
         }
+        // Not done, or done with earlier callbacks still queued: this one goes after them.
         inner.callbacks.push(callback);
-        if !inner.expected {
-            inner.expected = true;
-            state.dispatcher.expect();
+        if inner.ticket.is_none() {
+            inner.ticket = Some(state.dispatcher.expect());
         }
         if matches!(inner.slot, Slot::Pending(_)) {
             let Slot::Pending(delivery) = std::mem::replace(&mut inner.slot, Slot::Taken) else {
@@ -270,6 +293,26 @@ impl FutureRecordMetadata {
             .map(Bound::unbind)
     }
 
+    /// Registers `f` (with `args` bound) for success, failure or both: `(on_success, on_failure)`.
+    fn add<'py>(
+        slf: &Bound<'py, Self>,
+        f: Py<PyAny>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        (on_success, on_failure): (bool, bool),
+    ) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let f = Self::bind_args(py, f, args, kwargs)?;
+        let this = slf.get();
+        if on_success {
+            this.register(py, Callback::OnSuccess(f.clone_ref(py)))?;
+        }
+        if on_failure {
+            this.register(py, Callback::OnFailure(f))?;
+        }
+        Ok(slf.clone())
+    }
+
     fn timed_out(py: Python<'_>, timeout: Option<Duration>) -> PyErr {
         errors::timeout(
             py,
@@ -295,8 +338,8 @@ impl FutureRecordMetadata {
             State::poll_now(&mut inner);
             match &inner.slot {
                 Slot::Done(_) => {
-                    let (value, exception) = state.outcome(py, &mut inner)?;
                     drop(inner);
+                    let (value, exception) = state.outcome(py)?;
                     if exception.is_none(py) {
                         return Ok(value);
                     }
@@ -315,7 +358,7 @@ impl FutureRecordMetadata {
                         outcome => {
                             // Not done: the next waiter, or a callback task, takes it over.
                             let mut inner = state.lock();
-                            if inner.expected {
+                            if inner.ticket.is_some() {
                                 drop(inner);
                                 state.watch(delivery);
                             } else {
@@ -360,17 +403,13 @@ impl FutureRecordMetadata {
     /// The `RecordMetadata` once acknowledged, else `None`.
     #[getter]
     fn value(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let mut inner = self.state.lock();
-        State::poll_now(&mut inner);
-        Ok(self.state.outcome(py, &mut inner)?.0)
+        Ok(self.state.outcome(py)?.0)
     }
 
     /// The exception once failed, else `None`.
     #[getter]
     fn exception(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let mut inner = self.state.lock();
-        State::poll_now(&mut inner);
-        Ok(self.state.outcome(py, &mut inner)?.1)
+        Ok(self.state.outcome(py)?.1)
     }
 
     /// For an acknowledged record, 1 if its timestamp is the broker's LogAppendTime, else 0
@@ -403,7 +442,7 @@ impl FutureRecordMetadata {
         matches!(&inner.slot, Slot::Done(Err(e)) if e.is_retriable())
     }
 
-    /// Calls `f(record_metadata, *args, **kwargs)` once the record is acknowledged (on the
+    /// Calls `f(*args, record_metadata, **kwargs)` once the record is acknowledged (on the
     /// producer's callback thread; at once if it already is). Returns this future.
     #[pyo3(signature = (f, *args, **kwargs))]
     fn add_callback<'py>(
@@ -412,13 +451,10 @@ impl FutureRecordMetadata {
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, Self>> {
-        let py = slf.py();
-        let f = Self::bind_args(py, f, args, kwargs)?;
-        slf.get().register(py, Callback::OnSuccess(f))?;
-        Ok(slf.clone())
+        Self::add(slf, f, args, kwargs, (true, false))
     }
 
-    /// Calls `f(exception, *args, **kwargs)` if the record fails. Returns this future.
+    /// Calls `f(*args, exception, **kwargs)` if the record fails. Returns this future.
     #[pyo3(signature = (f, *args, **kwargs))]
     fn add_errback<'py>(
         slf: &Bound<'py, Self>,
@@ -426,10 +462,7 @@ impl FutureRecordMetadata {
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, Self>> {
-        let py = slf.py();
-        let f = Self::bind_args(py, f, args, kwargs)?;
-        slf.get().register(py, Callback::OnFailure(f))?;
-        Ok(slf.clone())
+        Self::add(slf, f, args, kwargs, (false, true))
     }
 
     /// `add_callback` and `add_errback` with the same function.
@@ -440,18 +473,13 @@ impl FutureRecordMetadata {
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, Self>> {
-        let py = slf.py();
-        let f = Self::bind_args(py, f, args, kwargs)?;
-        let this = slf.get();
-        this.register(py, Callback::OnSuccess(f.clone_ref(py)))?;
-        this.register(py, Callback::OnFailure(f))?;
-        Ok(slf.clone())
+        Self::add(slf, f, args, kwargs, (true, true))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
+        let topic = self.state.topic.bind(py).to_string();
         let mut inner = self.state.lock();
         State::poll_now(&mut inner);
-        let topic = self.state.topic.bind(py).to_string();
         match &inner.slot {
             Slot::Done(Ok(md)) => format!(
                 "<FutureRecordMetadata {topic}-{} offset={} done>",

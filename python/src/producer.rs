@@ -108,7 +108,10 @@ impl Producer {
             }
         }
         let name: Arc<str> = topic.to_cow()?.into();
-        *last = Some((topic.clone().unbind(), name.clone()));
+        let previous = last.replace((topic.clone().unbind(), name.clone()));
+        drop(last);
+        // Dropped without the lock held: a `str` subclass's `__del__` may run.
+        drop(previous);
         Ok(name)
     }
 
@@ -337,13 +340,12 @@ impl Producer {
                 log_error(py, "closed before every record had its outcome", &e);
             }
             Err(e) => {
-                self.dispatcher.stop(py);
+                self.dispatcher.stop(py, deadline)?;
                 return Err(errors::to_py(py, &e));
             }
         }
-        self.dispatcher.wait_idle(py, deadline)?;
-        self.dispatcher.stop(py);
-        Ok(())
+        // Until every due callback has run, within the same timeout.
+        self.dispatcher.stop(py, deadline)
     }
 
     /// The topic's partition ids, waiting up to `max_block_ms` for its metadata.

@@ -169,3 +169,39 @@ def test_a_kafka_python_2_partitioner_callable_and_java_properties(bootstrap, to
     got = {r.value: r for r in read_back(bootstrap, topic, 2)}
     assert (got[b"v"].partition, got[b"v"].key) == (2, b"K")
     assert got[b"w"].key == b"K"
+
+
+def test_flush_waits_for_earlier_callbacks_not_for_later_senders(bootstrap, topic):
+    stop = threading.Event()
+    seen = []
+    with KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5) as p:
+        def keep_sending():
+            while not stop.is_set():
+                p.send(topic, value=b"later").add_callback(lambda md: None)
+                time.sleep(0.001)
+
+        mine = p.send(topic, value=b"mine").add_callback(seen.append)
+        sender = threading.Thread(target=keep_sending)
+        sender.start()
+        try:
+            time.sleep(0.3)
+            # Returns although the other thread keeps adding records with callbacks.
+            p.flush(timeout=30)
+            assert seen == [mine.get()]
+        finally:
+            stop.set()
+            sender.join()
+
+
+def test_close_from_inside_a_callback(bootstrap, topic):
+    p = KafkaProducer(bootstrap_servers=bootstrap)
+    closed = threading.Event()
+
+    def close_it(md):
+        p.close()
+        closed.set()
+
+    p.send(topic, value=b"x").add_callback(close_it)
+    assert closed.wait(30)
+    with pytest.raises(errors.IllegalStateError):
+        p.send(topic, value=b"y")
