@@ -191,6 +191,16 @@ fn kafka_tools_see_the_same_cluster() {
     assert!(String::from_utf8_lossy(&configs.stdout).contains("cleanup.policy=compact"));
 
     assert_eq!(cluster.broker_count(), cluster.broker_addresses().len());
+
+    // The cluster runs the transactions protocol of KIP-890 (`up --feature
+    // transaction.version=1` formats one with the protocol before it).
+    let features = cluster.tool("kafka-features", &["--bootstrap-server", &b, "describe"]);
+    let text = String::from_utf8_lossy(&features.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Feature: transaction.version"))
+        .unwrap_or_else(|| panic!("no transaction.version in: {text}"));
+    assert!(line.contains("FinalizedVersionLevel: 2"), "{line}");
 }
 
 /// Only on a cluster started with `scripts/kafka up --secure`: admin writes over SASL_SSL with SCRAM, and alice, once
