@@ -306,6 +306,38 @@ impl tracing::Subscriber for Renewals {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
+/// Sends a record every 10 ms for `how_long`, then checks the Java reader gets each of them
+/// exactly once.
+async fn stream_for(p: Producer, cluster: &Cluster, topic: &str, how_long: Duration) {
+    let started = Instant::now();
+    let mut deliveries = Vec::new();
+    while started.elapsed() < how_long {
+        let value = format!("r{}", deliveries.len());
+        deliveries.push(
+            p.send(ProducerRecord::new(topic).key("k").value(value))
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    p.flush().await.unwrap();
+    let sent = deliveries.len();
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    p.close(PATIENCE).await.unwrap();
+    let mut got: Vec<String> = cluster
+        .read_topic(topic)
+        .iter()
+        .map(|r| r.value_str().unwrap_or_default().to_string())
+        .filter(|v| v.starts_with('r'))
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = (0..sent).map(|i| format!("r{i}")).collect();
+    expected.sort();
+    assert_eq!(got, expected, "every record exactly once");
+}
+
 /// SCRAM-SHA-256 sessions on the SASL_PLAINTEXT listener end after 4 s
 /// (`connections.max.reauth.ms`): over a 20 s stream the producer authenticates afresh before
 /// each ends, and the Java reader gets every record exactly once.
@@ -324,33 +356,7 @@ async fn a_20_second_stream_outlives_its_4_second_sasl_sessions() {
     // The ACLs may take a moment to reach every broker.
     produce(&file, &topic, 1).await;
     let p = Producer::new(config(&file)).await.unwrap();
-    let started = Instant::now();
-    let mut deliveries = Vec::new();
-    while started.elapsed() < Duration::from_secs(20) {
-        let value = format!("r{}", deliveries.len());
-        deliveries.push(
-            p.send(ProducerRecord::new(&topic).key("k").value(value))
-                .await
-                .unwrap(),
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    p.flush().await.unwrap();
-    let sent = deliveries.len();
-    for d in deliveries {
-        d.await.unwrap();
-    }
-    p.close(PATIENCE).await.unwrap();
-    let mut got: Vec<String> = cluster
-        .read_topic(&topic)
-        .iter()
-        .map(|r| r.value_str().unwrap_or_default().to_string())
-        .filter(|v| v.starts_with('r'))
-        .collect();
-    got.sort();
-    let mut expected: Vec<String> = (0..sent).map(|i| format!("r{i}")).collect();
-    expected.sort();
-    assert_eq!(got, expected, "every record exactly once");
+    stream_for(p, &cluster, &topic, Duration::from_secs(20)).await;
     let renewed = renewals_on_this_thread() - renewals_before;
     assert!(
         renewed >= 3,
@@ -458,33 +464,7 @@ async fn an_application_token_provider_is_asked_again_before_each_token_expires(
     calls.store(0, std::sync::atomic::Ordering::SeqCst);
 
     let p = Producer::new(with_provider()).await.unwrap();
-    let started = Instant::now();
-    let mut deliveries = Vec::new();
-    while started.elapsed() < Duration::from_secs(15) {
-        let value = format!("r{}", deliveries.len());
-        deliveries.push(
-            p.send(ProducerRecord::new(&topic).key("k").value(value))
-                .await
-                .unwrap(),
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    p.flush().await.unwrap();
-    let sent = deliveries.len();
-    for d in deliveries {
-        d.await.unwrap();
-    }
-    p.close(PATIENCE).await.unwrap();
-    let mut got: Vec<String> = cluster
-        .read_topic(&topic)
-        .iter()
-        .map(|r| r.value_str().unwrap_or_default().to_string())
-        .filter(|v| v.starts_with('r'))
-        .collect();
-    got.sort();
-    let mut expected: Vec<String> = (0..sent).map(|i| format!("r{i}")).collect();
-    expected.sort();
-    assert_eq!(got, expected, "every record exactly once");
+    stream_for(p, &cluster, &topic, Duration::from_secs(15)).await;
     // 5 s tokens refreshed at 80 %: 15 s need at least 3 after the first.
     let asked = calls.load(std::sync::atomic::Ordering::SeqCst);
     assert!(asked >= 4, "the provider was asked {asked} times in 15 s");
