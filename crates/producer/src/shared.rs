@@ -56,10 +56,9 @@ impl Shared {
             tls: config.tls.client_config()?,
             sasl: sasl.clone(),
             tokens: match sasl {
-                Some((sasl, Mechanism::OAuthBearer)) => Some(Arc::new(
-                    sasl.oauth
-                        .cache(Arc::new(config.tls.token_endpoint_config()?))?,
-                )),
+                Some((sasl, Mechanism::OAuthBearer)) => {
+                    Some(Arc::new(sasl.oauth.cache(&config.tls)?))
+                }
                 _ => None,
             },
         };

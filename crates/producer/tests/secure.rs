@@ -150,10 +150,17 @@ async fn every_listener_and_mechanism_with_the_java_client_files() {
 
 /// `Producer::new`'s error for `file`, within PATIENCE.
 async fn refused(file: &Path) -> String {
-    let result = tokio::time::timeout(PATIENCE, Producer::new(config(file)))
+    refused_with(config(file)).await
+}
+
+/// `Producer::new`'s error for `config`, within PATIENCE.
+async fn refused_with(config: ProducerConfig) -> String {
+    tokio::time::timeout(PATIENCE, Producer::new(config))
         .await
-        .unwrap_or_else(|_| panic!("{}: no answer within {PATIENCE:?}", file.display()));
-    result.map(drop).expect_err("must be refused").to_string()
+        .unwrap_or_else(|_| panic!("no answer within {PATIENCE:?}"))
+        .map(drop)
+        .expect_err("must be refused")
+        .to_string()
 }
 
 #[tokio::test]
@@ -177,7 +184,7 @@ async fn refusals_are_clear_and_fast() {
     // construction, naming the key, not a handshake the broker refuses.
     let mut c = config(&dir.join("mtls-client.properties"));
     c.set("ssl.key.password", "not-the-password").unwrap();
-    let e = Producer::new(c).await.map(drop).unwrap_err().to_string();
+    let e = refused_with(c).await;
     assert!(
         e.contains("ssl.keystore.location") && e.contains("not its password"),
         "{e}"
@@ -210,7 +217,7 @@ async fn refusals_are_clear_and_fast() {
         if let Some(p) = password {
             c.set("ssl.truststore.password", p).unwrap();
         }
-        let e = Producer::new(c).await.map(drop).unwrap_err().to_string();
+        let e = refused_with(c).await;
         assert!(e.contains(says) && e.contains("truststore.jks"), "{e}");
     }
 
@@ -222,12 +229,7 @@ async fn refusals_are_clear_and_fast() {
     c.set("ssl.keystore.key", &other.client_key_pem).unwrap();
     c.set("ssl.keystore.certificate.chain", &other.client_cert_pem)
         .unwrap();
-    let e = tokio::time::timeout(PATIENCE, Producer::new(c))
-        .await
-        .expect("refused in time")
-        .map(drop)
-        .unwrap_err()
-        .to_string();
+    let e = refused_with(c).await;
     assert!(
         e.contains("BadCertificate") || e.contains("CertificateUnknown") || e.contains("UnknownCA"),
         "{e}"
@@ -416,12 +418,7 @@ async fn oidc_client_credentials_over_sasl_ssl() {
     // A wrong secret: the endpoint's 401 fails the producer at once, naming the endpoint and
     // its answer, never the secret.
     let before = requests.len();
-    let e = tokio::time::timeout(PATIENCE, Producer::new(oidc("wrong-secret")))
-        .await
-        .expect("refused in time")
-        .map(drop)
-        .expect_err("a wrong client secret is refused")
-        .to_string();
+    let e = refused_with(oidc("wrong-secret")).await;
     assert!(
         e.contains("SASL/OAUTHBEARER") && e.contains("401") && e.contains("invalid_client"),
         "{e}"
@@ -471,12 +468,7 @@ async fn an_application_token_provider_is_asked_again_before_each_token_expires(
 
     let failing = config(&dir.join("sasl_plaintext-oauthbearer-alice.properties"))
         .with_oauth_token_provider(|| async { Err("the signer's credentials expired".into()) });
-    let e = tokio::time::timeout(PATIENCE, Producer::new(failing))
-        .await
-        .expect("refused in time")
-        .map(drop)
-        .expect_err("no token, no producer")
-        .to_string();
+    let e = refused_with(failing).await;
     assert!(
         e.contains("the token provider failed: the signer's credentials expired"),
         "{e}"

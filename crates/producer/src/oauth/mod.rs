@@ -350,9 +350,9 @@ impl OAuthSettings {
         Ok(())
     }
 
-    /// The producer's token cache, with `tls` (the client's trust, plus the public roots) for an
-    /// `https` token endpoint.
-    pub(crate) fn cache(&self, tls: Arc<rustls::ClientConfig>) -> Result<TokenCache> {
+    /// The producer's token cache; `tls` gives the trust for an OIDC token endpoint (the
+    /// client's, plus the public roots), read only when there is one.
+    pub(crate) fn cache(&self, tls: &crate::tls::TlsSettings) -> Result<TokenCache> {
         let source = if let Some(provider) = &self.provider {
             Source::Provider(provider.clone())
         } else if let Some(url) = &self.endpoint {
@@ -363,7 +363,7 @@ impl OAuthSettings {
                     self.client_id.clone().unwrap_or_default(),
                     self.client_secret.clone().unwrap_or_default(),
                     self.scope.clone(),
-                    tls,
+                    Arc::new(tls.token_endpoint_config()?),
                 )?)),
             }
         } else {
@@ -600,13 +600,7 @@ mod tests {
                 ))
             }
         }));
-        let cache = settings
-            .cache(Arc::new(
-                crate::tls::TlsSettings::default()
-                    .token_endpoint_config()
-                    .unwrap(),
-            ))
-            .unwrap();
+        let cache = settings.cache(&crate::tls::TlsSettings::default()).unwrap();
         async fn token(c: &TokenCache) -> std::result::Result<String, String> {
             c.token()
                 .await
