@@ -142,7 +142,7 @@ fn encode_request(c: &mut Criterion) {
     }];
     group.bench_function("produce_v9_6x16KiB_chunks", |b| {
         b.iter(|| {
-            encode_produce_request(9, 1, Some("bench"), 1, 30_000, black_box(&topics))
+            encode_produce_request(9, 1, Some("bench"), None, 1, 30_000, black_box(&topics))
                 .expect("encodes")
                 .len()
         })

@@ -34,12 +34,15 @@ impl std::fmt::Debug for TopicBatches<'_> {
     }
 }
 
-/// A Produce request (no transactional id) as frame chunks: size prefix, request header and
-/// body, with each batch a chunk of its own.
+/// A Produce request as frame chunks: size prefix, request header and body, with each batch a
+/// chunk of its own. `transactional_id` is a transactional producer's (KIP-98), else `None`.
+// The request's fields in wire order; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_produce_request(
     version: i16,
     correlation_id: i32,
     client_id: Option<&str>,
+    transactional_id: Option<&str>,
     acks: i16,
     timeout_ms: i32,
     topics: &[TopicBatches<'_>],
@@ -69,9 +72,22 @@ pub fn encode_produce_request(
     }
     if flexible {
         small.put_u8(0); // header tagged fields
-        put_unsigned_varint(&mut small, 0); // transactional_id: null
+        match transactional_id {
+            Some(id) => {
+                put_unsigned_varint(&mut small, id.len() as u64 + 1);
+                small.put_slice(id.as_bytes());
+            }
+            None => put_unsigned_varint(&mut small, 0),
+        }
     } else {
-        small.put_i16(-1); // transactional_id: null
+        match transactional_id {
+            Some(id) => {
+                let len = i16::try_from(id.len()).map_err(|_| too_long("transactional.id"))?;
+                small.put_i16(len);
+                small.put_slice(id.as_bytes());
+            }
+            None => small.put_i16(-1),
+        }
     }
     small.put_i16(acks);
     small.put_i32(timeout_ms);
@@ -150,7 +166,7 @@ fn put_unsigned_varint(buf: &mut BytesMut, mut v: u64) {
 #[cfg(test)]
 mod tests {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
     use kafka_protocol::protocol::StrBytes;
 
     use super::*;
@@ -161,7 +177,8 @@ mod tests {
     }
 
     /// Every version, with names and batches whose lengths take one and two varint bytes, an
-    /// empty batch, several topics and partitions, with and without a client id: the same
+    /// empty batch, several topics and partitions, with and without a client id and a
+    /// transactional id: the same
     /// bytes as kafka-protocol's encoding, and the batches are the caller's, not copies.
     #[test]
     fn the_frame_is_kafka_protocols_byte_for_byte_without_copying_batches() {
@@ -177,12 +194,14 @@ mod tests {
             },
         ];
         for version in PRODUCE_VERSIONS {
-            for client_id in [Some("kprod"), None] {
+            for (client_id, txn) in [(Some("kprod"), None), (None, None), (None, Some("etl-7"))] {
                 let chunks =
-                    encode_produce_request(version, 77, client_id, -1, 30_000, &topics).unwrap();
+                    encode_produce_request(version, 77, client_id, txn, -1, 30_000, &topics)
+                        .unwrap();
                 let ours: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
 
                 let request = ProduceRequest::default()
+                    .with_transactional_id(txn.map(|t| TransactionalId(StrBytes::from_static_str(t))))
                     .with_acks(-1)
                     .with_timeout_ms(30_000)
                     .with_topic_data(
@@ -208,7 +227,7 @@ mod tests {
                     );
                 let mut theirs = BytesMut::new();
                 encode_request(&mut theirs, version, 77, client_id, &request).unwrap();
-                assert_eq!(ours, theirs.to_vec(), "Produce v{version}, {client_id:?}");
+                assert_eq!(ours, theirs.to_vec(), "Produce v{version}, {client_id:?}, {txn:?}");
 
                 for (p, records) in topics.iter().flat_map(|t| &t.partitions) {
                     if !records.is_empty() {
@@ -225,7 +244,7 @@ mod tests {
     #[test]
     fn versions_it_does_not_write_are_an_error() {
         for version in [2, 13] {
-            let e = encode_produce_request(version, 1, None, 1, 1, &[]).unwrap_err();
+            let e = encode_produce_request(version, 1, None, None, 1, 1, &[]).unwrap_err();
             assert!(e.to_string().contains("Produce v"), "{e}");
         }
     }
