@@ -143,6 +143,9 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("partitioner.ignore.keys", "false"),
     ("socket.connection.setup.timeout.ms", "10000"),
     ("reconnect.backoff.ms", "50"),
+    // Transactions (KIP-98): none by default.
+    ("transactional.id", ""),
+    ("transaction.timeout.ms", "60000"),
     ("key.serializer", ""),
     ("value.serializer", ""),
 ];
@@ -174,6 +177,10 @@ pub struct ProducerConfig {
     pub(crate) partitioner_ignore_keys: bool,
     pub(crate) connection_setup_timeout: Duration,
     pub(crate) reconnect_backoff: Duration,
+    /// `transactional.id`: set, the producer writes in transactions.
+    pub(crate) transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a transaction stay open.
+    pub(crate) transaction_timeout: Duration,
     /// `security.protocol` and `ssl.*`.
     pub(crate) tls: TlsSettings,
     /// `sasl.*`.
@@ -204,6 +211,8 @@ impl Default for ProducerConfig {
             partitioner_ignore_keys: false,
             connection_setup_timeout: Duration::ZERO,
             reconnect_backoff: Duration::ZERO,
+            transactional_id: None,
+            transaction_timeout: Duration::ZERO,
             tls: TlsSettings::default(),
             sasl: SaslSettings::default(),
         };
@@ -318,6 +327,11 @@ impl ProducerConfig {
                 self.connection_setup_timeout = millis(key, value)?
             }
             "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
+            // An empty id means none, as in the Java client.
+            "transactional.id" => {
+                self.transactional_id = (!value.is_empty()).then(|| value.to_string())
+            }
+            "transaction.timeout.ms" => self.transaction_timeout = millis(key, value)?,
             // The Java client names serializer classes here; in Rust they are types, chosen in code.
             "key.serializer" | "value.serializer" => {}
             _ if self.tls.set(key, value)? => {}
@@ -372,10 +386,26 @@ impl ProducerConfig {
                 ),
             ));
         }
-        if self.enable_idempotence == Some(true) {
+        if self.enable_idempotence == Some(true) || self.transactional_id.is_some() {
             if let Some(conflict) = self.idempotence_conflict() {
-                return Err(Error::config("enable.idempotence", conflict));
+                let key = match self.enable_idempotence {
+                    Some(true) => "enable.idempotence",
+                    _ => "transactional.id",
+                };
+                let why = match key {
+                    "transactional.id" => {
+                        format!("a transactional producer is idempotent, which {conflict}")
+                    }
+                    _ => conflict,
+                };
+                return Err(Error::config(key, why));
             }
+        }
+        if self.transactional_id.is_some() && self.enable_idempotence == Some(false) {
+            return Err(Error::config(
+                "transactional.id",
+                "a transactional producer must be idempotent: unset enable.idempotence=false",
+            ));
         }
         if self.retry_backoff_max < self.retry_backoff {
             return Err(Error::config(
@@ -388,7 +418,7 @@ impl ProducerConfig {
 
     /// Every numeric setting under its key, durations in milliseconds (rounded down, so a
     /// sub-millisecond timeout fails a minimum of 1 ms as `set` would).
-    fn numbers(&self) -> [(&'static str, u128); 15] {
+    fn numbers(&self) -> [(&'static str, u128); 16] {
         [
             ("linger.ms", self.linger.as_millis()),
             ("batch.size", self.batch_size as u128),
@@ -411,6 +441,10 @@ impl ProducerConfig {
                 self.connection_setup_timeout.as_millis(),
             ),
             ("reconnect.backoff.ms", self.reconnect_backoff.as_millis()),
+            (
+                "transaction.timeout.ms",
+                self.transaction_timeout.as_millis(),
+            ),
         ]
     }
 
@@ -440,6 +474,18 @@ impl ProducerConfig {
     pub fn with_idempotence(mut self, enable: bool) -> Self {
         self.enable_idempotence = Some(enable);
         self
+    }
+
+    /// Sets `transactional.id`: the producer then writes in transactions
+    /// ([`Producer::init_transactions`](crate::Producer::init_transactions) first).
+    pub fn with_transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into()).filter(|id: &String| !id.is_empty());
+        self
+    }
+
+    /// The configured `transactional.id`, if any.
+    pub fn transactional_id(&self) -> Option<&str> {
+        self.transactional_id.as_deref()
     }
 
     /// The configured `bootstrap.servers`.
@@ -636,7 +682,7 @@ fn bounds(key: &str) -> (u64, u64) {
         // The memory semaphore counts in u32-sized permits.
         "buffer.memory" => (1, u32::MAX as u64),
         "max.in.flight.requests.per.connection" => (1, 1000),
-        "request.timeout.ms" | "delivery.timeout.ms" => (1, INT),
+        "request.timeout.ms" | "delivery.timeout.ms" | "transaction.timeout.ms" => (1, INT),
         "socket.connection.setup.timeout.ms" => (1, LONG),
         "linger.ms"
         | "max.block.ms"

@@ -197,6 +197,75 @@ pub enum Error {
         message: String,
     },
 
+    /// A transaction coordinator or group coordinator answered a transactional request with an
+    /// error code (the reason inside [`Error::TransactionAbortable`] and
+    /// [`Error::TransactionFatal`], or on its own when retrying could help).
+    #[error("{request}: coordinator error {code}{}", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Coordinator {
+        /// The request: `FindCoordinator`, `InitProducerId`, `AddPartitionsToTxn`,
+        /// `AddOffsetsToTxn`, `TxnOffsetCommit` or `EndTxn`.
+        request: &'static str,
+        /// The Kafka error code, with its name.
+        code: ErrorCode,
+        /// The broker's message, or what the code means here.
+        message: Option<String>,
+    },
+
+    /// A transactional call that the producer's state does not allow now: a send or
+    /// `send_offsets_to_transaction` with no transaction begun, `begin_transaction` twice,
+    /// anything before `init_transactions`, a non-transactional producer asked to commit.
+    #[error("{operation}: {message}")]
+    TransactionState {
+        /// The call: `send`, `begin_transaction`, `commit_transaction`, ...
+        operation: &'static str,
+        /// Why it is not allowed, and what to do instead.
+        message: String,
+    },
+
+    /// The open transaction failed and can only be aborted: a record in it failed, the
+    /// brokers refused it (TRANSACTION_ABORTABLE, an authorization error for a topic or group),
+    /// or the coordinator aborted it after `transaction.timeout.ms`. Call `abort_transaction`;
+    /// the producer can then begin the next transaction.
+    #[error("transaction of `{transactional_id}` failed and must be aborted (abort_transaction): {reason}")]
+    TransactionAbortable {
+        /// The producer's `transactional.id`.
+        transactional_id: String,
+        /// What failed.
+        reason: Box<Error>,
+    },
+
+    /// The transactional producer can no longer be used and must be closed: another producer
+    /// with the same `transactional.id` fenced it (PRODUCER_FENCED, or the coordinator's
+    /// INVALID_PRODUCER_EPOCH), the principal may not use the transactional id, or the
+    /// brokers do not support what it needs. Every pending record fails with this error, and
+    /// so does every later call.
+    #[error("transactional producer `{transactional_id}` can no longer be used: {reason}")]
+    TransactionFatal {
+        /// The producer's `transactional.id`.
+        transactional_id: String,
+        /// What happened.
+        reason: Box<Error>,
+    },
+
+    /// A transactional call did not finish within its timeout. It goes on in the background:
+    /// calling the same method again waits for the same outcome.
+    #[error("{operation} did not finish within {} ms; it goes on, and calling it again waits for it", timeout.as_millis())]
+    TransactionTimeout {
+        /// The call.
+        operation: &'static str,
+        /// The timeout it was given.
+        timeout: Duration,
+    },
+
+    /// The record was in a transaction that was aborted before it was sent.
+    #[error("{topic}-{partition}: not sent: its transaction was aborted")]
+    TransactionAborted {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+
     /// `flush` finished, but some records failed; each one's handle has its own error.
     #[error("flush: {failed} record batch(es) failed; first failure: {first}")]
     FlushFailed {
@@ -247,7 +316,8 @@ impl Error {
             | Error::UnknownTopic { topic, .. }
             | Error::InvalidPartition { topic, .. }
             | Error::BufferExhausted { topic, .. }
-            | Error::DeliveryTimeout { topic, .. } => Some(topic),
+            | Error::DeliveryTimeout { topic, .. }
+            | Error::TransactionAborted { topic, .. } => Some(topic),
             Error::Closed { topic } => topic.as_deref(),
             _ => None,
         }
@@ -258,7 +328,8 @@ impl Error {
         match self {
             Error::Broker { partition, .. } => *partition,
             Error::InvalidPartition { partition, .. }
-            | Error::DeliveryTimeout { partition, .. } => Some(*partition),
+            | Error::DeliveryTimeout { partition, .. }
+            | Error::TransactionAborted { partition, .. } => Some(*partition),
             _ => None,
         }
     }
@@ -266,7 +337,12 @@ impl Error {
     /// The broker's error code, if a broker answered with one.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Error::Broker { code, .. } | Error::ProducerId { code } => Some(*code),
+            Error::Broker { code, .. }
+            | Error::ProducerId { code }
+            | Error::Coordinator { code, .. } => Some(*code),
+            Error::TransactionAbortable { reason, .. } | Error::TransactionFatal { reason, .. } => {
+                reason.code()
+            }
             _ => None,
         }
     }
@@ -274,8 +350,11 @@ impl Error {
     /// Whether doing the same thing again later may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::Broker { code, .. } | Error::ProducerId { code } => code.is_retriable(),
+            Error::Broker { code, .. }
+            | Error::ProducerId { code }
+            | Error::Coordinator { code, .. } => code.is_retriable(),
             Error::Network { .. }
+            | Error::TransactionTimeout { .. }
             | Error::Bootstrap { .. }
             | Error::BufferExhausted { .. }
             | Error::DeliveryTimeout { .. }
@@ -296,6 +375,24 @@ impl Error {
             Error::Network { .. } | Error::TaskPanicked { .. } => true,
             _ => false,
         }
+    }
+
+    /// Whether the open transaction must be aborted before the producer can go on
+    /// ([`Error::TransactionAbortable`]).
+    pub fn requires_abort(&self) -> bool {
+        matches!(self, Error::TransactionAbortable { .. })
+    }
+
+    /// Whether the producer can no longer be used and should be closed: a transactional
+    /// producer that was fenced or refused for good ([`Error::TransactionFatal`]), or a
+    /// producer that closed itself ([`Error::TaskPanicked`], [`Error::Authentication`]).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::TransactionFatal { .. }
+                | Error::TaskPanicked { .. }
+                | Error::Authentication { .. }
+        )
     }
 
     pub(crate) fn config(key: &str, message: impl fmt::Display) -> Self {

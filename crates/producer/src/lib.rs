@@ -42,6 +42,7 @@ mod serializer;
 mod shared;
 mod task;
 mod tls;
+mod transaction;
 
 pub use config::{read_properties_file, Acks, CompressionType, ProducerConfig};
 pub use delivery::DeliveryFuture;
@@ -57,3 +58,4 @@ pub use record::{Header, ProducerRecord, RecordMetadata};
 pub use serializer::JsonSerializer;
 pub use serializer::{BytesSerializer, Serializer, StringSerializer};
 pub use tls::SecurityProtocol;
+pub use transaction::{ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition};

@@ -16,6 +16,7 @@ use crate::partitioner::Partitioner;
 use crate::sasl::Mechanism;
 use crate::sender::{Idempotence, Nodes};
 use crate::task::CatchPanic;
+use crate::transaction::Transactions;
 
 /// Everything the producer handles and the background tasks share.
 pub(crate) struct Shared {
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     nodes: Nodes,
     /// With idempotence: the producer id and epoch.
     idempotence: Option<Idempotence>,
+    /// With a `transactional.id`: the transaction state.
+    transactions: Option<Transactions>,
     /// Set once if the producer failed for good (a task panicked, authentication failed).
     failure: OnceLock<Error>,
     /// How every connection is made (client id, timeouts, TLS).
@@ -71,6 +74,7 @@ impl Shared {
                 delivery_timeout: config.delivery_timeout,
                 buffer_memory: config.buffer_memory,
                 compression: config.compression.codec(),
+                transactional: config.transactional_id.is_some(),
                 in_flight_per_partition: if config.idempotent() {
                     config.max_in_flight
                 } else {
@@ -84,6 +88,7 @@ impl Shared {
             stopped: watch::channel(false).0,
             nodes: Nodes::default(),
             idempotence: config.idempotent().then(Default::default),
+            transactions: config.transactional_id.clone().map(Transactions::new),
             failure: OnceLock::new(),
             connect,
             config,
@@ -193,6 +198,12 @@ impl Shared {
     /// `None` without idempotence.
     pub(crate) fn idempotence(&self) -> Option<&Idempotence> {
         self.idempotence.as_ref()
+    }
+
+    /// `None` without a `transactional.id`.
+    #[inline]
+    pub(crate) fn transactions(&self) -> Option<&Transactions> {
+        self.transactions.as_ref()
     }
 }
 

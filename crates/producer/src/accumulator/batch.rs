@@ -57,11 +57,13 @@ impl ProducerBatch {
     pub(super) fn seal(
         &mut self,
         compression: Compression,
+        transactional: bool,
         producer: Option<(ProducerIdEpoch, i32)>,
     ) {
         if let Some(builder) = self.builder.take() {
             let mut params = BatchParams {
                 compression,
+                transactional,
                 ..BatchParams::default()
             };
             if let Some((p, seq)) = producer {

@@ -56,6 +56,8 @@ pub(crate) struct Ready {
     pub(crate) next_check: Option<Instant>,
     /// Some partition with queued batches has no known leader.
     pub(crate) unknown_leader: bool,
+    /// Partitions with a batch to send that `allowed` held back.
+    pub(crate) held: Vec<(Arc<str>, i32)>,
 }
 
 pub(crate) struct Accumulator {
@@ -69,6 +71,7 @@ pub(crate) struct Accumulator {
     linger: Duration,
     delivery_timeout: Duration,
     compression: Compression,
+    transactional: bool,
     /// How many batches of one partition may be in flight: 1, or with idempotence
     /// `max.in.flight.requests.per.connection`.
     in_flight_per_partition: usize,
@@ -121,7 +124,13 @@ pub(crate) struct Settings {
     pub(crate) compression: Compression,
     /// Batches of one partition in flight at once: up to 5 with idempotence, else 1.
     pub(crate) in_flight_per_partition: usize,
+    /// Batches carry the transactional attribute (a producer with a `transactional.id`).
+    pub(crate) transactional: bool,
 }
+
+/// Which partitions' batches may go now (a transaction under version 1 sends only to
+/// partitions its coordinator added); `None`: all.
+pub(crate) type Allowed<'a> = Option<&'a dyn Fn(&str, i32) -> bool>;
 
 /// A record's parts, as [`Accumulator::append`] encodes them into a batch.
 #[derive(Debug, Clone, Copy)]
@@ -143,6 +152,7 @@ impl Accumulator {
             buffer_memory,
             compression,
             in_flight_per_partition,
+            transactional,
         } = settings;
         Accumulator {
             topics: RwLock::new(Default::default()),
@@ -157,6 +167,7 @@ impl Accumulator {
             linger,
             delivery_timeout,
             compression,
+            transactional,
             in_flight_per_partition: in_flight_per_partition.max(1),
             sequence_gap: Default::default(),
             buffer: BufferPool::new(buffer_memory),
@@ -442,18 +453,20 @@ impl Accumulator {
 
     /// Finds the leaders that have a batch to send now, and when to look again.
     /// `closing` makes every batch ready, like a flush.
-    pub(crate) fn ready(
+    pub(crate) fn ready_for(
         &self,
         cluster: &Cluster,
         now: Instant,
         closing: bool,
         producer: Option<ProducerIdEpoch>,
+        allowed: Allowed<'_>,
     ) -> Ready {
         let flushing = closing || self.flushes.load(Ordering::Acquire) > 0;
         let mut ready = Ready {
             nodes: Vec::new(),
             next_check: None,
             unknown_leader: false,
+            held: Vec::new(),
         };
         for tq in self.all_topics() {
             let meta = cluster.topics.get(&*tq.name);
@@ -462,6 +475,10 @@ impl Accumulator {
                 let Some(front) = queue.batches.front() else {
                     continue;
                 };
+                if allowed.is_some_and(|allowed| !allowed(&tq.name, p as i32)) {
+                    ready.held.push((tq.name.clone(), p as i32));
+                    continue;
+                }
                 let Some(leader) = meta.and_then(|m| m.leader(p as i32)) else {
                     ready.unknown_leader = true;
                     continue;
@@ -489,13 +506,14 @@ impl Accumulator {
 
     /// Takes the front batch of every partition `node` leads that may send now, up to
     /// `max_request_size` bytes in all (at least one batch). Each is sealed and marked in flight.
-    pub(crate) fn drain(
+    pub(crate) fn drain_for(
         &self,
         cluster: &Cluster,
         node: i32,
         max_request_size: usize,
         now: Instant,
         producer: Option<ProducerIdEpoch>,
+        allowed: Allowed<'_>,
     ) -> Vec<Drained> {
         let mut drained = Vec::new();
         let mut size = 0;
@@ -519,6 +537,9 @@ impl Accumulator {
         let start = starts.get(&node).copied().unwrap_or(0) % led.len();
         for i in 0..led.len() {
             let (tq, p) = led[(start + i) % led.len()];
+            if allowed.is_some_and(|allowed| !allowed(&tq.name, p as i32)) {
+                continue;
+            }
             let queue_arc = &tq.partitions[p];
             let mut queue = queue_arc.lock().unwrap_or_else(|e| e.into_inner());
             if !queue.can_send(now, self.in_flight_per_partition, producer) {
@@ -550,7 +571,7 @@ impl Accumulator {
             if fresh {
                 queue.last_batch_size = uncompressed;
             }
-            batch.seal(self.compression, sequence);
+            batch.seal(self.compression, self.transactional, sequence);
             if fresh && self.compression != Compression::None {
                 let records = |n: usize| n.saturating_sub(RECORD_BATCH_OVERHEAD) as f32;
                 tq.observe_compression(records(batch.size()) / records(uncompressed).max(1.0));

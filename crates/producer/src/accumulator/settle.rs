@@ -133,7 +133,7 @@ impl Accumulator {
                     epoch: decoded.producer_epoch,
                 };
                 let seq = next_sequence(seq, start as usize);
-                part.seal(self.compression, Some((producer, seq)));
+                part.seal(self.compression, self.transactional, Some((producer, seq)));
             }
             batches.push(part);
         }
@@ -219,6 +219,24 @@ impl Accumulator {
             }
         }
         next
+    }
+
+    /// Fails every queued (not in flight) batch, each with the error `error` makes for its
+    /// topic and partition (an aborted or failed transaction: nothing more of it is sent).
+    pub(crate) fn fail_queued(&self, error: impl Fn(&str, i32) -> Error) {
+        for tq in self.all_topics() {
+            for (p, queue) in tq.partitions.iter().enumerate() {
+                let batches: Vec<ProducerBatch> = queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .batches
+                    .drain(..)
+                    .collect();
+                for batch in batches {
+                    self.settle(&batch, Err(error(&tq.name, p as i32)));
+                }
+            }
+        }
     }
 
     /// Fails every queued batch with `error` (a forced close). In-flight batches are failed by

@@ -12,8 +12,8 @@ use crate::metadata::{Cluster, TopicMetadata};
 use crate::partitioner::StickyChoice;
 
 use super::{
-    Accumulator, Drained, NotAppended, PartitionQueue, ProducerBatch, ProducerIdEpoch, RecordParts,
-    Settings, TopicQueues,
+    Accumulator, Drained, NotAppended, PartitionQueue, ProducerBatch, ProducerIdEpoch, Ready,
+    RecordParts, Settings, TopicQueues,
 };
 
 /// The settings most tests start from: 1000-byte batches that do not grow, no linger, no
@@ -28,6 +28,31 @@ fn settings() -> Settings {
         buffer_memory: 1 << 20,
         compression: Compression::None,
         in_flight_per_partition: 1,
+        transactional: false,
+    }
+}
+
+/// `ready_for` and `drain_for` with every partition allowed, as without transactions.
+impl Accumulator {
+    fn ready(
+        &self,
+        cluster: &Cluster,
+        now: Instant,
+        closing: bool,
+        producer: Option<ProducerIdEpoch>,
+    ) -> Ready {
+        self.ready_for(cluster, now, closing, producer, None)
+    }
+
+    fn drain(
+        &self,
+        cluster: &Cluster,
+        node: i32,
+        max_request_size: usize,
+        now: Instant,
+        producer: Option<ProducerIdEpoch>,
+    ) -> Vec<Drained> {
+        self.drain_for(cluster, node, max_request_size, now, producer, None)
     }
 }
 

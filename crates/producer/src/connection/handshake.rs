@@ -194,13 +194,23 @@ async fn call_raw<R: Request, S: AsyncRead + AsyncWrite + Unpin>(
     Ok(resp)
 }
 
+/// What a broker's ApiVersions answer says.
+pub(super) struct BrokerVersions {
+    /// Per API key, the versions the broker speaks.
+    pub(super) apis: HashMap<i16, VersionRange>,
+    /// The cluster's finalized `transaction.version` (KIP-1022) as this broker knows it: 2 or
+    /// more for KIP-890's transactions, 0 when not finalized (Kafka before 4.0, or a
+    /// cluster formatted at level 0).
+    pub(super) transaction_version: i16,
+}
+
 /// [`negotiate_versions`] within `request.timeout.ms`.
 pub(super) async fn versions_within<S: AsyncRead + AsyncWrite + Unpin>(
     timeout: Duration,
     stream: &mut S,
     addr: &str,
     client_id: &str,
-) -> Result<HashMap<i16, VersionRange>, Error> {
+) -> Result<BrokerVersions, Error> {
     tokio::time::timeout(timeout, negotiate_versions(stream, addr, client_id))
         .await
         .map_err(|_| Error::Network {
@@ -215,7 +225,7 @@ async fn negotiate_versions<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     addr: &str,
     client_id: &str,
-) -> Result<HashMap<i16, VersionRange>, Error> {
+) -> Result<BrokerVersions, Error> {
     let req = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("kafka-producer-rs"))
         .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
@@ -264,7 +274,7 @@ async fn negotiate_versions<S: AsyncRead + AsyncWrite + Unpin>(
                 message: format!("ApiVersions failed: {}", ErrorCode(resp.error_code)),
             });
         }
-        return Ok(resp
+        let apis = resp
             .api_keys
             .iter()
             .map(|k| {
@@ -276,7 +286,17 @@ async fn negotiate_versions<S: AsyncRead + AsyncWrite + Unpin>(
                     },
                 )
             })
-            .collect());
+            .collect();
+        // KIP-584's finalized features (v3+): the level the cluster runs a feature at.
+        let transaction_version = resp
+            .finalized_features
+            .iter()
+            .find(|f| &*f.name == "transaction.version")
+            .map_or(0, |f| f.max_version_level);
+        return Ok(BrokerVersions {
+            apis,
+            transaction_version,
+        });
     }
     unreachable!("the v0 attempt returns")
 }

@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::sasl::{Mechanism, SaslSettings};
 use crate::task::CatchPanic;
 
-use self::handshake::{authenticate_within, common_version, versions_within};
+use self::handshake::{authenticate_within, common_version, versions_within, BrokerVersions};
 
 mod handshake;
 
@@ -38,8 +38,15 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
         ApiKey::Metadata => 12,
         // v13 names topics by id only (KIP-516); we name them.
         ApiKey::Produce => 12,
-        // v5 adds TRANSACTION_ABORTABLE, for transactions only.
-        ApiKey::InitProducerId => 4,
+        // v5 adds TRANSACTION_ABORTABLE; v6 is KIP-939's two-phase commit, not used.
+        ApiKey::InitProducerId => 5,
+        // Transactions. v4+ of AddPartitionsToTxn is for brokers only (KIP-890's verification);
+        // clients add partitions with v3, and under transaction.version 2 not at all.
+        ApiKey::FindCoordinator => 6,
+        ApiKey::AddPartitionsToTxn => 3,
+        ApiKey::AddOffsetsToTxn => 4,
+        ApiKey::EndTxn => 5,
+        ApiKey::TxnOffsetCommit => 5,
         ApiKey::SaslHandshake => 1,
         ApiKey::SaslAuthenticate => 2,
         _ => -1,
@@ -108,6 +115,8 @@ pub(crate) struct Connection {
     next_correlation_id: Arc<AtomicI32>,
     in_flight: Arc<AtomicUsize>,
     versions: Arc<HashMap<i16, VersionRange>>,
+    /// The finalized `transaction.version` the broker reported (0: none).
+    transaction_version: i16,
     client_id: Arc<str>,
     request_timeout: Duration,
     /// With a SASL session the broker limits (KIP-368): when to stop using this connection
@@ -169,7 +178,7 @@ impl Connection {
         stream.set_nodelay(true).ok();
         let Some(tls) = &settings.tls else {
             let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
-            let session = authenticate_within(&mut stream, addr, settings, &versions).await?;
+            let session = authenticate_within(&mut stream, addr, settings, &versions.apis).await?;
             let (read, write) = stream.into_split();
             return Ok(Connection::run(
                 read, write, addr, versions, session, settings,
@@ -195,7 +204,7 @@ impl Connection {
                 }
             })?;
         let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
-        let session = authenticate_within(&mut stream, addr, settings, &versions).await?;
+        let session = authenticate_within(&mut stream, addr, settings, &versions.apis).await?;
         let (read, write) = tokio::io::split(stream);
         Ok(Connection::run(
             read, write, addr, versions, session, settings,
@@ -207,7 +216,7 @@ impl Connection {
         read: R,
         write: W,
         addr: &str,
-        versions: HashMap<i16, VersionRange>,
+        versions: BrokerVersions,
         session: Option<Duration>,
         settings: &ConnectSettings,
     ) -> Connection
@@ -235,7 +244,8 @@ impl Connection {
             tx,
             next_correlation_id: Arc::new(AtomicI32::new(1)),
             in_flight: Arc::new(AtomicUsize::new(0)),
-            versions: Arc::new(versions),
+            versions: Arc::new(versions.apis),
+            transaction_version: versions.transaction_version,
             client_id: settings.client_id.as_str().into(),
             request_timeout: settings.request_timeout,
             // As the Java client: at 85 to 95% of the session, so that many connections do not
@@ -264,6 +274,12 @@ impl Connection {
     /// Requests sent on this connection that are still waiting for their answer.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The cluster's finalized `transaction.version`, as this broker reported it when the
+    /// connection was made (0: not finalized).
+    pub(crate) fn transaction_version(&self) -> i16 {
+        self.transaction_version
     }
 
     /// The version of `key` to use: the highest both sides speak.

@@ -10,6 +10,7 @@ use crate::delivery::DeliveryFuture;
 use crate::error::{Error, Result};
 use crate::record::{ProducerRecord, RecordMetadata};
 use crate::serializer::Serializer;
+use crate::transaction::{ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition};
 
 /// A producer for synchronous code: each call blocks the calling thread. It runs its own
 /// small tokio runtime; do not use it from inside an async runtime.
@@ -114,6 +115,49 @@ impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
     /// [`Producer::flush`](crate::Producer::flush).
     pub fn flush(&self) -> Result<()> {
         self.runtime.block_on(self.producer.flush())
+    }
+
+    /// Blocks until the producer id for `transactional.id` is known; see
+    /// [`Producer::init_transactions`](crate::Producer::init_transactions).
+    pub fn init_transactions(&self, timeout: Duration) -> Result<()> {
+        self.runtime
+            .block_on(self.producer.init_transactions(timeout))
+    }
+
+    /// See [`Producer::begin_transaction`](crate::Producer::begin_transaction).
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.producer.begin_transaction()
+    }
+
+    /// Blocks until the offsets joined the transaction; see
+    /// [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction).
+    pub fn send_offsets_to_transaction<I>(
+        &self,
+        offsets: I,
+        group: &ConsumerGroupMetadata,
+        timeout: Duration,
+    ) -> Result<()>
+    where
+        I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
+    {
+        self.runtime.block_on(
+            self.producer
+                .send_offsets_to_transaction(offsets, group, timeout),
+        )
+    }
+
+    /// Blocks until the transaction is committed; see
+    /// [`Producer::commit_transaction`](crate::Producer::commit_transaction).
+    pub fn commit_transaction(&self, timeout: Duration) -> Result<()> {
+        self.runtime
+            .block_on(self.producer.commit_transaction(timeout))
+    }
+
+    /// Blocks until the transaction is aborted; see
+    /// [`Producer::abort_transaction`](crate::Producer::abort_transaction).
+    pub fn abort_transaction(&self, timeout: Duration) -> Result<()> {
+        self.runtime
+            .block_on(self.producer.abort_transaction(timeout))
     }
 
     /// Flushes, then stops, blocking at most about `timeout`. See

@@ -307,10 +307,15 @@ fn surely_fits(shared: &Shared, r: &RawRecord<'_>) -> bool {
             <= limit
 }
 
-/// Fails a send to `topic` once the producer is closing.
+/// Fails a send to `topic` once the producer is closing, and for a transactional producer
+/// outside an open transaction.
+#[inline]
 fn check_open(shared: &Shared, topic: &str) -> Result<()> {
     if shared.is_closing() {
         return Err(shared.failure().cloned().unwrap_or_else(|| closed(topic)));
+    }
+    if let Some(txn) = shared.transactions() {
+        txn.check_send()?;
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ pub use self::typed::TypedProducer;
 
 mod blocking;
 mod enqueue;
+mod transactional;
 mod try_send;
 mod typed;
 
@@ -182,7 +183,7 @@ impl Producer {
     /// Returns [`Error::FlushFailed`] if any of them failed; each record's own future still
     /// carries its own error.
     pub async fn flush(&self) -> Result<()> {
-        flush(&self.shared).await
+        flush_all(&self.shared).await
     }
 
     /// Flushes, then stops the background tasks and closes the connections. Records still not
@@ -266,7 +267,8 @@ impl fmt::Debug for Producer {
     }
 }
 
-async fn flush(shared: &Shared) -> Result<()> {
+/// `flush`: sends everything queued now and waits for every batch incomplete at the call.
+pub(crate) async fn flush_all(shared: &Shared) -> Result<()> {
     shared.accumulator().begin_flush();
     struct EndFlush<'a>(&'a Shared);
     impl Drop for EndFlush<'_> {

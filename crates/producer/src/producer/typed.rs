@@ -11,6 +11,7 @@ use crate::delivery::DeliveryFuture;
 use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
 use crate::serializer::Serializer;
+use crate::transaction::{ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition};
 
 /// A producer with a key and a value serializer, like the Java client's `KafkaProducer<K, V>`.
 ///
@@ -225,6 +226,41 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
     /// Flushes, then stops, waiting at most `timeout`; see [`Producer::close`].
     pub async fn close(&self, timeout: Duration) -> Result<()> {
         self.producer.close(timeout).await
+    }
+
+    /// See [`Producer::init_transactions`].
+    pub async fn init_transactions(&self, timeout: Duration) -> Result<()> {
+        self.producer.init_transactions(timeout).await
+    }
+
+    /// See [`Producer::begin_transaction`].
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.producer.begin_transaction()
+    }
+
+    /// See [`Producer::send_offsets_to_transaction`].
+    pub async fn send_offsets_to_transaction<I>(
+        &self,
+        offsets: I,
+        group: &ConsumerGroupMetadata,
+        timeout: Duration,
+    ) -> Result<()>
+    where
+        I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
+    {
+        self.producer
+            .send_offsets_to_transaction(offsets, group, timeout)
+            .await
+    }
+
+    /// See [`Producer::commit_transaction`].
+    pub async fn commit_transaction(&self, timeout: Duration) -> Result<()> {
+        self.producer.commit_transaction(timeout).await
+    }
+
+    /// See [`Producer::abort_transaction`].
+    pub async fn abort_transaction(&self, timeout: Duration) -> Result<()> {
+        self.producer.abort_transaction(timeout).await
     }
 
     /// The untyped producer underneath.

@@ -90,7 +90,10 @@ pub(super) fn verdict(code: ErrorCode, batch: &BatchFacts) -> Verdict {
         return Verdict::Split;
     }
     let refresh_metadata = invalidates_metadata(code);
-    if !code.is_retriable() {
+    // Under transaction version 2 a Produce adds its partition to the transaction, and the
+    // coordinator answers this while it still completes the producer's last transaction; the
+    // Java client retries it.
+    if !code.is_retriable() && code != ErrorCode::CONCURRENT_TRANSACTIONS {
         return Verdict::Fail {
             refresh_metadata,
             bump_epoch: false,
@@ -264,7 +267,7 @@ mod tests {
             (ErrorCode::INVALID_PRODUCER_EPOCH,                FAIL,          FAIL),
             (ErrorCode::INVALID_TXN_STATE,                     FAIL,          FAIL),
             (ErrorCode::INVALID_PRODUCER_ID_MAPPING,           FAIL,          FAIL),
-            (ErrorCode::CONCURRENT_TRANSACTIONS,               FAIL,          FAIL),
+            (ErrorCode::CONCURRENT_TRANSACTIONS,               RETRY,         RETRY),
             (ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, FAIL,          FAIL),
             (ErrorCode::KAFKA_STORAGE_ERROR,                   RETRY_REFRESH, RETRY_REFRESH),
             (ErrorCode::UNKNOWN_PRODUCER_ID,                   FAIL,          RETRY),

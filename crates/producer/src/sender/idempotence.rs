@@ -41,7 +41,8 @@ impl Shared {
         if let Some(p) = state.current {
             return Ok(Some(p));
         }
-        if !state.fetching {
+        // A transactional producer's id comes from `init_transactions`.
+        if !state.fetching && self.transactions().is_none() {
             state.fetching = true;
             let shared = self.clone();
             self.spawn("producer id", async move {
@@ -81,6 +82,9 @@ impl Shared {
         let Some(state) = self.idempotence() else {
             return Ok(());
         };
+        if self.transactions().is_some() {
+            return Ok(());
+        }
         let req = InitProducerIdRequest::default()
             .with_transactional_id(None)
             .with_transaction_timeout_ms(i32::MAX)
@@ -107,7 +111,14 @@ impl Shared {
     /// Moves to the next epoch after a sequence gap, as the Java client does for an idempotent
     /// producer: the broker accepts a higher epoch starting at sequence 0. At the last epoch, a new
     /// producer id is fetched instead.
+    ///
+    /// A transactional producer's epoch belongs to its coordinator: the gap is closed when the
+    /// transaction is aborted (see `transaction`).
     pub(super) fn bump_epoch(&self) {
+        if let Some(txn) = self.transactions() {
+            txn.epoch_bump_required();
+            return;
+        }
         if let Some(state) = self.idempotence() {
             let mut state = state.lock();
             state.current = match state.current {
@@ -122,8 +133,23 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Sets the producer id and epoch new batches are written with (a transactional producer's,
+    /// from its coordinator). Partitions restart their sequences at 0 under it.
+    pub(crate) fn set_producer(&self, id: ProducerIdEpoch) {
+        if let Some(state) = self.idempotence() {
+            state.lock().current = Some(id);
+        }
+    }
+}
+
 impl Idempotence {
     fn lock(&self) -> MutexGuard<'_, IdempotenceState> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The producer id and epoch, once known.
+    pub(crate) fn current(&self) -> Option<ProducerIdEpoch> {
+        self.lock().current
     }
 }

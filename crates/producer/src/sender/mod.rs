@@ -17,8 +17,10 @@ use kafka_producer_protocol::kafka_protocol::messages::metadata_request::Metadat
 use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
 use kafka_producer_protocol::kafka_protocol::protocol::StrBytes;
 
+use crate::accumulator::Allowed;
 use crate::error::Error;
 use crate::shared::Shared;
+use crate::transaction::Gate;
 
 use self::idempotence::AwaitingProducerId;
 pub(crate) use self::idempotence::Idempotence;
@@ -45,24 +47,53 @@ pub(crate) async fn run_sender(shared: Arc<Shared>) {
             shared.bump_epoch();
         }
         // With idempotence, nothing goes before the producer has an id.
-        let (producer, nodes_to_send) = match shared.producer_id() {
+        let (producer, mut nodes_to_send) = match shared.producer_id() {
             Ok(p) => (p, true),
             Err(AwaitingProducerId) => (None, false),
         };
-        let ready = shared.accumulator().ready(&cluster, now, closing, producer);
+        // With transactions: nothing goes outside one, and under version 1 a partition's
+        // batches only once the coordinator added it.
+        let gate = shared.transactions().map(|txn| {
+            if let Some(error) = txn.abort_reason() {
+                shared.accumulator().fail_queued(|_, _| error.clone());
+            }
+            txn.gate()
+        });
+        let added = match &gate {
+            Some(Gate::Closed) => {
+                nodes_to_send = false;
+                None
+            }
+            Some(Gate::Added(added)) => Some(added),
+            _ => None,
+        };
+        let allowed = |topic: &str, partition: i32| {
+            added.is_some_and(|a| a.get(topic).is_some_and(|p| p.contains(&partition)))
+        };
+        let allowed: Allowed<'_> = match added {
+            Some(_) => Some(&allowed),
+            None => None,
+        };
+        let ready = shared
+            .accumulator()
+            .ready_for(&cluster, now, closing, producer, allowed);
         if ready.unknown_leader {
             shared.metadata().request_refresh();
+        }
+        if !ready.held.is_empty() && nodes_to_send {
+            shared.add_partitions(ready.held);
         }
         let mut next = earliest(ready.next_check, next_expiry);
         for node in ready.nodes.into_iter().filter(|_| nodes_to_send) {
             match shared.connection(node, now) {
                 Some(conn) if conn.in_flight() < c.max_in_flight => {
-                    let batches = shared.accumulator().drain(
+                    let batches = shared.accumulator().drain_for(
                         &cluster,
                         node,
                         c.max_request_size,
                         now,
                         producer,
+                        allowed,
                     );
                     if !batches.is_empty() {
                         shared.send_produce(conn, batches);
@@ -162,7 +193,7 @@ impl Shared {
         Ok(())
     }
 
-    fn backoff(&self, attempts: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempts: u32) -> Duration {
         let c = self.config();
         let exp = c.retry_backoff.saturating_mul(1u32 << attempts.min(16));
         let base = exp.min(c.retry_backoff_max);

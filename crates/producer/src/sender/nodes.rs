@@ -82,7 +82,7 @@ impl Shared {
 
     /// Sends `req` (an `api` request) to one broker after another until one answers, at the
     /// highest version both sides speak (see [`Shared::on_any_broker`]).
-    pub(super) async fn call_any_broker<R: Request>(
+    pub(crate) async fn call_any_broker<R: Request>(
         &self,
         api: ApiKey,
         req: &R,
@@ -99,7 +99,7 @@ impl Shared {
     /// fails the request does not stop the search; one that refuses our credentials or
     /// certificate does, with its [`Error::Authentication`]. Otherwise fails with
     /// [`Error::Bootstrap`] naming every address tried and what happened there.
-    pub(super) async fn on_any_broker<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
+    pub(crate) async fn on_any_broker<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
     where
         F: FnMut(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, Error>>,
@@ -155,6 +155,27 @@ impl Shared {
             servers: self.config().bootstrap_servers.join(","),
             details: failures.join("; "),
         })
+    }
+}
+
+impl Shared {
+    /// The connection to `node` (at `addr`, as a coordinator lookup gave it): the open one, or
+    /// a new one made now and kept as the node's.
+    pub(crate) async fn connection_to(&self, node: i32, addr: &str) -> Result<Connection, Error> {
+        let open = match self.nodes().lock().get(&node) {
+            Some(NodeState::Ready(c)) if !c.is_closed() && !c.renewal_due(Instant::now()) => {
+                Some(c.clone())
+            }
+            _ => None,
+        };
+        if let Some(c) = open {
+            return Ok(c);
+        }
+        let conn = Connection::connect(addr, self.connect_settings()).await?;
+        Ok(self
+            .nodes()
+            .set(node, NodeState::Ready(conn))
+            .expect("a Ready state yields its connection"))
     }
 }
 

@@ -24,7 +24,11 @@ const NO_OFFSET: BatchAck = BatchAck {
 impl Shared {
     /// Sends one ProduceRequest and handles its answer in the background.
     pub(super) fn send_produce(self: &Arc<Self>, conn: Connection, batches: Vec<Drained>) {
+        let txn = self.transactions();
         let version = match conn.version(ApiKey::Produce) {
+            // Produce v12 adds the partition to the transaction (KIP-890): only under
+            // transaction version 2.
+            Ok(v) if txn.and_then(|t| t.version()).is_some_and(|tv| tv < 2) => v.min(11),
             Ok(v) => v,
             Err(e) => {
                 for d in batches {
@@ -35,6 +39,10 @@ impl Shared {
                 return;
             }
         };
+        if let Some(txn) = txn {
+            txn.batch_sent();
+        }
+        let transactional_id = txn.map(|t| t.id());
         let acks = self.config().acks;
         let timeout = self.config().request_timeout;
         let encode = |correlation_id| {
@@ -45,6 +53,7 @@ impl Shared {
                 version,
                 correlation_id,
                 client_id,
+                transactional_id,
                 acks.as_i16(),
                 timeout_ms,
                 &topics,
@@ -188,6 +197,20 @@ impl Shared {
             } => {
                 let error = error(&d);
                 self.side_effects(refresh_metadata, bump_epoch);
+                if let Some(txn) = self.transactions() {
+                    match error.code() {
+                        // Fenced, or not allowed: the producer is done.
+                        Some(code) if crate::transaction::is_fatal_code(code) => {
+                            self.accumulator().fail(d, error.clone());
+                            self.fail(Error::TransactionFatal {
+                                transactional_id: txn.id().to_string(),
+                                reason: Box::new(error),
+                            });
+                            return;
+                        }
+                        _ => txn.batch_failed(&error),
+                    }
+                }
                 self.accumulator().fail(d, error);
             }
         }
