@@ -28,12 +28,21 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * The independent reader used by the tests: reads every partition of a topic from the beginning up to the end offsets
  * taken when it starts, with the Java reference consumer, and prints one JSON object per record, sorted by partition
  * and offset. It uses no consumer group (assign, not subscribe), so it commits nothing and needs no group coordinator.
+ *
+ * <p>By default it reads as read_uncommitted: every record in the log, including those of aborted and still open
+ * transactions (never the control records, which the consumer does not return). With {@code --isolation
+ * read_committed} the consumer drops aborted records, and its end offsets are the last stable offsets: a partition is
+ * read only up to the first record of its oldest still open transaction, so neither that transaction's records nor
+ * any later ones (even committed ones) are printed until it ends.
  */
 public final class Reader {
     private static final String USAGE = "usage: reader [--bootstrap HOST:PORT[,...]] [--consumer.config FILE] --topic TOPIC"
-        + " [--timeout-ms 60000]\n"
+        + " [--isolation read_uncommitted|read_committed] [--timeout-ms 60000]\n"
         + "--consumer.config: Java client properties (security.protocol, sasl.*, ssl.*, ...) applied first; --bootstrap"
         + " overrides its bootstrap.servers, and one of the two must name the brokers.\n"
+        + "--isolation: the consumer's isolation.level (default read_uncommitted: every record). read_committed leaves out"
+        + " aborted records and reads each partition only up to its last stable offset, i.e. not the records of open"
+        + " transactions, nor anything after the first of them.\n"
         + "Prints {\"partition\",\"offset\",\"timestamp\",\"timestampType\",\"key\",\"keyB64\",\"value\",\"valueB64\",\"headers\"}"
         + " per record, one per line.";
 
@@ -42,6 +51,10 @@ public final class Reader {
     public static void main(String[] args) {
         Cli cli = new Cli(USAGE, args);
         String topic = cli.required("--topic");
+        String isolation = cli.all("--isolation").isEmpty() ? "read_uncommitted" : cli.required("--isolation");
+        if (!isolation.equals("read_uncommitted") && !isolation.equals("read_committed")) {
+            cli.fail("--isolation must be read_uncommitted or read_committed, not " + isolation);
+        }
         long deadline = System.currentTimeMillis() + cli.number("--timeout-ms", 60_000);
 
         Properties props = new Properties();
@@ -63,12 +76,15 @@ public final class Reader {
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        // With read_committed, endOffsets below answers the last stable offsets.
+        props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
 
         List<ConsumerRecord<byte[], byte[]>> records = new ArrayList<>();
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
             List<TopicPartition> partitions = partitions(consumer, topic, deadline);
             consumer.assign(partitions);
             consumer.seekToBeginning(partitions);
+            // The log end offsets, or with read_committed the last stable offsets.
             Map<TopicPartition, Long> end = consumer.endOffsets(partitions, remaining(deadline));
 
             Set<TopicPartition> pending = new HashSet<>(partitions);
