@@ -14,6 +14,14 @@ use crate::record::ReadRecord;
 /// How long one harness call (a JVM running a tool or a node start) may take before the test fails.
 const CALL_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// How long [`Cluster::set_transaction_version`] and [`Cluster::transaction_version`] wait for every broker to report
+/// the same finalized level.
+const FEATURE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The feature flag of the transactions protocol: 2 is KIP-890's (what a new Kafka 4 cluster runs), 1 and 0 the ones
+/// before it.
+const TRANSACTION_VERSION: &str = "transaction.version";
+
 /// The cluster named by `KAFKA_BOOTSTRAP`.
 ///
 /// Returns `None` after printing `SKIPPED: <test> needs KAFKA_BOOTSTRAP` to stderr when the variable is unset, so a
@@ -217,6 +225,168 @@ impl Cluster {
             None,
         );
         parse_reader_output(&out)
+    }
+
+    /// [`read_topic`](Cluster::read_topic) as a `read_committed` consumer (`isolation.level=read_committed`): the
+    /// records of aborted transactions are left out, and so are the control records (transaction markers, which no
+    /// consumer returns; their offsets are simply missing from the result, as are the aborted records').
+    ///
+    /// Each partition is read up to its *last stable offset* at the time of the call (read_committed's end offset),
+    /// not its log end: while a transaction is open on a partition, neither its records nor any record after its
+    /// first one (even of transactions committed since) are returned. They appear once it commits; its records never
+    /// do if it aborts, whether the producer aborts it or the coordinator does when its `transaction.timeout.ms` has
+    /// passed (`scripts/kafka` checks for that every second). So a test that expects records of a transaction it just
+    /// committed gets them; one that leaves a transaction open on the partition does not get what follows it.
+    pub fn read_topic_committed(&self, name: &str) -> Vec<ReadRecord> {
+        let out = self.checked_tool(
+            "reader",
+            &[
+                "--bootstrap",
+                &self.bootstrap,
+                "--topic",
+                name,
+                "--isolation",
+                "read_committed",
+            ],
+            None,
+        );
+        parse_reader_output(&out)
+    }
+
+    /// The committed offsets of consumer group `group`, as the Java Admin client's `listConsumerGroupOffsets` returns
+    /// them: `(topic, partition, offset)`, sorted by topic and partition. An offset is the next one to consume (what a
+    /// consumer commits, or a transactional producer's `sendOffsetsToTransaction` sends). Empty when the group has
+    /// committed nothing or does not exist. Offsets sent in a transaction count only once it commits: while it is
+    /// open the group coordinator answers the offset committed before it (the Admin client does not ask for stable
+    /// offsets, so it does not wait), and an aborted transaction's offsets never count. Panics with the tool's stderr
+    /// on failure.
+    pub fn group_offsets(&self, group: &str) -> Vec<(String, i32, i64)> {
+        #[derive(Deserialize)]
+        struct Committed {
+            topic: String,
+            partition: i32,
+            offset: i64,
+        }
+        #[derive(Deserialize)]
+        struct Group {
+            offsets: Vec<Committed>,
+        }
+        let out = self.checked_tool(
+            "inspect",
+            &[
+                "group-offsets",
+                "--bootstrap",
+                &self.bootstrap,
+                "--group",
+                group,
+            ],
+            None,
+        );
+        let parsed: Group = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("inspect group-offsets printed {out:?}: {e}"));
+        parsed
+            .offsets
+            .into_iter()
+            .map(|c| (c.topic, c.partition, c.offset))
+            .collect()
+    }
+
+    /// The cluster's finalized `transaction.version` feature level: 2 for the transactions protocol of KIP-890 (the
+    /// level a fresh Kafka 4 cluster formats with), 1 or 0 for the one before it (`scripts/kafka up --feature
+    /// transaction.version=1`, or [`set_transaction_version`](Cluster::set_transaction_version)).
+    ///
+    /// Asks every broker itself (an ApiVersions request on a connection of its own to each bootstrap address, the
+    /// response clients learn the level from), and waits until they agree, since each broker applies a change from
+    /// the metadata log in its own time. Panics, with what each broker said, if they do not agree within 30 s.
+    pub fn transaction_version(&self) -> i16 {
+        self.feature_level(TRANSACTION_VERSION, None)
+    }
+
+    /// Sets the cluster's finalized `transaction.version` feature level to `level`, upgrading or downgrading it with
+    /// Kafka's `kafka-features` tool (`upgrade` or `downgrade --feature transaction.version=LEVEL`; Kafka 4 changes
+    /// this feature at run time, and a downgrade needs no `--unsafe`), and returns once every broker reports `level`
+    /// in its ApiVersions response, as [`transaction_version`](Cluster::transaction_version) asks them. Nothing is
+    /// changed when the cluster is at `level` already. Panics with the tool's stderr if the change is refused (say,
+    /// a level the brokers do not support: they support 0 to 2), or with what each broker said if they do not all
+    /// report `level` within 30 s.
+    ///
+    /// This changes the cluster for every test running beside: call it only from tests named `disruptive_*` (run one
+    /// at a time, see the crate docs) and set the level back to 2, the level the other tests expect, before the test
+    /// ends, also when it fails. A client learns the level from the ApiVersions response when it connects, so create
+    /// the producer under test after this returns.
+    ///
+    /// ```no_run
+    /// # fn main() {
+    /// let Some(cluster) = kafka_producer_testkit::cluster() else { return };
+    /// cluster.set_transaction_version(1);
+    /// // ... a transactional producer against the protocol before KIP-890 ...
+    /// cluster.set_transaction_version(2);
+    /// # }
+    /// ```
+    pub fn set_transaction_version(&self, level: i16) {
+        let current = self.transaction_version();
+        if current != level {
+            let command = if level > current {
+                "upgrade"
+            } else {
+                "downgrade"
+            };
+            let feature = format!("{TRANSACTION_VERSION}={level}");
+            self.checked_tool(
+                "kafka-features",
+                &[
+                    "--bootstrap-server",
+                    &self.bootstrap,
+                    command,
+                    "--feature",
+                    &feature,
+                ],
+                None,
+            );
+        }
+        let found = self.feature_level(TRANSACTION_VERSION, Some(level));
+        assert_eq!(found, level, "{TRANSACTION_VERSION}");
+    }
+
+    /// The finalized level of feature `name` once every broker reports the same one (and, given `level`, that one);
+    /// 0 when the feature is not finalized. Panics after [`FEATURE_TIMEOUT`].
+    fn feature_level(&self, name: &str, level: Option<i16>) -> i16 {
+        #[derive(Deserialize)]
+        struct Node {
+            finalized: std::collections::BTreeMap<String, i16>,
+        }
+        #[derive(Deserialize)]
+        struct Features {
+            nodes: Vec<Node>,
+        }
+        let timeout_ms = FEATURE_TIMEOUT.as_millis().to_string();
+        let level_arg = level.map(|l| l.to_string());
+        let mut args = vec![
+            "features",
+            "--bootstrap",
+            &self.bootstrap,
+            "--feature",
+            name,
+            "--timeout-ms",
+            &timeout_ms,
+        ];
+        if let Some(level) = &level_arg {
+            args.extend(["--level", level]);
+        }
+        let out = self.checked_tool("inspect", &args, None);
+        let features: Features = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("inspect features printed {out:?}: {e}"));
+        let levels: Vec<i16> = features
+            .nodes
+            .iter()
+            .map(|n| n.finalized.get(name).copied().unwrap_or(0))
+            .collect();
+        // inspect features --feature returns only once all brokers agree.
+        assert!(
+            !levels.is_empty() && levels.iter().all(|l| *l == levels[0]),
+            "brokers report {name} levels {levels:?}: {out}"
+        );
+        levels[0]
     }
 
     /// [`read_topic`](Cluster::read_topic) as the client that a Java properties file describes, e.g. one of the

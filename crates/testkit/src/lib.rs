@@ -22,9 +22,11 @@
 //!
 //! # Disruptive tests
 //!
-//! A test that stops or restarts nodes would break tests running beside it. Such tests have names starting with
-//! `disruptive_`; `scripts/test` runs everything else first (`--skip disruptive_`) and then the disruptive ones alone
-//! (`--test-threads=1`). Use [`Cluster::outage`] in them so that the node comes back even when the test fails.
+//! A test that stops or restarts nodes, or changes the whole cluster (such as [`Cluster::set_transaction_version`]),
+//! would break tests running beside it. Such tests have names starting with `disruptive_`; `scripts/test` runs
+//! everything else first (`--skip disruptive_`) and then the disruptive ones alone (`--test-threads=1`). Use
+//! [`Cluster::outage`] in them so that the node comes back even when the test fails, and put a changed cluster back
+//! the same way.
 //!
 //! # Secure cluster
 //!
@@ -33,6 +35,13 @@
 //! prints as `KAFKA_SECURE_CLIENT_DIR` ([`secure_client_dir`]; `scripts/kafka --help` lists the files). Tests grant
 //! ACLs with [`Cluster::tool`] (`kafka-acls`; the PLAINTEXT bootstrap is a super user) and check what arrived with
 //! [`Cluster::read_topic_with`].
+//!
+//! # Transactions
+//!
+//! [`Cluster::read_topic_committed`] reads as a `read_committed` consumer (no aborted records, nothing from the first
+//! open transaction on); [`Cluster::read_topic`] shows every record in the log. [`Cluster::group_offsets`] gives the
+//! offsets a group has committed, e.g. through `sendOffsetsToTransaction`. A fresh cluster runs `transaction.version`
+//! 2 (KIP-890); [`Cluster::set_transaction_version`] changes it at run time, in a disruptive test.
 //!
 //! # Time limits
 //!

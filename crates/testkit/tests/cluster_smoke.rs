@@ -293,3 +293,192 @@ fn secure_listeners_take_the_client_files_and_enforce_acls() {
         .collect();
     assert_eq!(values, ["one", "two"]);
 }
+
+/// Sends `values` with the reference producer in one transaction of `transactional_id`, ended as `end` says (`commit`,
+/// `abort` or `open`: the coordinator aborts it after `timeout_ms`); returns their offsets.
+fn java_transaction(
+    cluster: &Cluster,
+    topic: &str,
+    transactional_id: &str,
+    end: &str,
+    timeout_ms: u32,
+    values: &[&str],
+) -> Vec<i64> {
+    let input: String = values.iter().map(|v| format!("{v}\n")).collect();
+    let b = cluster.bootstrap().to_string();
+    let timeout = timeout_ms.to_string();
+    let output = cluster.tool_with_input(
+        "ref-producer",
+        &[
+            "--bootstrap",
+            &b,
+            "--topic",
+            topic,
+            "--transactional-id",
+            transactional_id,
+            "--end",
+            end,
+            "--transaction-timeout-ms",
+            &timeout,
+        ],
+        input.as_bytes(),
+    );
+    assert!(
+        output.status.success(),
+        "ref-producer --end {end}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            let sent: serde_json::Value = serde_json::from_str(l).unwrap();
+            sent["offset"].as_i64().unwrap()
+        })
+        .collect()
+}
+
+fn values(records: &[kafka_producer_testkit::ReadRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r.value_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// read_topic sees every record written; read_topic_committed leaves out aborted ones, and stops at the first record
+/// of an open transaction until it ends (here: until the coordinator aborts it at its timeout).
+#[test]
+fn committed_reader_leaves_out_aborted_and_open_transactions() {
+    let Some(cluster) = cluster() else { return };
+    let topic = Cluster::random_topic("smoke-committed");
+    cluster.create_topic(&topic, 1, 3, &[]);
+    let id = format!("{topic}-txn");
+    let open_id = format!("{topic}-open");
+
+    let committed = java_transaction(&cluster, &topic, &id, "commit", 60_000, &["a", "b"]);
+    let aborted = java_transaction(&cluster, &topic, &id, "abort", 60_000, &["c"]);
+    let open = java_transaction(&cluster, &topic, &open_id, "open", 20_000, &["d"]);
+    let later = java_transaction(&cluster, &topic, &id, "commit", 60_000, &["e"]);
+    // Each transaction's end is a control record (marker) that takes an offset of its own.
+    assert_eq!(committed, [0, 1]);
+    assert_eq!(aborted, [3]);
+    assert_eq!(open, [5]);
+    assert_eq!(later, [6]);
+
+    assert_eq!(
+        values(&cluster.read_topic(&topic)),
+        ["a", "b", "c", "d", "e"]
+    );
+    // The open transaction holds the last stable offset at "d": "e" is committed but not read yet. (Its timeout leaves
+    // time for the JVMs above and this read on a busy machine.)
+    let read = cluster.read_topic_committed(&topic);
+    assert_eq!(values(&read), ["a", "b"]);
+    assert_eq!(read.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1]);
+    // Once the coordinator aborts it (20 s after it began), "e" is read and "d" never is.
+    wait_until(
+        "the open transaction is aborted at its timeout",
+        Duration::from_secs(60),
+        || values(&cluster.read_topic_committed(&topic)) == ["a", "b", "e"],
+    );
+}
+
+#[test]
+fn group_offsets_are_what_the_group_committed() {
+    let Some(cluster) = cluster() else { return };
+    let group = Cluster::random_topic("smoke-group");
+    assert_eq!(cluster.group_offsets(&group), []);
+
+    let topic = Cluster::random_topic("smoke-group");
+    cluster.create_topic(&topic, 2, 3, &[]);
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    cluster.java_produce_keys(&topic, &keys);
+    let mut ends = [0i64; 2];
+    for r in cluster.read_topic(&topic) {
+        ends[r.partition as usize] = r.offset + 1;
+    }
+    // Commit the end offsets for the (inactive) group with Kafka's own tool.
+    let b = cluster.bootstrap().to_string();
+    let reset = cluster.tool(
+        "kafka-consumer-groups",
+        &[
+            "--bootstrap-server",
+            &b,
+            "--group",
+            &group,
+            "--topic",
+            &topic,
+            "--reset-offsets",
+            "--to-latest",
+            "--execute",
+        ],
+    );
+    assert!(
+        reset.status.success(),
+        "kafka-consumer-groups: {}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert_eq!(
+        cluster.group_offsets(&group),
+        [(topic.clone(), 0, ends[0]), (topic.clone(), 1, ends[1])]
+    );
+}
+
+/// Puts the cluster back at its `transaction.version` when the test fails (no panic: it may run while unwinding).
+struct RestoreTransactionVersion<'a>(&'a Cluster, i16);
+
+impl Drop for RestoreTransactionVersion<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let b = self.0.bootstrap().to_string();
+        let feature = format!("transaction.version={}", self.1);
+        // Whichever applies: the level is not known here.
+        for command in ["upgrade", "downgrade"] {
+            let out = self.0.tool(
+                "kafka-features",
+                &["--bootstrap-server", &b, command, "--feature", &feature],
+            );
+            if out.status.success() {
+                return;
+            }
+        }
+        eprintln!("could not set {feature} back");
+    }
+}
+
+/// Changes the whole cluster's transactions protocol, so it runs with the disruptive tests, alone. On the default
+/// cluster: 2, 1, 2.
+#[test]
+fn disruptive_transaction_version_goes_down_and_back_up() {
+    let Some(cluster) = cluster() else { return };
+    let original = cluster.transaction_version();
+    let _restore = RestoreTransactionVersion(&cluster, original);
+    let other = if original == 1 { 2 } else { 1 };
+    let b = cluster.bootstrap().to_string();
+    let described = || {
+        let out = cluster.tool("kafka-features", &["--bootstrap-server", &b, "describe"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find(|l| l.contains("Feature: transaction.version"))
+            .unwrap_or_else(|| panic!("no transaction.version in: {text}"))
+            .to_string()
+    };
+
+    cluster.set_transaction_version(other);
+    assert_eq!(cluster.transaction_version(), other);
+    let line = described();
+    assert!(
+        line.contains(&format!("FinalizedVersionLevel: {other}")),
+        "{line}"
+    );
+    // Already there: nothing to change.
+    cluster.set_transaction_version(other);
+
+    cluster.set_transaction_version(original);
+    assert_eq!(cluster.transaction_version(), original);
+    let line = described();
+    assert!(
+        line.contains(&format!("FinalizedVersionLevel: {original}")),
+        "{line}"
+    );
+}
