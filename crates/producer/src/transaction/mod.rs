@@ -26,7 +26,7 @@ mod requests;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -170,6 +170,8 @@ struct State {
     epoch_bump: bool,
     /// Batches may go (a transaction is open or ending).
     sending: bool,
+    /// When `begin_transaction` opened the transaction.
+    began: Instant,
 }
 
 /// Per topic, the partitions added to the transaction.
@@ -202,6 +204,7 @@ impl Transactions {
                 started: false,
                 epoch_bump: false,
                 sending: false,
+                began: Instant::now(),
             }),
             call: tokio::sync::Mutex::new(None),
         }
@@ -304,6 +307,11 @@ impl Transactions {
                 reason: Box::new(reason),
             },
         }
+    }
+
+    /// How long the open transaction has been open.
+    pub(crate) fn age(&self) -> Duration {
+        self.lock().began.elapsed()
     }
 
     /// The transaction protocol version of the open (or last) transaction, once initialized.
@@ -453,6 +461,7 @@ impl Shared {
         state.added.clear();
         state.started = false;
         state.sending = true;
+        state.began = Instant::now();
         txn.open.store(true, Ordering::Release);
         Ok(())
     }

@@ -440,6 +440,7 @@ impl Shared {
             .with_producer_epoch(producer.epoch)
             .with_committed(commit);
         let req = &req;
+        let timeout = self.config().transaction_timeout;
         let next = self
             .with_coordinator(None, |conn| async move {
                 let v = conn.version(ApiKey::EndTxn)?;
@@ -447,7 +448,25 @@ impl Shared {
                 let resp = conn.call(req, v).await?;
                 let code = ErrorCode(resp.error_code);
                 if !code.is_ok() {
-                    return Ok(classify("EndTxn", code, None));
+                    // The coordinator aborts a transaction open longer than its timeout and
+                    // moves the id to a new epoch, which then looks like a newer producer
+                    // (version 1) or a finished transaction (version 2).
+                    let age = txn.age();
+                    let timed_out = matches!(
+                        code,
+                        ErrorCode::PRODUCER_FENCED
+                            | ErrorCode::INVALID_PRODUCER_EPOCH
+                            | ErrorCode::INVALID_TXN_STATE
+                    ) && age > timeout;
+                    let hint = timed_out.then(|| {
+                        format!(
+                            "the transaction was open for {} ms, longer than \
+                             transaction.timeout.ms ({} ms): the coordinator aborted it",
+                            age.as_millis(),
+                            timeout.as_millis()
+                        )
+                    });
+                    return Ok(classify("EndTxn", code, hint));
                 }
                 Ok(Step::Done((v >= 5 && resp.producer_id.0 >= 0).then_some(
                     ProducerIdEpoch {
