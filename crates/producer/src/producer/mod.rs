@@ -190,8 +190,17 @@ impl Producer {
     /// acknowledged at `timeout` fail with [`Error::Closed`], which reaches their futures, and
     /// `close` returns [`Error::CloseTimedOut`]. Later sends fail with [`Error::Closed`].
     /// If a background task had panicked, returns that [`Error::TaskPanicked`].
+    ///
+    /// A transaction still open is aborted first, as the Java client does (within the same
+    /// `timeout`): its records fail with [`Error::TransactionAborted`] or are written and
+    /// skipped by `read_committed` consumers.
     pub async fn close(&self, timeout: Duration) -> Result<()> {
         let shared = &self.shared;
+        if shared.transactions().is_some_and(|t| t.is_open()) {
+            if let Err(error) = shared.abort_transaction(timeout).await {
+                tracing::warn!(%error, "close: could not abort the open transaction");
+            }
+        }
         shared.begin_close();
         shared.wake_sender();
         let mut stopped = shared.stopped();

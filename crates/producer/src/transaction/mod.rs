@@ -309,6 +309,11 @@ impl Transactions {
         }
     }
 
+    /// Whether a transaction is open (begun, or failed and not aborted yet).
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self.lock().phase, Phase::InTransaction | Phase::Abortable)
+    }
+
     /// How long the open transaction has been open.
     pub(crate) fn age(&self) -> Duration {
         self.lock().began.elapsed()

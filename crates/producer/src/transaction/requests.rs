@@ -491,3 +491,52 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code a coordinator may answer a transactional request with, and what the
+    /// producer does: the Java client's classification (KIP-691).
+    #[test]
+    fn every_coordinator_error_code() {
+        #[rustfmt::skip]
+        let table = [
+            (ErrorCode::NOT_COORDINATOR,                       "refind"),
+            (ErrorCode::COORDINATOR_NOT_AVAILABLE,             "refind"),
+            (ErrorCode::CONCURRENT_TRANSACTIONS,               "retry fast"),
+            (ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,          "retry"),
+            (ErrorCode::REQUEST_TIMED_OUT,                     "retry"),
+            (ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,            "retry"),
+            (ErrorCode::PRODUCER_FENCED,                       "fatal"),
+            (ErrorCode::INVALID_PRODUCER_EPOCH,                "fatal"),
+            (ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "fatal"),
+            (ErrorCode::CLUSTER_AUTHORIZATION_FAILED,          "fatal"),
+            (ErrorCode::INVALID_TXN_STATE,                     "fatal"),
+            (ErrorCode::INVALID_PRODUCER_ID_MAPPING,           "fatal"),
+            (ErrorCode::INVALID_TRANSACTION_TIMEOUT,           "fatal"),
+            (ErrorCode::UNSUPPORTED_VERSION,                   "fatal"),
+            (ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,        "fatal"),
+            (ErrorCode::TRANSACTION_ABORTABLE,                 "abortable"),
+            (ErrorCode::TOPIC_AUTHORIZATION_FAILED,            "abortable"),
+            (ErrorCode::GROUP_AUTHORIZATION_FAILED,            "abortable"),
+            (ErrorCode::UNKNOWN_MEMBER_ID,                     "abortable"),
+            (ErrorCode::ILLEGAL_GENERATION,                    "abortable"),
+            (ErrorCode::FENCED_INSTANCE_ID,                    "abortable"),
+            (ErrorCode::REBALANCE_IN_PROGRESS,                 "abortable"),
+            (ErrorCode::UNKNOWN_SERVER_ERROR,                  "abortable"),
+            (ErrorCode(31000),                                 "abortable"),
+        ];
+        for (code, expected) in table {
+            let got = match classify::<()>("EndTxn", code, None) {
+                Step::Done(()) => "done",
+                Step::Retry { fast: true, .. } => "retry fast",
+                Step::Retry { fast: false, .. } => "retry",
+                Step::Refind(_) => "refind",
+                Step::Abortable(_) => "abortable",
+                Step::Fatal(_) => "fatal",
+            };
+            assert_eq!(got, expected, "{}", code.name());
+        }
+    }
+}
