@@ -6,7 +6,6 @@
 //! Admin client.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use kafka_producer::{
@@ -14,6 +13,7 @@ use kafka_producer::{
     TopicPartition,
 };
 use kafka_producer_testkit::{cluster, Cluster};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// Every transactional call's timeout: far longer than any of them takes here.
 const CALL: Duration = Duration::from_secs(60);
@@ -22,11 +22,11 @@ const CALL: Duration = Duration::from_secs(60);
 /// whichever scenario runs last.
 const VERSIONS: [i16; 2] = [1, 2];
 
-static VERSION_LOCK: Mutex<()> = Mutex::new(());
+static VERSION_LOCK: Mutex<()> = Mutex::const_new(());
 
 /// Sets the cluster's `transaction.version` and holds it until the guard is dropped.
-fn on_version(cluster: &Cluster, version: i16) -> MutexGuard<'static, ()> {
-    let guard = VERSION_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+async fn on_version(cluster: &Cluster, version: i16) -> MutexGuard<'static, ()> {
+    let guard = VERSION_LOCK.lock().await;
     if cluster.transaction_version() != version {
         cluster.set_transaction_version(version);
     }
@@ -91,7 +91,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 async fn committed_records_appear_together_and_aborted_ones_never() {
     let Some(cluster) = cluster() else { return };
     for version in VERSIONS {
-        let _v = on_version(&cluster, version);
+        let _v = on_version(&cluster, version).await;
         let a = topic(&cluster, "txn-a", 3);
         let b = topic(&cluster, "txn-b", 2);
         let producer = transactional(&cluster, &Cluster::random_topic("tid"), version).await;
@@ -173,7 +173,7 @@ async fn committed_records_appear_together_and_aborted_ones_never() {
 async fn offsets_sent_with_a_transaction_reach_the_group_only_on_commit() {
     let Some(cluster) = cluster() else { return };
     for version in VERSIONS {
-        let _v = on_version(&cluster, version);
+        let _v = on_version(&cluster, version).await;
         let input = topic(&cluster, "txn-in", 2);
         let output = topic(&cluster, "txn-out", 2);
         let group = ConsumerGroupMetadata::new(Cluster::random_topic("group"));
@@ -222,7 +222,7 @@ async fn offsets_sent_with_a_transaction_reach_the_group_only_on_commit() {
 async fn a_second_producer_with_the_same_id_fences_the_first() {
     let Some(cluster) = cluster() else { return };
     for version in VERSIONS {
-        let _v = on_version(&cluster, version);
+        let _v = on_version(&cluster, version).await;
         let t = topic(&cluster, "txn-fence", 3);
         let id = Cluster::random_topic("tid");
         let first = transactional(&cluster, &id, version).await;
@@ -263,7 +263,7 @@ async fn a_second_producer_with_the_same_id_fences_the_first() {
 async fn a_transaction_outliving_its_timeout_is_aborted_and_reported() {
     let Some(cluster) = cluster() else { return };
     for version in VERSIONS {
-        let _v = on_version(&cluster, version);
+        let _v = on_version(&cluster, version).await;
         let t = topic(&cluster, "txn-timeout", 2);
         let mut config = config(&cluster, &Cluster::random_topic("tid"));
         config.set("transaction.timeout.ms", "2000").unwrap();
@@ -309,7 +309,7 @@ async fn a_transaction_outliving_its_timeout_is_aborted_and_reported() {
 async fn empty_transactions_commit_and_abort() {
     let Some(cluster) = cluster() else { return };
     for version in VERSIONS {
-        let _v = on_version(&cluster, version);
+        let _v = on_version(&cluster, version).await;
         let t = topic(&cluster, "txn-empty", 1);
         let producer = transactional(&cluster, &Cluster::random_topic("tid"), version).await;
         producer.begin_transaction().unwrap();
@@ -386,7 +386,7 @@ async fn sends_outside_a_transaction_are_refused() {
 async fn disruptive_read_process_write_is_exactly_once_across_a_broker_kill() {
     let Some(cluster) = cluster() else { return };
     for version in VERSIONS {
-        let _v = on_version(&cluster, version);
+        let _v = on_version(&cluster, version).await;
         let input = topic(&cluster, "rpw-in", 3);
         let output = topic(&cluster, "rpw-out", 3);
         let plain = Producer::new(ProducerConfig::new(cluster.bootstrap()))
