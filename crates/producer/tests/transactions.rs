@@ -359,8 +359,9 @@ async fn sends_outside_a_transaction_are_refused() {
         matches!(e, Error::TransactionState { .. }),
         "begin twice: {e}"
     );
-    let _ = send().await.unwrap();
+    let delivery = send().await.unwrap();
     producer.commit_transaction(CALL).await.unwrap();
+    delivery.await.unwrap();
     refused(send().await.unwrap_err(), "after the commit");
     let e = producer.commit_transaction(CALL).await.unwrap_err();
     assert!(
@@ -423,6 +424,7 @@ async fn disruptive_read_process_write_is_exactly_once_across_a_broker_kill() {
             producer.begin_transaction().unwrap();
             let mut next = position.clone();
             let mut offsets = Vec::new();
+            let mut deliveries = Vec::new();
             for (&p, records) in &by_partition {
                 let from = position[&p];
                 let to = (from + 10).min(records.len());
@@ -431,7 +433,7 @@ async fn disruptive_read_process_write_is_exactly_once_across_a_broker_kill() {
                     let record = ProducerRecord::new(&output)
                         .key(out.as_bytes())
                         .value(out.as_bytes());
-                    let _ = producer.send(record).await.unwrap();
+                    deliveries.push(producer.send(record).await.unwrap());
                 }
                 next.insert(p, to);
                 let offset = records
@@ -452,7 +454,13 @@ async fn disruptive_read_process_write_is_exactly_once_across_a_broker_kill() {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => position = next,
+                Ok(()) => {
+                    for d in deliveries {
+                        d.await
+                            .expect("a committed transaction's records are acknowledged");
+                    }
+                    position = next;
+                }
                 Err(e) if e.requires_abort() => {
                     eprintln!("v{version} round {round}: {e}; aborting");
                     aborted += 1;
