@@ -13,7 +13,9 @@ use kafka_producer_protocol::frame::{
     decode_api_versions_response, decode_response, encode_response,
 };
 use kafka_producer_protocol::kafka_protocol::messages::{
-    ApiVersionsRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiVersionsRequest, EndTxnRequest,
+    FindCoordinatorRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest, TxnOffsetCommitRequest,
 };
 use kafka_producer_protocol::kafka_protocol::protocol::{
     Encodable, HeaderVersion, Message, Request,
@@ -24,8 +26,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, frame)) = data.split_first() else {
         return;
     };
-    // 5 ApiVersions + 14 Metadata + 11 Produce + 7 InitProducerId versions.
-    match selector % 37 {
+    // 5 ApiVersions + 14 Metadata + 11 Produce + 7 InitProducerId + 2 SaslHandshake
+    // + 3 SaslAuthenticate versions, then the transaction responses: 7 FindCoordinator
+    // + 6 AddPartitionsToTxn + 5 AddOffsetsToTxn + 6 EndTxn + 6 TxnOffsetCommit. New
+    // responses go at the end, so selectors below 37 keep their meaning in the corpus.
+    match selector % 72 {
         v @ 0..=4 => {
             let v = i16::from(v);
             check::<ApiVersionsRequest>(frame, v);
@@ -33,7 +38,14 @@ fuzz_target!(|data: &[u8]| {
         }
         v @ 5..=18 => check::<MetadataRequest>(frame, i16::from(v - 5)),
         v @ 19..=29 => check::<ProduceRequest>(frame, i16::from(v - 19 + 3)),
-        v => check::<InitProducerIdRequest>(frame, i16::from(v - 30)),
+        v @ 30..=36 => check::<InitProducerIdRequest>(frame, i16::from(v - 30)),
+        v @ 37..=38 => check::<SaslHandshakeRequest>(frame, i16::from(v - 37)),
+        v @ 39..=41 => check::<SaslAuthenticateRequest>(frame, i16::from(v - 39)),
+        v @ 42..=48 => check::<FindCoordinatorRequest>(frame, i16::from(v - 42)),
+        v @ 49..=54 => check::<AddPartitionsToTxnRequest>(frame, i16::from(v - 49)),
+        v @ 55..=59 => check::<AddOffsetsToTxnRequest>(frame, i16::from(v - 55)),
+        v @ 60..=65 => check::<EndTxnRequest>(frame, i16::from(v - 60)),
+        v => check::<TxnOffsetCommitRequest>(frame, i16::from(v - 66)),
     }
 });
 

@@ -9,9 +9,10 @@
 //! kafka-protocol 0.18 pre-allocates arrays from the element count on the wire (its
 //! `Array` decoders call `Vec::with_capacity(n)`), so a corrupt or hostile frame can make
 //! it ask for a very large allocation, which aborts the process when it fails. The
-//! responses the producer reads (ApiVersions, Metadata, Produce, InitProducerId, every
-//! version kafka-protocol has) are therefore walked by their schema first (the private
-//! `response` module) and reach kafka-protocol only when every count fits in the frame.
+//! responses the producer reads (ApiVersions, Metadata, Produce, InitProducerId, the SASL
+//! ones and the transaction ones, every version kafka-protocol has) are therefore walked
+//! by their schema first (the private `response` module) and reach kafka-protocol only
+//! when every count fits in the frame.
 //! Other responses, which only test tools decode, go to kafka-protocol unchecked, as do
 //! request bodies (`decode_request_body`, `broker` feature, for test brokers).
 
@@ -94,10 +95,12 @@ pub fn correlation_id(frame: &[u8]) -> Result<i32, DecodeError> {
 /// Decodes a response frame: header (version from `R::Response::header_version(version)`)
 /// then body; trailing bytes are an error. Returns the correlation id and the body.
 ///
-/// Total for ApiVersions, Metadata, Produce and InitProducerId responses: any input gives
-/// a value or an error, and no allocation is sized beyond what the frame holds (see the
-/// module docs). A count or length that points past the end of the frame is
-/// [`DecodeError::Truncated`], like a frame cut short.
+/// Total for the responses the producer reads (ApiVersions, Metadata, Produce,
+/// InitProducerId, SaslHandshake, SaslAuthenticate, FindCoordinator, AddPartitionsToTxn,
+/// AddOffsetsToTxn, EndTxn, TxnOffsetCommit): any input gives a value or an error, and no
+/// allocation is sized beyond what the frame holds (see the module docs). A count or
+/// length that points past the end of the frame is [`DecodeError::Truncated`], like a
+/// frame cut short.
 ///
 /// ApiVersions responses always use header v0 (KIP-511), and kafka-protocol's
 /// `ApiVersionsResponse::header_version` does return 0 for every version, so no special

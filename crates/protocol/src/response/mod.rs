@@ -1,5 +1,7 @@
 //! Checks the responses the producer reads before kafka-protocol decodes them: ApiVersions,
-//! Metadata, Produce, InitProducerId, SaslHandshake and SaslAuthenticate.
+//! Metadata, Produce, InitProducerId, SaslHandshake and SaslAuthenticate, and for
+//! transactions FindCoordinator, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and
+//! TxnOffsetCommit.
 //!
 //! kafka-protocol 0.18 sizes each array with `Vec::with_capacity(count)` straight from the
 //! count on the wire, so five corrupt bytes can make it ask for hundreds of gigabytes and
@@ -17,13 +19,18 @@
 //! generic over kafka-protocol's `Request` and callers hold only that bound, so the value
 //! they get back can only come from kafka-protocol's own decoder.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod api_versions;
 mod cursor;
+mod end_txn;
+mod find_coordinator;
 mod init_producer_id;
 mod metadata;
 mod produce;
 mod sasl_authenticate;
 mod sasl_handshake;
+mod txn_offset_commit;
 
 use std::ops::RangeInclusive;
 
@@ -41,6 +48,11 @@ pub(crate) enum Response {
     InitProducerId,
     SaslHandshake,
     SaslAuthenticate,
+    FindCoordinator,
+    AddPartitionsToTxn,
+    AddOffsetsToTxn,
+    EndTxn,
+    TxnOffsetCommit,
 }
 
 impl Response {
@@ -53,6 +65,11 @@ impl Response {
             Ok(ApiKey::InitProducerId) => Some(Response::InitProducerId),
             Ok(ApiKey::SaslHandshake) => Some(Response::SaslHandshake),
             Ok(ApiKey::SaslAuthenticate) => Some(Response::SaslAuthenticate),
+            Ok(ApiKey::FindCoordinator) => Some(Response::FindCoordinator),
+            Ok(ApiKey::AddPartitionsToTxn) => Some(Response::AddPartitionsToTxn),
+            Ok(ApiKey::AddOffsetsToTxn) => Some(Response::AddOffsetsToTxn),
+            Ok(ApiKey::EndTxn) => Some(Response::EndTxn),
+            Ok(ApiKey::TxnOffsetCommit) => Some(Response::TxnOffsetCommit),
             _ => None,
         }
     }
@@ -66,6 +83,11 @@ impl Response {
             Response::InitProducerId => 0..=6,
             Response::SaslHandshake => 0..=1,
             Response::SaslAuthenticate => 0..=2,
+            Response::FindCoordinator => 0..=6,
+            Response::AddPartitionsToTxn => 0..=5,
+            Response::AddOffsetsToTxn => 0..=4,
+            Response::EndTxn => 0..=5,
+            Response::TxnOffsetCommit => 0..=5,
         }
     }
 
@@ -75,6 +97,11 @@ impl Response {
             Response::ApiVersions => 3,
             Response::Metadata | Response::Produce => 9,
             Response::InitProducerId | Response::SaslAuthenticate => 2,
+            Response::FindCoordinator
+            | Response::AddPartitionsToTxn
+            | Response::AddOffsetsToTxn
+            | Response::EndTxn
+            | Response::TxnOffsetCommit => 3,
             Response::SaslHandshake => i16::MAX,
         };
         version >= first
@@ -104,6 +131,11 @@ impl Response {
             Response::InitProducerId => init_producer_id::walk(&mut r, version)?,
             Response::SaslHandshake => sasl_handshake::walk(&mut r, version)?,
             Response::SaslAuthenticate => sasl_authenticate::walk(&mut r, version)?,
+            Response::FindCoordinator => find_coordinator::walk(&mut r, version)?,
+            Response::AddPartitionsToTxn => add_partitions_to_txn::walk(&mut r, version)?,
+            Response::AddOffsetsToTxn => add_offsets_to_txn::walk(&mut r, version)?,
+            Response::EndTxn => end_txn::walk(&mut r, version)?,
+            Response::TxnOffsetCommit => txn_offset_commit::walk(&mut r, version)?,
         }
         r.finish()
     }

@@ -7,9 +7,13 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
 };
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -17,11 +21,17 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
     TopicProduceResponse,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, BrokerId, InitProducerIdRequest,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, ApiVersionsRequest, ApiVersionsResponse, BrokerId, EndTxnRequest,
+    EndTxnResponse, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
     InitProducerIdResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
     ProducerId, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
+    SaslHandshakeRequest, SaslHandshakeResponse, TopicName, TransactionalId,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::buf::NotEnoughBytesError;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
@@ -33,13 +43,18 @@ use super::Response;
 use crate::error::DecodeError;
 use crate::frame::{decode_api_versions_response, decode_response};
 
-const ALL: [Response; 6] = [
+const ALL: [Response; 11] = [
     Response::ApiVersions,
     Response::Metadata,
     Response::Produce,
     Response::InitProducerId,
     Response::SaslHandshake,
     Response::SaslAuthenticate,
+    Response::FindCoordinator,
+    Response::AddPartitionsToTxn,
+    Response::AddOffsetsToTxn,
+    Response::EndTxn,
+    Response::TxnOffsetCommit,
 ];
 
 // ---- running a frame through every decoder ----
@@ -64,6 +79,36 @@ fn decode(api: Response, version: i16, frame: &[u8]) -> Result<(), DecodeError> 
         Response::SaslAuthenticate => {
             decode_response::<SaslAuthenticateRequest>(frame, version).map(drop)
         }
+        Response::FindCoordinator => {
+            decode_response::<FindCoordinatorRequest>(frame, version).map(drop)
+        }
+        Response::AddPartitionsToTxn => {
+            decode_response::<AddPartitionsToTxnRequest>(frame, version).map(drop)
+        }
+        Response::AddOffsetsToTxn => {
+            decode_response::<AddOffsetsToTxnRequest>(frame, version).map(drop)
+        }
+        Response::EndTxn => decode_response::<EndTxnRequest>(frame, version).map(drop),
+        Response::TxnOffsetCommit => {
+            decode_response::<TxnOffsetCommitRequest>(frame, version).map(drop)
+        }
+    }
+}
+
+/// The API key of the requests `api` answers.
+fn api_key(api: Response) -> i16 {
+    match api {
+        Response::ApiVersions => ApiVersionsRequest::KEY,
+        Response::Metadata => MetadataRequest::KEY,
+        Response::Produce => ProduceRequest::KEY,
+        Response::InitProducerId => InitProducerIdRequest::KEY,
+        Response::SaslHandshake => SaslHandshakeRequest::KEY,
+        Response::SaslAuthenticate => SaslAuthenticateRequest::KEY,
+        Response::FindCoordinator => FindCoordinatorRequest::KEY,
+        Response::AddPartitionsToTxn => AddPartitionsToTxnRequest::KEY,
+        Response::AddOffsetsToTxn => AddOffsetsToTxnRequest::KEY,
+        Response::EndTxn => EndTxnRequest::KEY,
+        Response::TxnOffsetCommit => TxnOffsetCommitRequest::KEY,
     }
 }
 
@@ -75,6 +120,11 @@ fn header_version(api: Response, version: i16) -> i16 {
         Response::InitProducerId => InitProducerIdResponse::header_version(version),
         Response::SaslHandshake => SaslHandshakeResponse::header_version(version),
         Response::SaslAuthenticate => SaslAuthenticateResponse::header_version(version),
+        Response::FindCoordinator => FindCoordinatorResponse::header_version(version),
+        Response::AddPartitionsToTxn => AddPartitionsToTxnResponse::header_version(version),
+        Response::AddOffsetsToTxn => AddOffsetsToTxnResponse::header_version(version),
+        Response::EndTxn => EndTxnResponse::header_version(version),
+        Response::TxnOffsetCommit => TxnOffsetCommitResponse::header_version(version),
     }
 }
 
@@ -106,6 +156,11 @@ fn check_agrees(api: Response, version: i16, frame: &[u8]) {
         Response::InitProducerId => raw_decode::<InitProducerIdResponse>(frame, version),
         Response::SaslHandshake => raw_decode::<SaslHandshakeResponse>(frame, version),
         Response::SaslAuthenticate => raw_decode::<SaslAuthenticateResponse>(frame, version),
+        Response::FindCoordinator => raw_decode::<FindCoordinatorResponse>(frame, version),
+        Response::AddPartitionsToTxn => raw_decode::<AddPartitionsToTxnResponse>(frame, version),
+        Response::AddOffsetsToTxn => raw_decode::<AddOffsetsToTxnResponse>(frame, version),
+        Response::EndTxn => raw_decode::<EndTxnResponse>(frame, version),
+        Response::TxnOffsetCommit => raw_decode::<TxnOffsetCommitResponse>(frame, version),
     };
     assert!(
         matches!(raw, Ok(0) | Err(false)),
@@ -174,6 +229,22 @@ where
     }
 }
 
+/// A valid frame with `edits` made to it: an error or a value, never a panic or an abort,
+/// and kafka-protocol reads exactly what the walk accepted.
+fn check_mutated(
+    api: Response,
+    version: i16,
+    mut frame: Vec<u8>,
+    edits: &[(prop::sample::Index, u8)],
+) {
+    for (at, byte) in edits {
+        let at = at.index(frame.len());
+        frame[at] = *byte;
+    }
+    let _ = decode(api, version, &frame);
+    check_agrees(api, version, &frame);
+}
+
 // ---- random responses, with only the fields each version has ----
 
 fn text() -> impl Strategy<Value = StrBytes> {
@@ -207,6 +278,20 @@ fn since<T: Clone + Debug + 'static>(
     strategy: impl Strategy<Value = T> + 'static,
 ) -> BoxedStrategy<T> {
     if version >= first {
+        strategy.boxed()
+    } else {
+        Just(default).boxed()
+    }
+}
+
+/// `strategy` up to version `last`, `default` after (the field is no longer on the wire).
+fn until<T: Clone + Debug + 'static>(
+    version: i16,
+    last: i16,
+    default: T,
+    strategy: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<T> {
+    if version <= last {
         strategy.boxed()
     } else {
         Just(default).boxed()
@@ -500,6 +585,146 @@ fn sasl_authenticate_response(v: i16) -> impl Strategy<Value = SaslAuthenticateR
         })
 }
 
+fn find_coordinator_response(v: i16) -> impl Strategy<Value = FindCoordinatorResponse> {
+    let coordinator = (
+        text(),
+        any::<[i32; 2]>(),
+        text(),
+        any::<i16>(),
+        nullable_text(),
+        tags(true),
+    )
+        .prop_map(|(key, [id, port], host, error, message, tags)| {
+            Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(id))
+                .with_host(host)
+                .with_port(port)
+                .with_error_code(error)
+                .with_error_message(message)
+                .with_unknown_tagged_fields(tags)
+        });
+    // Before v4 one coordinator is the body itself; from v4 they are in Coordinators.
+    let message = if (1..=3).contains(&v) {
+        nullable_text().boxed()
+    } else {
+        Just(Some(StrBytes::default())).boxed()
+    };
+    (
+        since(v, 1, 0, any::<i32>()),
+        until(v, 3, 0, any::<i16>()),
+        message,
+        until(v, 3, [0, 0], any::<[i32; 2]>()),
+        until(v, 3, StrBytes::default(), text()),
+        since(v, 4, vec![], vec(coordinator, 0..3)),
+        tags(v >= 3),
+    )
+        .prop_map(
+            |(throttle, error, message, [id, port], host, coordinators, tags)| {
+                FindCoordinatorResponse::default()
+                    .with_throttle_time_ms(throttle)
+                    .with_error_code(error)
+                    .with_error_message(message)
+                    .with_node_id(BrokerId(id))
+                    .with_host(host)
+                    .with_port(port)
+                    .with_coordinators(coordinators)
+                    .with_unknown_tagged_fields(tags)
+            },
+        )
+}
+
+fn add_partitions_to_txn_response(v: i16) -> impl Strategy<Value = AddPartitionsToTxnResponse> {
+    let flexible = v >= 3;
+    let topic = move || {
+        let partition = (any::<i32>(), any::<i16>(), tags(flexible)).prop_map(|(i, e, t)| {
+            AddPartitionsToTxnPartitionResult::default()
+                .with_partition_index(i)
+                .with_partition_error_code(e)
+                .with_unknown_tagged_fields(t)
+        });
+        (topic_name(), vec(partition, 0..3), tags(flexible)).prop_map(|(name, partitions, t)| {
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(name)
+                .with_results_by_partition(partitions)
+                .with_unknown_tagged_fields(t)
+        })
+    };
+    let transaction = (text(), vec(topic(), 0..3), tags(true)).prop_map(|(id, topics, tags)| {
+        AddPartitionsToTxnResult::default()
+            .with_transactional_id(TransactionalId(id))
+            .with_topic_results(topics)
+            .with_unknown_tagged_fields(tags)
+    });
+    (
+        any::<i32>(),
+        since(v, 4, 0, any::<i16>()),
+        since(v, 4, vec![], vec(transaction, 0..3)),
+        until(v, 3, vec![], vec(topic(), 0..3)),
+        tags(flexible),
+    )
+        .prop_map(|(throttle, error, transactions, topics, tags)| {
+            AddPartitionsToTxnResponse::default()
+                .with_throttle_time_ms(throttle)
+                .with_error_code(error)
+                .with_results_by_transaction(transactions)
+                .with_results_by_topic_v3_and_below(topics)
+                .with_unknown_tagged_fields(tags)
+        })
+}
+
+fn add_offsets_to_txn_response(v: i16) -> impl Strategy<Value = AddOffsetsToTxnResponse> {
+    (any::<i32>(), any::<i16>(), tags(v >= 3)).prop_map(|(throttle, error, tags)| {
+        AddOffsetsToTxnResponse::default()
+            .with_throttle_time_ms(throttle)
+            .with_error_code(error)
+            .with_unknown_tagged_fields(tags)
+    })
+}
+
+fn end_txn_response(v: i16) -> impl Strategy<Value = EndTxnResponse> {
+    (
+        any::<i32>(),
+        any::<i16>(),
+        since(v, 5, -1, any::<i64>()),
+        since(v, 5, -1, any::<i16>()),
+        tags(v >= 3),
+    )
+        .prop_map(|(throttle, error, id, epoch, tags)| {
+            EndTxnResponse::default()
+                .with_throttle_time_ms(throttle)
+                .with_error_code(error)
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch)
+                .with_unknown_tagged_fields(tags)
+        })
+}
+
+fn txn_offset_commit_response(v: i16) -> impl Strategy<Value = TxnOffsetCommitResponse> {
+    let flexible = v >= 3;
+    let partition =
+        (any::<i32>(), any::<i16>(), tags(flexible)).prop_map(|(index, error, tags)| {
+            TxnOffsetCommitResponsePartition::default()
+                .with_partition_index(index)
+                .with_error_code(error)
+                .with_unknown_tagged_fields(tags)
+        });
+    let topic = (topic_name(), vec(partition, 0..3), tags(flexible)).prop_map(
+        |(name, partitions, tags)| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+                .with_unknown_tagged_fields(tags)
+        },
+    );
+    (any::<i32>(), vec(topic, 0..3), tags(flexible)).prop_map(|(throttle, topics, tags)| {
+        TxnOffsetCommitResponse::default()
+            .with_throttle_time_ms(throttle)
+            .with_topics(topics)
+            .with_unknown_tagged_fields(tags)
+    })
+}
+
 /// A version of `api` and a response at it, plus header tags.
 fn versioned<S: Strategy + 'static>(
     api: Response,
@@ -550,6 +775,36 @@ proptest! {
         check_round_trip::<SaslAuthenticateRequest>(Response::SaslAuthenticate, &resp, v, &frame);
     }
 
+    #[test]
+    fn find_coordinator_round_trips((v, resp, header_tags) in versioned(Response::FindCoordinator, find_coordinator_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<FindCoordinatorRequest>(Response::FindCoordinator, &resp, v, &frame);
+    }
+
+    #[test]
+    fn add_partitions_to_txn_round_trips((v, resp, header_tags) in versioned(Response::AddPartitionsToTxn, add_partitions_to_txn_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<AddPartitionsToTxnRequest>(Response::AddPartitionsToTxn, &resp, v, &frame);
+    }
+
+    #[test]
+    fn add_offsets_to_txn_round_trips((v, resp, header_tags) in versioned(Response::AddOffsetsToTxn, add_offsets_to_txn_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<AddOffsetsToTxnRequest>(Response::AddOffsetsToTxn, &resp, v, &frame);
+    }
+
+    #[test]
+    fn end_txn_round_trips((v, resp, header_tags) in versioned(Response::EndTxn, end_txn_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<EndTxnRequest>(Response::EndTxn, &resp, v, &frame);
+    }
+
+    #[test]
+    fn txn_offset_commit_round_trips((v, resp, header_tags) in versioned(Response::TxnOffsetCommit, txn_offset_commit_response)) {
+        let frame = encode_frame(&resp, v, header_tags);
+        check_round_trip::<TxnOffsetCommitRequest>(Response::TxnOffsetCommit, &resp, v, &frame);
+    }
+
     /// Random bytes as every response at every version: an error or a value, never a
     /// panic or an abort.
     #[test]
@@ -568,13 +823,7 @@ proptest! {
         (v, resp, header_tags) in versioned(Response::Produce, produce_response),
         edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
-        let mut frame = encode_frame(&resp, v, header_tags);
-        for (at, byte) in edits {
-            let at = at.index(frame.len());
-            frame[at] = byte;
-        }
-        let _ = decode(Response::Produce, v, &frame);
-        check_agrees(Response::Produce, v, &frame);
+        check_mutated(Response::Produce, v, encode_frame(&resp, v, header_tags), &edits);
     }
 
     #[test]
@@ -582,13 +831,7 @@ proptest! {
         (v, resp, header_tags) in versioned(Response::Metadata, metadata_response),
         edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
-        let mut frame = encode_frame(&resp, v, header_tags);
-        for (at, byte) in edits {
-            let at = at.index(frame.len());
-            frame[at] = byte;
-        }
-        let _ = decode(Response::Metadata, v, &frame);
-        check_agrees(Response::Metadata, v, &frame);
+        check_mutated(Response::Metadata, v, encode_frame(&resp, v, header_tags), &edits);
     }
 
     #[test]
@@ -596,13 +839,31 @@ proptest! {
         (v, resp, header_tags) in versioned(Response::ApiVersions, api_versions_response),
         edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
-        let mut frame = encode_frame(&resp, v, header_tags);
-        for (at, byte) in edits {
-            let at = at.index(frame.len());
-            frame[at] = byte;
-        }
-        let _ = decode(Response::ApiVersions, v, &frame);
-        check_agrees(Response::ApiVersions, v, &frame);
+        check_mutated(Response::ApiVersions, v, encode_frame(&resp, v, header_tags), &edits);
+    }
+
+    #[test]
+    fn mutated_find_coordinator_never_panics(
+        (v, resp, header_tags) in versioned(Response::FindCoordinator, find_coordinator_response),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        check_mutated(Response::FindCoordinator, v, encode_frame(&resp, v, header_tags), &edits);
+    }
+
+    #[test]
+    fn mutated_add_partitions_to_txn_never_panics(
+        (v, resp, header_tags) in versioned(Response::AddPartitionsToTxn, add_partitions_to_txn_response),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        check_mutated(Response::AddPartitionsToTxn, v, encode_frame(&resp, v, header_tags), &edits);
+    }
+
+    #[test]
+    fn mutated_txn_offset_commit_never_panics(
+        (v, resp, header_tags) in versioned(Response::TxnOffsetCommit, txn_offset_commit_response),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        check_mutated(Response::TxnOffsetCommit, v, encode_frame(&resp, v, header_tags), &edits);
     }
 }
 
@@ -651,8 +912,9 @@ fn the_largest_count_in_each_first_array_is_truncated() {
         for v in api.versions() {
             let flexible = api.is_flexible(v);
             let mut frame = header(api, v);
-            // The fields in front of each body's first array (InitProducerId has none:
-            // its only count is the tagged-field one).
+            // The fields in front of each body's first array or, in FindCoordinator before
+            // v4, its first string. InitProducerId, AddOffsetsToTxn and EndTxn have none:
+            // their only count is the tagged-field one.
             let fixed = match api {
                 Response::ApiVersions => 2,
                 Response::Metadata if v >= 3 => 4,
@@ -663,6 +925,17 @@ fn the_largest_count_in_each_first_array_is_truncated() {
                 // ErrorCode, then an empty ErrorMessage (compact: null), then AuthBytes.
                 Response::SaslAuthenticate if v >= 2 => 3,
                 Response::SaslAuthenticate => 4,
+                // ThrottleTimeMs, then Coordinators.
+                Response::FindCoordinator if v >= 4 => 4,
+                // ThrottleTimeMs, ErrorCode, then ErrorMessage.
+                Response::FindCoordinator if v >= 1 => 6,
+                // ErrorCode, NodeId, then Host.
+                Response::FindCoordinator => 6,
+                Response::AddPartitionsToTxn if v >= 4 => 6,
+                Response::AddPartitionsToTxn | Response::TxnOffsetCommit => 4,
+                Response::AddOffsetsToTxn => 6,
+                Response::EndTxn if v >= 5 => 16,
+                Response::EndTxn => 6,
             };
             frame.resize(frame.len() + fixed, 0);
             if flexible {
@@ -670,7 +943,11 @@ fn the_largest_count_in_each_first_array_is_truncated() {
             } else {
                 frame.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
             }
-            let expected = if api == Response::InitProducerId && !flexible {
+            let no_array = matches!(
+                api,
+                Response::InitProducerId | Response::AddOffsetsToTxn | Response::EndTxn
+            );
+            let expected = if no_array && !flexible {
                 "TrailingBytes"
             } else {
                 "Truncated"
@@ -779,6 +1056,23 @@ fn versions_and_flexibility_match_kafka_protocol() {
         Response::SaslAuthenticate.versions(),
         range::<SaslAuthenticateResponse>()
     );
+    assert_eq!(
+        Response::FindCoordinator.versions(),
+        range::<FindCoordinatorResponse>()
+    );
+    assert_eq!(
+        Response::AddPartitionsToTxn.versions(),
+        range::<AddPartitionsToTxnResponse>()
+    );
+    assert_eq!(
+        Response::AddOffsetsToTxn.versions(),
+        range::<AddOffsetsToTxnResponse>()
+    );
+    assert_eq!(Response::EndTxn.versions(), range::<EndTxnResponse>());
+    assert_eq!(
+        Response::TxnOffsetCommit.versions(),
+        range::<TxnOffsetCommitResponse>()
+    );
     // Flexible responses use header v1, except ApiVersions (KIP-511).
     for api in ALL {
         for v in api.versions() {
@@ -802,6 +1096,39 @@ fn unsupported_versions_are_errors() {
         }
     }
     assert_eq!(Response::for_api_key(1), None); // Fetch
-    assert_eq!(Response::for_api_key(0), Some(Response::Produce));
     assert_eq!(Response::for_api_key(-5), None);
+    for api in ALL {
+        assert_eq!(Response::for_api_key(api_key(api)), Some(api));
+    }
+}
+
+#[test]
+fn a_null_where_the_schema_has_none_is_refused() {
+    // FindCoordinator v4: one coordinator whose Key is null (compact length 0).
+    let mut frame = header(Response::FindCoordinator, 4);
+    frame.extend_from_slice(&[0, 0, 0, 0, 2, 0]);
+    assert!(matches!(
+        decode(Response::FindCoordinator, 4, &frame),
+        Err(DecodeError::InvalidLength(-1))
+    ));
+    // AddPartitionsToTxn v4: one transaction whose TransactionalId is null.
+    let mut frame = header(Response::AddPartitionsToTxn, 4);
+    frame.extend_from_slice(&[0, 0, 0, 0, 0, 0, 2, 0]);
+    assert!(matches!(
+        decode(Response::AddPartitionsToTxn, 4, &frame),
+        Err(DecodeError::InvalidLength(-1))
+    ));
+    // TxnOffsetCommit v2: one topic whose Name is null (classic length -1).
+    let mut frame = header(Response::TxnOffsetCommit, 2);
+    frame.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    assert!(matches!(
+        decode(Response::TxnOffsetCommit, 2, &frame),
+        Err(DecodeError::InvalidLength(-1))
+    ));
+    // FindCoordinator v1-3 may carry a null ErrorMessage, though.
+    let mut frame = header(Response::FindCoordinator, 2);
+    frame.extend_from_slice(&[
+        0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 1, 0, 1, b'h', 0, 0, 0, 9,
+    ]);
+    assert!(decode(Response::FindCoordinator, 2, &frame).is_ok());
 }
