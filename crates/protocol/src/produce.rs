@@ -201,7 +201,9 @@ mod tests {
                 let ours: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
 
                 let request = ProduceRequest::default()
-                    .with_transactional_id(txn.map(|t| TransactionalId(StrBytes::from_static_str(t))))
+                    .with_transactional_id(
+                        txn.map(|t| TransactionalId(StrBytes::from_static_str(t))),
+                    )
                     .with_acks(-1)
                     .with_timeout_ms(30_000)
                     .with_topic_data(
@@ -227,7 +229,11 @@ mod tests {
                     );
                 let mut theirs = BytesMut::new();
                 encode_request(&mut theirs, version, 77, client_id, &request).unwrap();
-                assert_eq!(ours, theirs.to_vec(), "Produce v{version}, {client_id:?}, {txn:?}");
+                assert_eq!(
+                    ours,
+                    theirs.to_vec(),
+                    "Produce v{version}, {client_id:?}, {txn:?}"
+                );
 
                 for (p, records) in topics.iter().flat_map(|t| &t.partitions) {
                     if !records.is_empty() {
