@@ -410,13 +410,10 @@ async fn disruptive_read_process_write_is_exactly_once_across_a_broker_kill() {
         let mut position: BTreeMap<i32, usize> = by_partition.keys().map(|&p| (p, 0)).collect();
         let mut round = 0;
         let mut aborted = 0;
-        let mut outage = None;
+        let mut outage: Option<kafka_producer_testkit::NodeOutage<'_>> = None;
         while position.iter().any(|(p, &i)| i < by_partition[p].len()) {
             round += 1;
-            if round == 5 {
-                outage = Some(cluster.outage(2, true));
-            }
-            if round == 25 {
+            if round == 12 {
                 if let Some(o) = outage.take() {
                     o.end();
                 }
@@ -445,6 +442,12 @@ async fn disruptive_read_process_write_is_exactly_once_across_a_broker_kill() {
                         OffsetAndMetadata::new(offset),
                     ));
                 }
+            }
+            if round == 5 {
+                // Mid-transaction, with its records on their way: the leader of an output
+                // partition goes down hard.
+                let leader = cluster.describe_topic(&output)[0].leader;
+                outage = Some(cluster.outage(leader, true));
             }
             let sent = producer
                 .send_offsets_to_transaction(offsets, &group, CALL)
