@@ -349,6 +349,8 @@ async fn sends_outside_a_transaction_are_refused() {
     };
     let send = || producer.send(ProducerRecord::new(&t).key("k").value("v"));
     refused(send().await.unwrap_err(), "before init_transactions");
+    // Metadata is not a send: it needs no transaction.
+    assert_eq!(producer.partition_count(&t).await.unwrap(), 1);
     let e = producer.begin_transaction().unwrap_err();
     assert!(matches!(e, Error::TransactionState { .. }), "{e}");
     producer.init_transactions(CALL).await.unwrap();

@@ -50,7 +50,7 @@ fn try_send_now(
     shared: &Arc<Shared>,
     r: &RawRecord<'_>,
 ) -> std::result::Result<Option<DeliveryFuture>, Box<Error>> {
-    check_open(shared, r.topic)?;
+    check_sendable(shared, r.topic)?;
     if !surely_fits(shared, r) {
         check_size(shared, r)?;
     }
@@ -232,7 +232,7 @@ fn same_name(a: &str, b: &str) -> bool {
 pub(super) async fn send_slow(shared: &Arc<Shared>, r: &RawRecord<'_>) -> Result<DeliveryFuture> {
     let start = Instant::now();
     let deadline = start + shared.config().max_block;
-    check_open(shared, r.topic)?;
+    check_sendable(shared, r.topic)?;
     let size = check_size(shared, r)?;
     let cluster = wait_for_topic(shared, r.topic, deadline).await?;
     let meta = ready_topic(&cluster, r.topic).expect("wait_for_topic waits for this");
@@ -240,14 +240,14 @@ pub(super) async fn send_slow(shared: &Arc<Shared>, r: &RawRecord<'_>) -> Result
     let placed = place(shared, meta, r)?;
     let reserve = batch_reservation(shared, size);
     if !shared.accumulator().reserve(reserve, deadline).await {
-        check_open(shared, r.topic)?;
+        check_sendable(shared, r.topic)?;
         return Err(Error::BufferExhausted {
             topic: r.topic.to_string(),
             buffer_memory: shared.accumulator().buffer_memory(),
             waited: start.elapsed(),
         });
     }
-    if let Err(e) = check_open(shared, r.topic) {
+    if let Err(e) = check_sendable(shared, r.topic) {
         shared.accumulator().release(reserve);
         return Err(e);
     }
@@ -307,13 +307,18 @@ fn surely_fits(shared: &Shared, r: &RawRecord<'_>) -> bool {
             <= limit
 }
 
-/// Fails a send to `topic` once the producer is closing, and for a transactional producer
-/// outside an open transaction.
-#[inline]
+/// Fails a send or a metadata wait for `topic` once the producer is closing.
 fn check_open(shared: &Shared, topic: &str) -> Result<()> {
     if shared.is_closing() {
         return Err(shared.failure().cloned().unwrap_or_else(|| closed(topic)));
     }
+    Ok(())
+}
+
+/// [`check_open`], and for a transactional producer, a transaction open.
+#[inline]
+fn check_sendable(shared: &Shared, topic: &str) -> Result<()> {
+    check_open(shared, topic)?;
     if let Some(txn) = shared.transactions() {
         txn.check_send()?;
     }
