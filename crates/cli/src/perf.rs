@@ -10,6 +10,10 @@
 //!
 //! Both times are read once per burst ([`RecentClock`]): a few sends in a row share one reading,
 //! as do the acknowledgements the awaiting task finds together; a wait ends a burst.
+//!
+//! With a transactional id the records go in transactions of `--transaction-duration-ms`, as in
+//! Kafka's tool: the send loop commits once a transaction is that old, waiting for the commit
+//! (and so for every record of it), then begins the next.
 
 pub(crate) mod stats;
 
@@ -84,7 +88,21 @@ pub(crate) struct PerfArgs {
     /// Milliseconds between progress lines.
     #[arg(long = "reporting-interval", value_name = "MS", default_value_t = 5000)]
     reporting_interval: u64,
+
+    /// Send in transactions with this transactional.id (as the property does).
+    #[arg(long = "transactional-id", value_name = "ID")]
+    transactional_id: Option<String>,
+
+    /// Commit each transaction once it is this old (default 3000 when transactional; alone, it
+    /// makes the run transactional with the id `kprod-perf-<pid>`), as Kafka's tool does.
+    #[arg(long = "transaction-duration-ms", value_name = "MS")]
+    transaction_duration_ms: Option<u64>,
 }
+
+/// Kafka's tool's default transaction duration.
+const DEFAULT_TRANSACTION_DURATION: Duration = Duration::from_millis(3000);
+/// Each transactional call's timeout.
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Records per message on the channel to the awaiting task. Small, so that a resolved future
 /// waits little before the awaiting task sees it; large enough that the channel costs little.
@@ -109,20 +127,39 @@ pub(crate) fn run(args: PerfArgs) -> anyhow::Result<bool> {
 
 /// Builds the configuration in the documented order.
 fn config(args: &PerfArgs) -> Result<ProducerConfig, kafka_producer::Error> {
-    let config = crate::settings::producer_config(
+    let mut config = crate::settings::producer_config(
         &args.bootstrap_server,
         args.producer_config.as_deref(),
         &args.producer_props,
     )?;
+    match (&args.transactional_id, args.transaction_duration_ms) {
+        (Some(id), _) => config = config.with_transactional_id(id.as_str()),
+        (None, Some(_)) if config.transactional_id().is_none() => {
+            config = config.with_transactional_id(format!("kprod-perf-{}", std::process::id()))
+        }
+        _ => {}
+    }
     config.validate()?;
     Ok(config)
 }
 
+/// How long each transaction lasts, for a transactional run.
+fn transaction_duration(args: &PerfArgs, config: &ProducerConfig) -> Option<Duration> {
+    config.transactional_id().map(|_| {
+        args.transaction_duration_ms
+            .map_or(DEFAULT_TRANSACTION_DURATION, Duration::from_millis)
+    })
+}
+
 async fn perf(args: PerfArgs, config: ProducerConfig) -> anyhow::Result<bool> {
     let buffer_memory = config.buffer_memory();
+    let transactions = transaction_duration(&args, &config);
     let producer = Producer::new(config).await?;
     // Fail once, now, for a missing topic, and keep the metadata wait out of the measurement.
     producer.partition_count(&args.topic).await?;
+    if transactions.is_some() {
+        producer.init_transactions(TRANSACTION_CALL_TIMEOUT).await?;
+    }
 
     let payload = stats::payload(args.record_size);
     let chunks = channel_chunks(buffer_memory, args.record_size);
@@ -138,7 +175,16 @@ async fn perf(args: PerfArgs, config: ProducerConfig) -> anyhow::Result<bool> {
         args.record_size,
     ));
 
-    let sent = send_all(&producer, &args, &payload, start, tx, recycle_rx).await;
+    let sent = send_all(
+        &producer,
+        &args,
+        transactions,
+        &payload,
+        start,
+        tx,
+        recycle_rx,
+    )
+    .await;
     // Each record's own outcome, failures included, reaches the awaiting task through its
     // future, so flush's result adds nothing.
     let _ = producer.flush().await;
@@ -178,12 +224,14 @@ fn channel_chunks(buffer_memory: usize, record_size: usize) -> usize {
 /// at least.
 const MIN_RECORD_OVERHEAD: usize = 7;
 
-/// Sends `--num-records` records, passing their futures to the awaiting task in chunks.
+/// Sends `--num-records` records, passing their futures to the awaiting task in chunks; with
+/// `transactions`, in transactions that last that long.
 ///
 /// Returns the error that stopped it early, with the number of records sent before.
 async fn send_all(
     producer: &Producer,
     args: &PerfArgs,
+    transactions: Option<Duration>,
     payload: &[u8],
     start: Instant,
     tx: mpsc::Sender<Vec<Sent>>,
@@ -192,7 +240,28 @@ async fn send_all(
     let throttle = (args.throughput > 0.0).then(|| Duration::from_secs_f64(1.0 / args.throughput));
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut clock = RecentClock::default();
+    let mut began = None;
     for i in 0..args.num_records {
+        if let Some(duration) = transactions {
+            let now = clock.now();
+            match began {
+                None => {
+                    producer.begin_transaction().map_err(|e| (i, e))?;
+                    began = Some(now);
+                }
+                Some(at) if now.saturating_duration_since(at) >= duration => {
+                    hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
+                    producer
+                        .commit_transaction(TRANSACTION_CALL_TIMEOUT)
+                        .await
+                        .map_err(|e| (i, e))?;
+                    producer.begin_transaction().map_err(|e| (i, e))?;
+                    clock.stale();
+                    began = Some(clock.now());
+                }
+                Some(_) => {}
+            }
+        }
         if let Some(gap) = throttle {
             let due = start + gap.mul_f64(i as f64);
             let now = Instant::now();
@@ -232,6 +301,12 @@ async fn send_all(
         }
     }
     hand_over(&tx, &mut chunk, &mut recycled, &mut clock).await;
+    if began.is_some() {
+        producer
+            .commit_transaction(TRANSACTION_CALL_TIMEOUT)
+            .await
+            .map_err(|e| (args.num_records, e))?;
+    }
     Ok(args.num_records)
 }
 
