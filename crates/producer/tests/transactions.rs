@@ -306,6 +306,84 @@ async fn a_transaction_outliving_its_timeout_is_aborted_and_reported() {
 }
 
 #[tokio::test]
+async fn a_commit_that_timed_out_goes_on_and_can_be_waited_for_again() {
+    let Some(cluster) = cluster() else { return };
+    for version in VERSIONS {
+        let _v = on_version(&cluster, version).await;
+        let t = topic(&cluster, "txn-again", 2);
+        let producer = transactional(&cluster, &Cluster::random_topic("tid"), version).await;
+        producer.begin_transaction().unwrap();
+        let first = values("first", 5);
+        for v in &first {
+            let record = ProducerRecord::new(&t)
+                .key(v.as_bytes())
+                .value(v.as_bytes());
+            drop(producer.send(record).await.unwrap());
+        }
+        let e = producer
+            .commit_transaction(Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::TransactionTimeout {
+                    operation: "commit_transaction",
+                    ..
+                }
+            ),
+            "v{version}: {e}"
+        );
+        assert!(e.is_retriable(), "v{version}");
+        let e = producer.begin_transaction().unwrap_err();
+        assert!(
+            matches!(e, Error::TransactionState { .. }),
+            "v{version}: {e}"
+        );
+        producer.commit_transaction(CALL).await.unwrap();
+        assert_eq!(
+            committed_values(&cluster, &t),
+            sorted(first.clone()),
+            "v{version}"
+        );
+
+        // A commit that timed out and finished unasked: the next transaction's commit is its
+        // own, not that outcome again.
+        producer.begin_transaction().unwrap();
+        let second = values("second", 3);
+        send_acknowledged(&producer, &t, &second).await;
+        let e = producer
+            .commit_transaction(Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::TransactionTimeout { .. }),
+            "v{version}: {e}"
+        );
+        let mut expected = first;
+        expected.extend(second);
+        let expected = sorted(expected);
+        // The commit goes on in the background (this runtime runs it while the test sleeps).
+        let deadline = tokio::time::Instant::now() + CALL;
+        while producer.begin_transaction().is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "v{version}: never ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(committed_values(&cluster, &t), expected, "v{version}");
+        let third = values("third", 2);
+        send_acknowledged(&producer, &t, &third).await;
+        producer.commit_transaction(CALL).await.unwrap();
+        let mut all = expected;
+        all.extend(third);
+        assert_eq!(committed_values(&cluster, &t), sorted(all), "v{version}");
+        producer.close(CALL).await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn empty_transactions_commit_and_abort() {
     let Some(cluster) = cluster() else { return };
     for version in VERSIONS {

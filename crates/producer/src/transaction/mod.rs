@@ -383,6 +383,14 @@ impl Shared {
         let mut call = tokio::time::timeout(timeout, txn.call.lock())
             .await
             .map_err(|_| Error::TransactionTimeout { operation, timeout })?;
+        // A call that timed out, finished since, and was not asked for again: the caller moved
+        // on (its outcome shows in the producer's state).
+        if call
+            .as_ref()
+            .is_some_and(|r| r.operation != operation && r.task.is_finished())
+        {
+            *call = None;
+        }
         match call.as_ref() {
             Some(running) if running.operation == operation => {}
             Some(running) => {
@@ -460,6 +468,13 @@ impl Shared {
                 operation: "begin_transaction",
                 message: describe(state.phase).into(),
             });
+        }
+        // A commit or abort that timed out and has finished since belongs to the last
+        // transaction: calling commit again must not return its outcome for this one.
+        if let Ok(mut call) = txn.call.try_lock() {
+            if call.as_ref().is_some_and(|r| r.task.is_finished()) {
+                *call = None;
+            }
         }
         state.phase = Phase::InTransaction;
         state.version = if state.v2_available { 2 } else { 1 };
@@ -586,6 +601,10 @@ impl Shared {
     /// epoch when one is due, and makes the producer ready for the next transaction.
     async fn end_transaction(self: &Arc<Self>, commit: bool) -> Result<()> {
         let txn = self.transactions().expect("transactional");
+        // An AddPartitionsToTxn under way may still make the coordinator start the transaction.
+        while txn.lock().adding {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let (started, version, epoch_bump) = {
             let state = txn.lock();
             (state.started, state.version, state.epoch_bump)
