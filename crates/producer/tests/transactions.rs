@@ -22,14 +22,20 @@ const CALL: Duration = Duration::from_secs(60);
 /// whichever scenario runs last.
 const VERSIONS: [i16; 2] = [1, 2];
 
-static VERSION_LOCK: Mutex<()> = Mutex::const_new(());
+/// The cluster's `transaction.version` as this file last set it (`None`: not yet asked).
+static VERSION_LOCK: Mutex<Option<i16>> = Mutex::const_new(None);
 
 /// Sets the cluster's `transaction.version` and holds it until the guard is dropped.
-async fn on_version(cluster: &Cluster, version: i16) -> MutexGuard<'static, ()> {
-    let guard = VERSION_LOCK.lock().await;
-    if cluster.transaction_version() != version {
+async fn on_version(cluster: &Cluster, version: i16) -> MutexGuard<'static, Option<i16>> {
+    let mut guard = VERSION_LOCK.lock().await;
+    let current = match *guard {
+        Some(v) => v,
+        None => cluster.transaction_version(),
+    };
+    if current != version {
         cluster.set_transaction_version(version);
     }
+    *guard = Some(version);
     guard
 }
 
