@@ -18,9 +18,10 @@ import os as _os
 
 from kprod import _core, errors
 from kprod.producer import KafkaProducer
-from kprod.structs import RecordMetadata, TopicPartition
+from kprod.structs import ConsumerGroupMetadata, OffsetAndMetadata, RecordMetadata, TopicPartition
 
-__all__ = ["KafkaProducer", "RecordMetadata", "TopicPartition", "errors"]
+__all__ = ["KafkaProducer", "RecordMetadata", "TopicPartition", "OffsetAndMetadata",
+           "ConsumerGroupMetadata", "errors"]
 
 # A producer is made of threads, which a child of fork does not have: the core counts forks, and
 # a producer used in a child raises IllegalStateError.

@@ -2,17 +2,20 @@
 
 ``send`` queues the record without blocking the event loop (when it must wait for metadata or
 buffer space, it waits on an executor thread) and returns an ``asyncio.Future`` of aiokafka's
-``RecordMetadata``. ``start``, ``flush`` and ``stop`` wait on executor threads; the Rust core
+``RecordMetadata``. ``start``, ``flush``, ``stop`` and the transactional calls (aiokafka's
+``begin_transaction``, ``commit_transaction``, ``abort_transaction``,
+``send_offsets_to_transaction`` and ``transaction()``) wait on executor threads; the Rust core
 never holds the GIL while it works.
 """
 
 import asyncio
+import contextlib
 import functools
 from collections import namedtuple
 
 from kprod import _core
 from kprod.errors import IllegalStateError, KafkaConfigurationError
-from kprod.producer import _DEFAULTS, _properties, _serializer
+from kprod.producer import _DEFAULTS, _group, _offsets, _properties, _serializer
 from kprod.structs import TopicPartition
 
 __all__ = ["AIOKafkaProducer", "RecordMetadata"]
@@ -79,6 +82,8 @@ class AIOKafkaProducer:
             config[keyword] = configs.get(name, default)
         if config["sasl_mechanism"] is None and config["sasl_plain_username"]:
             config["sasl_mechanism"] = "PLAIN"
+        if config["transactional_id"] is not None:
+            config["enable_idempotence"] = True  # as in aiokafka
         if acks is _missing:
             acks = "all" if config["enable_idempotence"] else 1
         config["acks"] = acks
@@ -86,17 +91,28 @@ class AIOKafkaProducer:
         self._key_serializer = _serializer("key_serializer", config["key_serializer"])
         self._value_serializer = _serializer("value_serializer", config["value_serializer"])
         self._token_provider = config["sasl_oauth_token_provider"]
+        self._transactional = bool(config["transactional_id"])
         self._loop = loop
         self._core = None
         self._closed = False
 
     async def start(self):
-        """Connects and learns the cluster."""
+        """Connects and learns the cluster; with ``transactional_id``, also gets the producer id
+        for it (fencing any earlier producer with the same id), as aiokafka does before the
+        first transaction."""
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._core = await loop.run_in_executor(None, functools.partial(
+        core = await loop.run_in_executor(None, functools.partial(
             _core.Producer, self._properties, self._key_serializer, self._value_serializer,
             self._token_provider))
+        if self._transactional:
+            try:
+                await loop.run_in_executor(None, core.init_transactions)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await loop.run_in_executor(None, core.close, 0)
+                raise
+        self._core = core
 
     def _started(self):
         if self._core is None:
@@ -159,12 +175,62 @@ class AIOKafkaProducer:
         core = self._started()
         return await self._loop.run_in_executor(None, core.partitions_for, topic)
 
+    async def begin_transaction(self):
+        """Begins a transaction (with ``transactional_id``): every record sent until it is
+        committed or aborted belongs to it. Sends outside a transaction raise
+        ``IllegalStateError``."""
+        self._started().begin_transaction()
+
+    async def commit_transaction(self):
+        """Commits the transaction once its records are acknowledged. Raises
+        ``TransactionAbortableError`` when it failed and must be aborted,
+        ``ProducerFencedError`` when a newer producer took over the ``transactional_id``."""
+        core = self._started()
+        await self._loop.run_in_executor(None, core.commit_transaction)
+
+    async def abort_transaction(self):
+        """Aborts the transaction; ``read_committed`` consumers skip what it wrote."""
+        core = self._started()
+        await self._loop.run_in_executor(None, core.abort_transaction)
+
+    async def send_offsets_to_transaction(self, offsets, group_id):
+        """Adds consumed offsets (``{TopicPartition: offset or OffsetAndMetadata}``) to the
+        transaction: ``group_id`` (or a ``ConsumerGroupMetadata``) sees them committed only if
+        the transaction commits."""
+        core = self._started()
+        await self._loop.run_in_executor(None, functools.partial(
+            core.send_offsets_to_transaction, _offsets(offsets), *_group(group_id)))
+
+    def transaction(self):
+        """``async with producer.transaction():`` begins a transaction, commits it when the
+        block ends, aborts it when the block raises (unless the producer can no longer be used,
+        as after ``ProducerFencedError``)."""
+        return _Transaction(self)
+
     async def __aenter__(self):
         await self.start()
         return self
 
     async def __aexit__(self, exc_type, exc, tb):
         await self.stop()
+
+
+class _Transaction:
+    """aiokafka's ``TransactionContext``."""
+
+    def __init__(self, producer):
+        self._producer = producer
+
+    async def __aenter__(self):
+        await self._producer.begin_transaction()
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            await self._producer.commit_transaction()
+        elif not getattr(exc, "fatal", False):
+            # The block's exception goes on; an abort that fails too is chained to it.
+            await self._producer.abort_transaction()
 
 
 def _aio_metadata(md, timestamp_type):

@@ -6,6 +6,14 @@ help, of ``AuthorizationError`` for the authorization failures), found by code w
 ``for_code``. An exception raised for a record carries what the Rust core said: the topic and
 partition, the broker's message, whether the record may have been written
 (``possibly_persisted``).
+
+Transactions raise what kafka-python raises: ``IllegalStateError`` for a call the producer's
+state does not allow (no ``transactional_id``, a send outside a transaction),
+``ProducerFencedError`` when a newer producer with the same ``transactional_id`` took over,
+``KafkaTimeoutError`` after ``max_block_ms``. A transaction that failed and must be aborted
+raises ``TransactionAbortableError`` (whatever failed is its ``__cause__``), as the Java client
+wraps such errors (KIP-1050). An exception with ``fatal`` set means the producer can no longer be
+used: close it.
 """
 
 __all__ = [
@@ -26,6 +34,9 @@ class KafkaError(Exception):
     # Whether the broker may have written the record although it failed (the Rust core's
     # ``possibly_persisted``); only set on a record's failure.
     possibly_persisted = False
+    # Whether the producer can no longer be used (a fenced transactional producer, failed
+    # authentication); kprod's own, set on the instance.
+    fatal = False
 
     def __str__(self):
         if not self.args:
@@ -145,7 +156,7 @@ class UnsupportedCodecError(KafkaError):
 
 
 class TransactionAbortedError(KafkaError):
-    pass
+    """A record of a transaction that was aborted before the record was sent."""
 
 
 class KafkaUnavailableError(KafkaError):
@@ -361,6 +372,12 @@ GroupCoordinatorNotAvailableError = _BY_CODE[15]
 NotCoordinatorForGroupError = _BY_CODE[16]
 
 
+# TransactionAbortableError
+_BY_CODE[120].__doc__ = """Kafka error code 120 (TRANSACTION_ABORTABLE), and what kprod raises for
+any transaction that failed and must be aborted (a record of it failed, the brokers refused it):
+call ``abort_transaction``, then go on with the next one. ``__cause__`` is what failed."""
+
+
 def for_code(code):
     """The class for a Kafka error code (``UnknownError`` for a code this table lacks)."""
     return _BY_CODE.get(code, _BY_CODE[-1])
@@ -388,13 +405,29 @@ _CORE_KINDS = {
     "timeout": KafkaTimeoutError,
     "fork": IllegalStateError,
     "state": IllegalStateError,
+    "coordinator": KafkaError,
+    "transaction_state": IllegalStateError,
+    "transaction_fatal": KafkaError,
+    "transaction_timeout": KafkaTimeoutError,
+    "transaction_aborted": TransactionAbortedError,
 }
 
+# Kinds after which the producer can no longer be used (the core's ``is_fatal``).
+_FATAL_KINDS = frozenset(["transaction_fatal", "task_panicked", "authentication"])
 
-def _from_core(kind, code, message, possibly_persisted=False):
+# A transactional producer fenced by a newer one with its id: kafka-python raises
+# ProducerFencedError for both codes (older request versions get INVALID_PRODUCER_EPOCH, KIP-588).
+_FENCED_CODES = frozenset([47, 90])
+
+
+def _from_core(kind, code, message, possibly_persisted=False, cause=None):
     """The exception for an error of the Rust core: its kind, the Kafka error code if a broker
-    sent one, its message (called from the extension module)."""
-    if code is not None:
+    sent one, its message, the exception for its reason (called from the extension module)."""
+    if kind == "transaction_abortable":
+        cls = TransactionAbortableError  # noqa: F821 (defined by _define)
+    elif kind == "transaction_fatal" and code in _FENCED_CODES:
+        cls = ProducerFencedError  # noqa: F821 (defined by _define)
+    elif code is not None:
         cls = for_code(code)
     elif kind == "record_too_large":
         cls = MessageSizeTooLargeError  # noqa: F821 (defined by _define)
@@ -403,4 +436,8 @@ def _from_core(kind, code, message, possibly_persisted=False):
     e = cls(message)
     if possibly_persisted:
         e.possibly_persisted = True
+    if kind in _FATAL_KINDS:
+        e.fatal = True
+    if cause is not None:
+        e.__cause__ = cause
     return e

@@ -87,7 +87,7 @@ _DEFAULTS = {
 }
 
 _IGNORED = frozenset([
-    "transaction_timeout_ms", "connections_max_idle_ms", "allow_auto_create_topics",
+    "connections_max_idle_ms", "allow_auto_create_topics",
     "receive_buffer_bytes", "send_buffer_bytes", "socket_options", "sock_chunk_bytes",
     "sock_chunk_buffer_count", "reconnect_backoff_max_ms", "api_version",
     "api_version_auto_timeout_ms", "bootstrap_timeout_ms", "client_dns_lookup",
@@ -98,6 +98,8 @@ _IGNORED = frozenset([
 # Keywords that map straight to a property, with an int or bool value.
 _DIRECT = {
     "enable_idempotence": "enable.idempotence",
+    "transactional_id": "transactional.id",
+    "transaction_timeout_ms": "transaction.timeout.ms",
     "delivery_timeout_ms": "delivery.timeout.ms",
     "batch_size": "batch.size",
     "linger_ms": "linger.ms",
@@ -119,7 +121,6 @@ _DIRECT = {
 # Keywords whose features the Rust core does not have: set to anything but their default,
 # they are an error naming them rather than silently doing nothing.
 _UNSUPPORTED = {
-    "transactional_id": "transactions are not supported yet",
     "ssl_context": "a Python SSLContext cannot configure the Rust TLS stack; use ssl_cafile, "
                    "ssl_certfile, ssl_keyfile and ssl_password (or Java ssl.* properties)",
     "ssl_crlfile": "certificate revocation lists are not supported",
@@ -232,10 +233,16 @@ class KafkaProducer:
     thread of the producer. ``close`` (also at interpreter exit, and leaving a ``with`` block)
     waits until every record has its outcome.
 
+    With ``transactional_id``, records are sent in transactions (``init_transactions``, then
+    ``begin_transaction`` ... ``commit_transaction`` or ``abort_transaction``), as in
+    kafka-python.
+
     Where kprod differs from kafka-python: a ``str`` key or value with no serializer is sent as
     UTF-8 (kafka-python raises ``TypeError``); ``buffer_memory`` bounds the memory records wait
     in; ``flush(raise_on_failure=True)`` raises ``DeliveryFailedError`` when records failed,
-    which ``flush()`` logs; at exit ``close`` waits for every record, not one second.
+    which ``flush()`` logs; at exit ``close`` waits for every record, not one second; a
+    transaction that failed and must be aborted raises ``TransactionAbortableError``, a
+    ``KafkaError`` (kafka-python raises a plain ``KafkaError``).
     """
 
     DEFAULT_CONFIG = _DEFAULTS
@@ -314,6 +321,53 @@ class KafkaProducer:
             self._cleanup = None
         self._core.close(timeout)
 
+    def init_transactions(self):
+        """Gets the producer id for ``transactional_id``, once, before the first transaction.
+        Any earlier producer with the same id is fenced from then on, and a transaction it left
+        open is completed or aborted first.
+
+        Raises ``IllegalStateError`` without ``transactional_id``, ``KafkaTimeoutError`` after
+        ``max_block_ms`` (calling it again waits for the same initialization), the
+        authorization error if the principal may not use the id.
+        """
+        self._core.init_transactions()
+
+    def begin_transaction(self):
+        """Begins a transaction: every record sent until ``commit_transaction`` or
+        ``abort_transaction`` belongs to it. A transactional producer's sends outside a
+        transaction raise ``IllegalStateError``."""
+        self._core.begin_transaction()
+
+    def send_offsets_to_transaction(self, offsets, group_metadata):
+        """Adds consumed offsets to the transaction: the group sees them committed only if the
+        transaction commits.
+
+        ``offsets``: ``{TopicPartition: OffsetAndMetadata}``, each offset the next one to read
+        (the last processed plus one); an ``int`` may stand for an ``OffsetAndMetadata``.
+        ``group_metadata``: the consumer's ``group_metadata()`` (a ``ConsumerGroupMetadata``;
+        its generation and member id let the group coordinator refuse a consumer that has left
+        the group), or the group id as a ``str``. Waits at most ``max_block_ms``.
+        """
+        self._core.send_offsets_to_transaction(_offsets(offsets), *_group(group_metadata))
+
+    def commit_transaction(self):
+        """Commits the transaction: sends its records, waits until each is acknowledged, then
+        has the coordinator commit, which makes records and offsets visible to
+        ``read_committed`` consumers at once.
+
+        Raises ``TransactionAbortableError`` if a record of it failed or the brokers aborted it
+        (call ``abort_transaction``, then go on), ``ProducerFencedError`` if a newer producer
+        took over the ``transactional_id`` (close this one), ``KafkaTimeoutError`` after
+        ``max_block_ms`` (the commit goes on; calling this again waits for its outcome).
+        """
+        self._core.commit_transaction()
+
+    def abort_transaction(self):
+        """Aborts the transaction: its records not sent yet fail with
+        ``TransactionAbortedError``, and ``read_committed`` consumers skip those written. The
+        producer is then ready for the next transaction. Waits at most ``max_block_ms``."""
+        self._core.abort_transaction()
+
     def partitions_for(self, topic):
         """The set of the topic's partition ids (waiting up to ``max_block_ms`` for them)."""
         return self._core.partitions_for(topic)
@@ -342,6 +396,48 @@ class KafkaProducer:
 
     def __repr__(self):
         return "<KafkaProducer client_id={}>".format(self.config.get("client_id"))
+
+
+def _offsets(offsets):
+    """``send_offsets_to_transaction``'s offsets as the core takes them: ``(topic, partition,
+    offset, metadata, leader_epoch)``. A value is kafka-python's ``OffsetAndMetadata`` (offset,
+    metadata, leader_epoch), aiokafka's (offset, metadata), or an offset."""
+    if not isinstance(offsets, dict):
+        raise TypeError("offsets must be a dict of TopicPartition: OffsetAndMetadata")
+    out = []
+    for tp, value in offsets.items():
+        topic, partition = tp
+        metadata, leader_epoch = None, None
+        if isinstance(value, int):
+            offset = value
+        elif isinstance(value, tuple) and len(value) in (2, 3):
+            offset, metadata = value[0], value[1]
+            leader_epoch = value[2] if len(value) == 3 else None
+        else:
+            raise TypeError("offsets values must be OffsetAndMetadata, not {!r}".format(value))
+        if leader_epoch is not None and leader_epoch < 0:
+            leader_epoch = None  # kafka-python's -1: unknown
+        out.append((topic, partition, offset, metadata, leader_epoch))
+    return out
+
+
+def _group(group_metadata):
+    """The consumer group's ``(group_id, generation_id, member_id, group_instance_id)`` from a
+    group id or a ``ConsumerGroupMetadata`` (kafka-python's or kprod's)."""
+    if isinstance(group_metadata, str):
+        return group_metadata, -1, "", None
+    if not hasattr(group_metadata, "group_id"):
+        raise TypeError(
+            "send_offsets_to_transaction expects group_metadata to be a ConsumerGroupMetadata or "
+            "a group_id str, got {!r}".format(type(group_metadata)))
+    generation_id = getattr(group_metadata, "generation_id", -1)
+    member_id = getattr(group_metadata, "member_id", "") or ""
+    if generation_id > 0 and not member_id:
+        raise ValueError(
+            "Invalid ConsumerGroupMetadata: generation_id={} implies a joined group but member_id "
+            "is empty".format(generation_id))
+    return (group_metadata.group_id, generation_id, member_id,
+            getattr(group_metadata, "group_instance_id", None))
 
 
 def _is_default_partitioner(partitioner):

@@ -29,6 +29,12 @@ fn kind(e: &Error) -> &'static str {
         Error::TaskPanicked { .. } => "task_panicked",
         Error::Runtime { .. } => "runtime",
         Error::FlushFailed { .. } => "flush_failed",
+        Error::Coordinator { .. } => "coordinator",
+        Error::TransactionState { .. } => "transaction_state",
+        Error::TransactionAbortable { .. } => "transaction_abortable",
+        Error::TransactionFatal { .. } => "transaction_fatal",
+        Error::TransactionTimeout { .. } => "transaction_timeout",
+        Error::TransactionAborted { .. } => "transaction_aborted",
         _ => "other",
     }
 }
@@ -37,12 +43,29 @@ fn kind(e: &Error) -> &'static str {
 pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
     // A broker's code decides the class, except where the core's kind says more: a delivery
     // timeout after retries of a retriable code is a timeout, an oversized record is too large.
+    // A failed transaction's code is its reason's; the reason is also the exception's cause.
     let code = match e {
-        Error::Broker { code, .. } => Some(code.0),
-        Error::ProducerId { .. } => e.code().map(|c| c.0),
+        Error::Broker { .. }
+        | Error::ProducerId { .. }
+        | Error::Coordinator { .. }
+        | Error::TransactionAbortable { .. }
+        | Error::TransactionFatal { .. } => e.code().map(|c| c.0),
         _ => None,
     };
-    build(py, kind(e), code, &e.to_string(), e.possibly_persisted())
+    let cause = match e {
+        Error::TransactionAbortable { reason, .. } | Error::TransactionFatal { reason, .. } => {
+            Some(to_py(py, reason).value(py).clone().into_any().unbind())
+        }
+        _ => None,
+    };
+    make(
+        py,
+        kind(e),
+        code,
+        &e.to_string(),
+        e.possibly_persisted(),
+        cause,
+    )
 }
 
 /// An `IllegalStateError` (a closed producer, a producer used after `fork`).
@@ -62,12 +85,25 @@ pub(crate) fn build(
     message: &str,
     possibly_persisted: bool,
 ) -> PyErr {
+    make(py, kind, code, message, possibly_persisted, None)
+}
+
+/// `kprod.errors._from_core(kind, code, message, possibly_persisted, cause)`.
+fn make(
+    py: Python<'_>,
+    kind: &str,
+    code: Option<i16>,
+    message: &str,
+    possibly_persisted: bool,
+    cause: Option<Py<PyAny>>,
+) -> PyErr {
     let from_core = FROM_CORE.get_or_try_init(py, || {
         py.import("kprod.errors")?
             .getattr("_from_core")
             .map(Bound::unbind)
     });
-    match from_core.and_then(|f| f.bind(py).call1((kind, code, message, possibly_persisted))) {
+    let args = (kind, code, message, possibly_persisted, cause);
+    match from_core.and_then(|f| f.bind(py).call1(args)) {
         Ok(exception) => PyErr::from_value(exception),
         Err(e) => e,
     }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_producer::{
-    BoxError, Error, NotQueued, OAuthToken, Producer as Core, ProducerConfig, ProducerRecord,
+    BoxError, ConsumerGroupMetadata, Error, NotQueued, OAuthToken, OffsetAndMetadata,
+    Producer as Core, ProducerConfig, ProducerRecord, TopicPartition,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -19,6 +20,9 @@ use crate::{errors, runtime, wait};
 
 /// "No limit" for `close`: long enough, short enough for `Instant` arithmetic.
 const NO_LIMIT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// `max.block.ms` when the properties do not set it (the core's default).
+const DEFAULT_MAX_BLOCK: Duration = Duration::from_secs(60);
 
 /// A token provider's token lives this long when it is not a JWT (kafka-python's providers
 /// return a bare string).
@@ -35,6 +39,8 @@ pub(crate) struct Producer {
     dispatcher: Arc<Dispatcher>,
     key_serializer: Option<Py<PyAny>>,
     value_serializer: Option<Py<PyAny>>,
+    /// `max.block.ms`: the time limit of each transactional call, as in kafka-python.
+    max_block: Duration,
     closed: AtomicBool,
     records_sent: AtomicU64,
     failed_batches: AtomicU64,
@@ -42,6 +48,10 @@ pub(crate) struct Producer {
     /// again, and reading a `str`'s UTF-8 copies it (the stable ABI of 3.9 has no borrowed view).
     last_topic: Mutex<Option<(Py<PyString>, Arc<str>)>>,
 }
+
+/// One partition's offset for `send_offsets_to_transaction`, as `kprod.producer._offsets` gives
+/// it: topic, partition, offset, metadata, leader epoch.
+type PartitionOffset = (String, i32, i64, Option<String>, Option<i32>);
 
 /// Serialized key or value bytes: borrowed from a `bytes` object, else copied.
 enum Data<'py> {
@@ -195,6 +205,15 @@ impl Producer {
         value_serializer: Option<Py<PyAny>>,
         oauth_token_provider: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
+        // The config checked it; the last one counts, as in `from_properties`.
+        let max_block = properties
+            .iter()
+            .rev()
+            .find(|(key, _)| key == "max.block.ms")
+            .and_then(|(_, ms)| ms.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_MAX_BLOCK, |ms| {
+                Duration::from_millis(ms).min(NO_LIMIT)
+            });
         let mut config =
             ProducerConfig::from_properties(properties).map_err(|e| errors::to_py(py, &e))?;
         if let Some(provider) = oauth_token_provider {
@@ -212,6 +231,7 @@ impl Producer {
             dispatcher: Arc::default(),
             key_serializer,
             value_serializer,
+            max_block,
             closed: AtomicBool::new(false),
             records_sent: AtomicU64::new(0),
             failed_batches: AtomicU64::new(0),
@@ -339,6 +359,10 @@ impl Producer {
                 let e = errors::to_py(py, &e);
                 log_error(py, "closed before every record had its outcome", &e);
             }
+            // A transactional producer that failed for good (fenced): the call that met it
+            // raised it and every pending record failed with it; closing is what the caller
+            // must do then, and kafka-python's close does not raise it again.
+            Err(Error::TransactionFatal { .. }) => {}
             Err(e) => {
                 self.dispatcher.stop(py, deadline)?;
                 return Err(errors::to_py(py, &e));
@@ -362,6 +386,78 @@ impl Producer {
         .expect("no time limit")
         .map_err(|e| errors::to_py(py, &e))?;
         PySet::new(py, partitions.iter().map(|p| p.partition))
+    }
+
+    /// kafka-python's `init_transactions`: the producer id for `transactional.id`, fencing any
+    /// earlier producer with the same id. The transactional calls wait without the GIL, each at
+    /// most `max_block_ms` (then `KafkaTimeoutError`; calling again waits for the same call).
+    fn init_transactions(&self, py: Python<'_>) -> PyResult<()> {
+        self.usable()?;
+        let (core, timeout) = (self.core.clone(), self.max_block);
+        self.transactional(py, async move { core.init_transactions(timeout).await })
+    }
+
+    /// kafka-python's `begin_transaction`: needs no network.
+    fn begin_transaction(&self, py: Python<'_>) -> PyResult<()> {
+        self.usable()?;
+        self.core
+            .begin_transaction()
+            .map_err(|e| errors::to_py(py, &e))
+    }
+
+    /// kafka-python's `send_offsets_to_transaction`, its arguments taken apart by
+    /// `kprod.producer`: `(topic, partition, offset, metadata, leader_epoch)` per partition and
+    /// the group's `ConsumerGroupMetadata` fields.
+    #[pyo3(signature = (offsets, group_id, generation_id=-1, member_id=String::new(), group_instance_id=None))]
+    fn send_offsets_to_transaction(
+        &self,
+        py: Python<'_>,
+        offsets: Vec<PartitionOffset>,
+        group_id: String,
+        generation_id: i32,
+        member_id: String,
+        group_instance_id: Option<String>,
+    ) -> PyResult<()> {
+        self.usable()?;
+        let offsets: Vec<_> = offsets
+            .into_iter()
+            .map(|(topic, partition, offset, metadata, leader_epoch)| {
+                let mut om = OffsetAndMetadata::new(offset);
+                om.metadata = metadata;
+                om.leader_epoch = leader_epoch;
+                (TopicPartition::new(topic, partition), om)
+            })
+            .collect();
+        let mut group = ConsumerGroupMetadata::new(group_id).with_member(generation_id, member_id);
+        if let Some(id) = group_instance_id {
+            group = group.with_group_instance_id(id);
+        }
+        let (core, timeout) = (self.core.clone(), self.max_block);
+        self.transactional(py, async move {
+            core.send_offsets_to_transaction(offsets, &group, timeout)
+                .await
+        })
+    }
+
+    /// kafka-python's `commit_transaction`: sends the transaction's records, waits for them,
+    /// then commits.
+    fn commit_transaction(&self, py: Python<'_>) -> PyResult<()> {
+        self.usable()?;
+        let (core, timeout) = (self.core.clone(), self.max_block);
+        self.transactional(py, async move { core.commit_transaction(timeout).await })
+    }
+
+    /// kafka-python's `abort_transaction`.
+    fn abort_transaction(&self, py: Python<'_>) -> PyResult<()> {
+        self.usable()?;
+        let (core, timeout) = (self.core.clone(), self.max_block);
+        self.transactional(py, async move { core.abort_transaction(timeout).await })
+    }
+
+    /// The transaction protocol in use (1, or 2 for KIP-890); `None` before `init_transactions`
+    /// or without `transactional_id`.
+    fn transaction_version(&self) -> Option<i16> {
+        self.core.transaction_version()
     }
 
     /// Records queued whose outcome is not known yet.
@@ -393,6 +489,16 @@ impl Producer {
 }
 
 impl Producer {
+    /// Waits (without the GIL) for a transactional call, which keeps its own time limit.
+    fn transactional<F>(&self, py: Python<'_>, call: F) -> PyResult<()>
+    where
+        F: std::future::Future<Output = kafka_producer::Result<()>> + Send,
+    {
+        wait(py, &self.rt, call, None)?
+            .expect("no time limit")
+            .map_err(|e| errors::to_py(py, &e))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn send_inner<'py>(
         &self,

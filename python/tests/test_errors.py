@@ -22,8 +22,8 @@ def test_unknown_or_bad_keywords_name_themselves(bootstrap):
         KafkaProducer(bootstrap_servers=bootstrap, acks=2)
     with pytest.raises(errors.KafkaConfigurationError, match="linger.ms"):
         KafkaProducer(bootstrap_servers=bootstrap, linger_ms=-1)
-    with pytest.raises(errors.KafkaConfigurationError, match="transactional_id"):
-        KafkaProducer(bootstrap_servers=bootstrap, transactional_id="t")
+    with pytest.raises(errors.KafkaConfigurationError, match="transactional"):
+        KafkaProducer(bootstrap_servers=bootstrap, transactional_id="t", enable_idempotence=False)
     with pytest.raises(errors.KafkaConfigurationError, match="ssl_context"):
         KafkaProducer(bootstrap_servers=bootstrap, ssl_context=object())
 
