@@ -6,12 +6,13 @@
 //! ```
 //!
 //! Exit status: 0 when every record was delivered, 1 when any failed (or the cluster could not be
-//! used), 2 for a bad command line or producer property.
+//! used, or the run was interrupted), 2 for a bad command line or producer property.
 
 mod perf;
 mod produce;
 mod report;
 mod settings;
+mod transactional;
 
 use std::process::ExitCode;
 
@@ -56,9 +57,22 @@ fn main() -> ExitCode {
 
 fn is_config_error(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<kafka_producer::Error>(),
-            Some(kafka_producer::Error::Config { .. })
-        )
+        cause.is::<UsageError>()
+            || matches!(
+                cause.downcast_ref::<kafka_producer::Error>(),
+                Some(kafka_producer::Error::Config { .. })
+            )
     })
 }
+
+/// Options that parse but do not go together (exit status 2, as clap's usage errors).
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}

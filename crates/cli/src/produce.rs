@@ -4,6 +4,7 @@
 //! acknowledgement; the [`DeliveryFuture`](kafka_producer::DeliveryFuture)s travel, in input order, through a bounded channel to
 //! the reporter thread ([`crate::report`]), which waits for each in turn. So the producer keeps
 //! batching while earlier records are still in flight, and reports come out in input order.
+//! With a `transactional.id` the lines go in transactions ([`crate::transactional`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -14,7 +15,8 @@ use clap::{Args, ValueEnum};
 use kafka_producer::{Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
 
-use crate::report::{self, Pending};
+use crate::report::{self, Message, Pending};
+use crate::UsageError;
 
 /// Send records read from stdin, one per line, to a topic.
 ///
@@ -25,8 +27,18 @@ use crate::report::{self, Pending};
 /// Properties apply in this order, later ones winning: Kafka's defaults, --producer.config,
 /// -X, then -b (bootstrap.servers) and --acks.
 ///
-/// A summary goes to stderr; "sent" counts input lines. The exit status is 0 only when every
-/// record was delivered, 1 when any failed, 2 for a bad argument or property.
+/// With -X transactional.id=ID the lines are written in transactions: the whole input in one,
+/// or --transaction-lines N lines in each, every one committed before the next begins. A line
+/// counts as delivered only once its transaction has committed. A line that fails (a line
+/// without SEP too) aborts its transaction: all of its lines fail, and kprod stops there,
+/// reading no further input. SIGINT or SIGTERM aborts the open transaction and ends the run.
+/// A later producer with the same transactional.id (another kprod run, say) fences this one,
+/// which then stops with an error saying so; its open transaction is aborted. The brokers
+/// abort a transaction open longer than transaction.timeout.ms (default 60000).
+///
+/// A summary goes to stderr; "sent" counts input lines read. The exit status is 0 only when
+/// every line read was delivered and the input was read to its end, 1 otherwise, 2 for a bad
+/// argument or property.
 #[derive(Debug, Args)]
 pub(crate) struct ProduceArgs {
     /// Brokers to bootstrap from (host:port, comma-separated).
@@ -39,11 +51,11 @@ pub(crate) struct ProduceArgs {
 
     /// The topic to produce to.
     #[arg(short = 't', long)]
-    topic: String,
+    pub(crate) topic: String,
 
     /// Split each line at the first SEP into key and value.
     #[arg(long, value_name = "SEP", value_parser = non_empty)]
-    key_separator: Option<String>,
+    pub(crate) key_separator: Option<String>,
 
     /// When a record counts as delivered: 0 (no answer), 1 (leader wrote it), all (all in-sync replicas).
     #[arg(long, value_parser = ["0", "1", "all"])]
@@ -57,10 +69,17 @@ pub(crate) struct ProduceArgs {
     #[arg(long = "producer.config", value_name = "FILE")]
     producer_config: Option<PathBuf>,
 
-    /// Print one line per input line on stdout, in input order, once it is delivered or failed:
+    /// Print one line per input line on stdout, in input order, once it is delivered or failed
+    /// (in a transaction: once the transaction committed or aborted):
     /// {"line":N,"partition":P,"offset":O} (offset null with acks=0) or {"line":N,"error":"..."}.
     #[arg(long, value_enum, value_name = "FORMAT")]
     report: Option<ReportFormat>,
+
+    /// With -X transactional.id=ID: commit every N lines as a transaction of their own
+    /// (default: the whole input is one transaction). The first transaction that fails is
+    /// aborted and ends the run (exit status 1): later lines are not read.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) transaction_lines: Option<u64>,
 }
 
 /// What `--report` prints.
@@ -102,7 +121,7 @@ impl std::fmt::Display for Summary {
 }
 
 /// Lines per message on the channel to the reporter: one channel operation per chunk, not per record.
-const CHUNK: usize = 1024;
+pub(crate) const CHUNK: usize = 1024;
 /// Chunks the channel holds; with [`CHUNK`] this bounds the records awaiting a report (64 Ki).
 const CHANNEL_CHUNKS: usize = 64;
 /// Every record's outcome is known before `close` is called, so this only covers the goodbye.
@@ -110,13 +129,23 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) fn run(args: ProduceArgs) -> anyhow::Result<Summary> {
     let config = config(&args)?;
+    if args.transaction_lines.is_some() && config.transactional_id().is_none() {
+        return Err(UsageError(
+            "--transaction-lines needs a transactional.id (-X transactional.id=ID)".into(),
+        )
+        .into());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
     // The main thread is not one of the runtime's workers: its blocking stdin reads in `produce`
     // hold up neither the producer's tasks nor the reporter.
-    runtime.block_on(produce(args, config))
+    let summary = runtime.block_on(produce(args, config));
+    // A transactional run that stopped early may leave a read of stdin blocked on tokio's
+    // blocking pool; the producer is closed, so nothing else is left to wait for.
+    runtime.shutdown_background();
+    summary
 }
 
 /// Builds the configuration in the documented order.
@@ -134,9 +163,14 @@ fn config(args: &ProduceArgs) -> Result<ProducerConfig, kafka_producer::Error> {
 }
 
 async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Summary> {
+    let transactional_id = config.transactional_id().map(str::to_owned);
+    let transactional = transactional_id.is_some();
     let producer = Producer::new(config).await?;
     // Fail once, now, for a missing topic, rather than once per line after max.block.ms each.
-    producer.partition_count(&args.topic).await?;
+    // (A transactional producer looks it up inside its first transaction: see `transactional`.)
+    if !transactional {
+        producer.partition_count(&args.topic).await?;
+    }
 
     let started = Instant::now();
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
@@ -144,10 +178,16 @@ async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Su
     let format = args.report;
     let reporter = std::thread::Builder::new()
         .name("kprod-report".into())
-        .spawn(move || report::run(rx, &handle, format))
+        .spawn(move || report::run(rx, &handle, format, transactional))
         .context("cannot start the reporter thread")?;
 
-    let read = read_and_send(&producer, &args, tx).await;
+    let read = if let Some(id) = &transactional_id {
+        crate::transactional::read_and_send(&producer, &args, id, tx).await
+    } else {
+        read_and_send(&producer, &args, tx)
+            .await
+            .context("cannot read stdin")
+    };
     // Send what is left now rather than after linger.ms. Each record's own outcome, failures
     // included, reaches the reporter through its future, so this result adds nothing.
     let _ = producer.flush().await;
@@ -167,7 +207,7 @@ async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Su
         elapsed: started.elapsed(),
     };
     eprintln!("{summary}");
-    read.context("cannot read stdin")?;
+    read?;
     closed?;
     Ok(summary)
 }
@@ -178,7 +218,7 @@ async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Su
 async fn read_and_send(
     producer: &Producer,
     args: &ProduceArgs,
-    tx: mpsc::Sender<Vec<Pending>>,
+    tx: mpsc::Sender<Message>,
 ) -> std::io::Result<u64> {
     let separator = args.key_separator.as_deref().map(str::as_bytes);
     let mut input = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
@@ -190,7 +230,7 @@ async fn read_and_send(
         // writer sees its reports without waiting for a chunk to fill.
         if input.buffer().is_empty() && !chunk.is_empty() {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if tx.send(full).await.is_err() {
+            if tx.send(Message::Lines(full)).await.is_err() {
                 return Ok(lines);
             }
         }
@@ -208,34 +248,39 @@ async fn read_and_send(
                     Err(e) => Pending::Failed(e.to_string()),
                 }
             }
-            None => Pending::Failed(format!(
-                "line {lines}: no key separator {:?} in the line",
-                args.key_separator.as_deref().unwrap_or_default()
-            )),
+            None => Pending::Failed(no_separator(lines, args)),
         };
         chunk.push(pending);
         if chunk.len() == CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if tx.send(full).await.is_err() {
+            if tx.send(Message::Lines(full)).await.is_err() {
                 return Ok(lines);
             }
         }
     }
     if !chunk.is_empty() {
-        let _ = tx.send(chunk).await;
+        let _ = tx.send(Message::Lines(chunk)).await;
     }
     Ok(lines)
 }
 
+/// Why line `line` failed: it lacks the key separator.
+pub(crate) fn no_separator(line: u64, args: &ProduceArgs) -> String {
+    format!(
+        "line {line}: no key separator {:?} in the line",
+        args.key_separator.as_deref().unwrap_or_default()
+    )
+}
+
 /// The line without its `\n` or `\r\n`.
-fn strip_newline(line: &[u8]) -> &[u8] {
+pub(crate) fn strip_newline(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Key and value of a line: split at the first `separator`, or no key without one.
 /// `None` when there is a separator and the line does not contain it.
-fn split_line<'a>(
+pub(crate) fn split_line<'a>(
     line: &'a [u8],
     separator: Option<&[u8]>,
 ) -> Option<(Option<&'a [u8]>, &'a [u8])> {

@@ -2,9 +2,11 @@
 //! checked with the independent Java reader. Tests of the command line alone need no cluster.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use kafka_producer_testkit::{read_properties, secure_cluster, wait_until, Cluster, ReadRecord};
 use serde_json::Value;
@@ -368,6 +370,26 @@ fn a_bad_command_line_exits_2() {
         &["produce", "-b", "h:1", "-t", "t", "-X", "no-equals"],
         &["produce", "-b", "h:1", "-t", "t", "--acks", "2"],
         &["produce", "-b", "h:1", "-t", "t", "--report", "xml"],
+        &[
+            "produce",
+            "-b",
+            "h:1",
+            "-t",
+            "t",
+            "--transaction-lines",
+            "0",
+        ],
+        &[
+            "produce",
+            "-b",
+            "h:1",
+            "-t",
+            "t",
+            "-X",
+            "transactional.id=x",
+            "--transaction-lines",
+            "ten",
+        ],
     ] {
         let output = kprod(args, b"");
         assert_eq!(
@@ -377,6 +399,29 @@ fn a_bad_command_line_exits_2() {
             stderr(&output)
         );
     }
+}
+
+#[test]
+fn transaction_lines_without_a_transactional_id_exits_2() {
+    // Checked before connecting: nothing listens on port 1.
+    let output = kprod(
+        &[
+            "produce",
+            "-b",
+            "127.0.0.1:1",
+            "-t",
+            "t",
+            "--transaction-lines",
+            "10",
+        ],
+        b"x\n",
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("transactional.id"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -396,6 +441,7 @@ fn help_and_version() {
         "-X",
         "--producer.config",
         "--report",
+        "--transaction-lines",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
@@ -431,4 +477,424 @@ fn temp_file(name: &str, contents: &str) -> TempFile {
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
     TempFile(path)
+}
+
+// Transactions. A transactional id of its own per run (the topic's name will do), so that runs
+// fence only where a test means them to. The cluster's `transaction.version` may be 1 or 2 while
+// these run (other tests switch it); what they check holds for both.
+
+fn transactional_id(topic: &str) -> String {
+    format!("transactional.id={topic}")
+}
+
+/// What a `read_committed` consumer reads: (key, value) pairs in partition and offset order.
+fn committed(cluster: &Cluster, topic: &str) -> Vec<(String, String)> {
+    cluster
+        .read_topic_committed(topic)
+        .iter()
+        .map(|r| {
+            let key = r.key_str().unwrap_or_default().to_string();
+            (key, r.value_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// Lines `key:value` for the given pairs.
+fn keyed_input(pairs: &[(String, String)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{k}:{v}\n")).collect()
+}
+
+fn pairs(prefix: &str, range: std::ops::RangeInclusive<usize>) -> Vec<(String, String)> {
+    range
+        .map(|i| (format!("{prefix}{}", i % 5), format!("{prefix}-value-{i}")))
+        .collect()
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+#[test]
+fn transactions_of_n_lines_commit_in_turn_and_every_line_is_reported_delivered() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-txn", 3);
+    let lines = pairs("k", 1..=25);
+    let id = transactional_id(&topic);
+    let output = produce(
+        &cluster,
+        &topic,
+        &[
+            "--key-separator",
+            ":",
+            "-X",
+            &id,
+            "--transaction-lines",
+            "10",
+            "--report",
+            "json",
+        ],
+        keyed_input(&lines).as_bytes(),
+    );
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("sent 25, delivered 25, failed 0"),
+        "{}",
+        stderr(&output)
+    );
+
+    let report = report(&output, 25);
+    let read = by_position(cluster.read_topic_committed(&topic));
+    assert_eq!(read.len(), 25);
+    // Each transaction ends with a marker in each of its partitions, which takes an offset: in a
+    // partition, the records of one transaction have consecutive offsets and the next
+    // transaction's first comes after a gap of one. So the offsets show lines 1-10, 11-20 and
+    // 21-25 committed as three transactions.
+    let mut last: HashMap<i64, (i64, usize)> = HashMap::new();
+    for (i, (entry, (key, value))) in report.iter().zip(&lines).enumerate() {
+        let partition = entry["partition"].as_i64().expect("partition");
+        let offset = entry["offset"].as_i64().expect("offset");
+        let record = &read[&(partition, offset)];
+        assert_eq!(record.key_str(), Some(key.as_str()));
+        assert_eq!(record.value_str(), Some(value.as_str()));
+        let transaction = i / 10;
+        if let Some((previous, previous_transaction)) =
+            last.insert(partition, (offset, transaction))
+        {
+            let gap = if transaction == previous_transaction {
+                1
+            } else {
+                2
+            };
+            assert_eq!(
+                offset - previous,
+                gap,
+                "line {} in partition {partition}: {report:?}",
+                i + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failing_line_aborts_its_transaction_and_ends_the_run() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    // Line 6, the last of the second transaction of three lines each, fails: refused by the
+    // broker (larger than the topic's max.message.bytes, though within max.request.size), or
+    // before it is sent (no key separator).
+    let too_large = format!("k6:{}", "x".repeat(4000));
+    for (case, bad_line, topic_config) in [
+        (
+            "broker refuses",
+            too_large.as_str(),
+            &[("max.message.bytes", "1024")][..],
+        ),
+        ("no separator", "no separator here", &[][..]),
+    ] {
+        let topic = Cluster::random_topic("kprod-txn-fail");
+        let replication = cluster.broker_addresses().len().min(3) as i16;
+        cluster.create_topic(&topic, 2, replication, topic_config);
+        let first = pairs("a", 1..=5);
+        let after = pairs("c", 7..=9);
+        let input = format!("{}{bad_line}\n{}", keyed_input(&first), keyed_input(&after));
+        let id = transactional_id(&topic);
+        let output = produce(
+            &cluster,
+            &topic,
+            &[
+                "--key-separator",
+                ":",
+                "-X",
+                &id,
+                "--transaction-lines",
+                "3",
+                "--report",
+                "json",
+            ],
+            input.as_bytes(),
+        );
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{case}: {err}");
+        assert!(
+            err.contains("sent 6, delivered 3, failed 3"),
+            "{case}: {err}"
+        );
+        assert!(
+            err.contains("no input after line 6 was read"),
+            "{case}: {err}"
+        );
+
+        // Lines 7-9 were not read, so not reported.
+        let report = report(&output, 6);
+        for entry in &report[..3] {
+            assert!(entry["offset"].is_i64(), "{case}: {entry}");
+        }
+        for entry in &report[3..] {
+            let error = entry["error"].as_str().unwrap_or_default();
+            assert!(
+                error.starts_with("transaction aborted: line 6: "),
+                "{case}: {entry}"
+            );
+        }
+        // Lines 4 and 5 may have reached the log, but in the aborted transaction.
+        assert_eq!(
+            sorted(committed(&cluster, &topic)),
+            sorted(first[..3].to_vec()),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn a_signal_aborts_the_open_transaction_and_exits_1() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    for signal in ["TERM", "INT"] {
+        let topic = new_topic(&cluster, "kprod-txn-signal", 2);
+        let id = transactional_id(&topic);
+        let mut run = Running::start(&[
+            "produce",
+            "-b",
+            cluster.bootstrap(),
+            "-t",
+            &topic,
+            "--key-separator",
+            ":",
+            "-X",
+            &id,
+            "--transaction-lines",
+            "2",
+            "--report",
+            "json",
+        ]);
+        run.write("a:1\nb:2\n");
+        // Reported once the first transaction committed.
+        for line in 1..=2 {
+            let entry = run.next_report(Duration::from_secs(60));
+            assert_eq!(entry["line"], line, "SIG{signal}: {entry}");
+            assert!(entry["offset"].is_i64(), "SIG{signal}: {entry}");
+        }
+        run.write("c:3\n");
+        // Line 3 is in the log, in the open transaction, and not reported.
+        wait_until("line 3 is in the log", Duration::from_secs(60), || {
+            cluster.read_topic(&topic).len() == 3
+        });
+        assert!(run.reports.try_recv().is_err(), "nothing reported yet");
+        run.signal(signal);
+        let (status, reports, err) = run.finish(Duration::from_secs(60));
+        assert_eq!(status.code(), Some(1), "SIG{signal}: {err}");
+        assert!(
+            err.contains(&format!("interrupted by SIG{signal}")),
+            "{err}"
+        );
+        assert_eq!(reports.len(), 1, "SIG{signal}: {reports:?}");
+        assert_eq!(reports[0]["line"], 3);
+        assert_eq!(
+            reports[0]["error"],
+            format!("transaction aborted: interrupted by SIG{signal}")
+        );
+        assert_eq!(
+            sorted(committed(&cluster, &topic)),
+            [("a".to_string(), "1".to_string()), ("b".into(), "2".into())],
+            "SIG{signal}"
+        );
+    }
+}
+
+#[test]
+fn a_second_run_with_the_same_id_fences_the_first() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-txn-fence", 2);
+    let id = transactional_id(&topic);
+    let args = [
+        "produce",
+        "-b",
+        cluster.bootstrap(),
+        "-t",
+        &topic,
+        "--key-separator",
+        ":",
+        "-X",
+        &id,
+        "--report",
+        "json",
+    ];
+    // Run A: one transaction for its whole input, open while its stdin is.
+    let mut first = Running::start(&args);
+    first.write("a1:x\na2:x\n");
+    wait_until(
+        "run A's lines are in the log",
+        Duration::from_secs(60),
+        || cluster.read_topic(&topic).len() == 2,
+    );
+
+    // Run B, with the same id, takes over: its InitProducerId aborts A's transaction.
+    let second = kprod(&args, b"b1:y\nb2:y\n");
+    assert!(second.status.success(), "run B: {}", stderr(&second));
+    assert!(report(&second, 2).iter().all(|e| e["offset"].is_i64()));
+
+    // A learns of it when it commits, at the end of its input.
+    first.close_stdin();
+    let (status, reports, err) = first.finish(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "run A: {err}");
+    assert!(err.contains("fenced"), "run A: {err}");
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for entry in &reports {
+        let error = entry["error"].as_str().unwrap_or_default();
+        assert!(error.contains("fenced"), "{entry}");
+    }
+    assert_eq!(
+        sorted(committed(&cluster, &topic)),
+        [
+            ("b1".to_string(), "y".to_string()),
+            ("b2".into(), "y".into())
+        ]
+    );
+}
+
+#[test]
+fn a_killed_run_s_open_transaction_is_aborted_by_the_next_run_with_its_id() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-txn-killed", 1);
+    let id = transactional_id(&topic);
+    let args = [
+        "produce",
+        "-b",
+        cluster.bootstrap(),
+        "-t",
+        &topic,
+        "--key-separator",
+        ":",
+        "-X",
+        &id,
+    ];
+    let mut killed = Running::start(&args);
+    killed.write("a1:x\n");
+    wait_until(
+        "the first run's line is in the log",
+        Duration::from_secs(60),
+        || cluster.read_topic(&topic).len() == 1,
+    );
+    killed.signal("KILL");
+    let (status, _, _) = killed.finish(Duration::from_secs(60));
+    assert!(!status.success());
+
+    let output = kprod(&args, b"b1:y\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        committed(&cluster, &topic),
+        [("b1".to_string(), "y".to_string())]
+    );
+}
+
+/// A `kprod` run that the test feeds and watches as it goes: stdin stays open until
+/// [`close_stdin`](Running::close_stdin), and each `--report` line arrives as it is printed.
+/// Killed when dropped, so a failed test leaves no run behind.
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    reports: mpsc::Receiver<Value>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kprod"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kprod");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, reports) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let line = line.expect("kprod's stdout");
+                let entry = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("report line {line:?}: {e}"));
+                if tx.send(entry).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Running {
+            stdin: child.stdin.take(),
+            child,
+            reports,
+            stderr: Some(stderr),
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(text.as_bytes()).expect("write to kprod");
+        stdin.flush().expect("flush kprod's stdin");
+    }
+
+    fn next_report(&self, timeout: Duration) -> Value {
+        self.reports
+            .recv_timeout(timeout)
+            .unwrap_or_else(|e| panic!("no report line within {timeout:?}: {e}"))
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {name}");
+    }
+
+    /// Waits for the run to exit; its status, the report lines not taken yet, and its stderr.
+    fn finish(mut self, timeout: Duration) -> (ExitStatus, Vec<Value>, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for kprod") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kprod still runs after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let err = self
+            .stderr
+            .take()
+            .expect("stderr is read once")
+            .join()
+            .expect("stderr reader");
+        // The stdout reader ends with kprod's stdout, at exit.
+        let reports = self.reports.iter().collect();
+        (status, reports, err)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
