@@ -59,7 +59,7 @@ mod time_limit;
 
 pub use broker::{
     Corruption, FakeBroker, FakeConfig, Fault, ProduceAttempt, Rule, RuleBuilder, RuleHandle,
-    Storage, StoredRecord,
+    Storage, StoredRecord, TxnDetail, TxnRequest,
 };
 pub use cluster::{
     cluster, dump_log_batches, dump_log_field, read_properties, secure_client_dir, secure_cluster,

@@ -1,11 +1,13 @@
-//! One partition as the fake broker keeps it: records with their offsets, and the idempotent
-//! producer state Kafka keeps per partition (its `ProducerStateManager`).
+//! What the fake broker keeps: one partition's records with their offsets and the idempotent
+//! producer state Kafka keeps per partition (its `ProducerStateManager`); and the log of the
+//! transactional requests that arrived, for tests to check the order a producer sent them in.
 //!
 //! Plain synchronous code; the connection tasks call it under the broker's state lock.
 
 use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
+use kafka_producer_protocol::kafka_protocol::messages::ApiKey;
 use kafka_producer_protocol::{DecodedBatch, ErrorCode, Header};
 
 /// Batches remembered per producer and partition for duplicate detection: Kafka's
@@ -49,6 +51,78 @@ impl StoredRecord {
             .as_deref()
             .and_then(|v| std::str::from_utf8(v).ok())
     }
+}
+
+/// A transactional request as the fake broker saw and answered it
+/// ([`FakeBroker::transaction_log`](super::FakeBroker::transaction_log)): FindCoordinator (both
+/// key types), InitProducerId with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
+/// TxnOffsetCommit, EndTxn, and Produce requests that carry a transactional id (not with
+/// [`Storage::Discard`](super::Storage::Discard), which keeps nothing). Requests a rule closed
+/// the connection on before they were processed are not in the log
+/// ([`FakeBroker::request_count`](super::FakeBroker::request_count) counts them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnRequest {
+    /// The API.
+    pub api: ApiKey,
+    /// The version it came at.
+    pub version: i16,
+    /// The transactional id it names (FindCoordinator: the key, when the key type is 1).
+    pub transactional_id: Option<String>,
+    /// The producer id and epoch it carried (Produce: the first batch's); -1 when it carries
+    /// none, as FindCoordinator and a first InitProducerId.
+    pub producer: (i64, i16),
+    /// What it asked for, per API.
+    pub detail: TxnDetail,
+    /// What it was answered: NONE, the top-level error, or the first partition's (or
+    /// coordinator key's) error.
+    pub error: ErrorCode,
+}
+
+/// The API-specific part of a [`TxnRequest`]. Partitions are listed in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TxnDetail {
+    /// FindCoordinator: key type 0 (a group) or 1 (a transactional id), and the keys.
+    FindCoordinator {
+        /// 0: group, 1: transaction.
+        key_type: i8,
+        /// One key before v4; v4+ may batch several.
+        keys: Vec<String>,
+    },
+    /// InitProducerId: the producer id and epoch answered (-1 on error).
+    InitProducerId {
+        /// The producer id and epoch answered.
+        answered: (i64, i16),
+    },
+    /// AddPartitionsToTxn (v0..=3).
+    AddPartitionsToTxn {
+        /// The partitions to add.
+        partitions: Vec<(String, i32)>,
+    },
+    /// AddOffsetsToTxn.
+    AddOffsetsToTxn {
+        /// The consumer group.
+        group: String,
+    },
+    /// TxnOffsetCommit.
+    TxnOffsetCommit {
+        /// The consumer group.
+        group: String,
+        /// Topic, partition and the offset to commit.
+        offsets: Vec<(String, i32, i64)>,
+    },
+    /// EndTxn.
+    EndTxn {
+        /// Commit (true) or abort.
+        commit: bool,
+        /// Under v5 (KIP-890): the producer id and epoch answered, the next epoch.
+        answered: Option<(i64, i16)>,
+    },
+    /// Produce with a transactional id.
+    Produce {
+        /// The partitions it carries data for.
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 /// The result of appending one batch.

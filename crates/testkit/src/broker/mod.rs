@@ -4,7 +4,9 @@
 mod log;
 mod script;
 mod serve;
+mod transaction;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,7 +18,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use log::StoredRecord;
+pub use log::{StoredRecord, TxnDetail, TxnRequest};
 pub use script::{Corruption, Fault, Rule, RuleBuilder, RuleHandle};
 
 use serve::{Shared, State};
@@ -43,6 +45,11 @@ pub struct FakeConfig {
     /// Kafka listener with `connections.max.reauth.ms` (KIP-368): a request on a connection
     /// whose session ended closes it (see [`FakeBroker::expired_session_requests`]).
     pub sasl_session: Option<std::time::Duration>,
+    /// The cluster's finalized `transaction.version` (KIP-1022) that ApiVersions v3 reports:
+    /// 0 (the default) reports none, as Kafka 3 or a cluster formatted at level 0, and a
+    /// producer uses transactions of version 1; 2 is KIP-890's transactions. Produce v12,
+    /// EndTxn v5 and TxnOffsetCommit v5 are advertised either way, as by Kafka 4.
+    pub transaction_version: i16,
 }
 
 impl Default for FakeConfig {
@@ -54,6 +61,7 @@ impl Default for FakeConfig {
             storage: Storage::Keep,
             tls: None,
             sasl_session: None,
+            transaction_version: 0,
         }
     }
 }
@@ -111,11 +119,26 @@ pub struct ProduceAttempt {
 /// A scripted, fault-injecting Kafka broker on 127.0.0.1, for tests; also the sink for
 /// benchmarks ([`FakeConfig::sink`], the `sink-broker` binary).
 ///
-/// It speaks ApiVersions 0..=3, Metadata 4..=12, Produce 3..=12 and InitProducerId 0..=4, and
-/// closes the connection on anything else, as Kafka does. Metadata names itself (under every
-/// id of [`FakeConfig::node_ids`]) as the leader of every partition; InitProducerId hands out
-/// producer ids from 1000 at epoch 0; Produce validates and keeps records per partition with
-/// Kafka's idempotence rules (see [`Storage::Keep`]); `acks=0` gets no response.
+/// It speaks ApiVersions 0..=3, Metadata 4..=12, Produce 3..=12, InitProducerId 0..=5 and the
+/// transaction APIs (FindCoordinator 0..=6, AddPartitionsToTxn 0..=3, AddOffsetsToTxn 0..=4,
+/// TxnOffsetCommit 0..=5, EndTxn 0..=5), and closes the connection on anything else, as Kafka
+/// does. Metadata names itself (under every id of [`FakeConfig::node_ids`]) as the leader of
+/// every partition; InitProducerId hands out producer ids from 1000 at epoch 0; Produce
+/// validates and keeps records per partition with Kafka's idempotence rules (see
+/// [`Storage::Keep`]); `acks=0` gets no response.
+///
+/// **Transactions.** It is the coordinator of every transactional id and group, under its
+/// first node id. InitProducerId with a transactional id gives the id a producer id (the
+/// same one on every later init) and moves it to the next epoch on each init, or on the
+/// producer's own bump (v3+, its current id and epoch given). AddPartitionsToTxn,
+/// AddOffsetsToTxn and TxnOffsetCommit check the producer id and epoch and record what joins
+/// the open transaction (offsets as pending); Produce below v12 may write transactional
+/// batches only to partitions added so (Kafka 3.6+'s verification), v12 adds them itself
+/// (KIP-890), and TxnOffsetCommit v5 its group. EndTxn commits (the pending offsets become
+/// [`committed_offsets`](Self::committed_offsets)) or aborts; v5 answers with the next epoch.
+/// It writes no transaction markers and keeps no `read_committed` view. Every transactional
+/// request is logged with its answer ([`transaction_log`](Self::transaction_log));
+/// [`FakeConfig::transaction_version`] sets the finalized `transaction.version` it reports.
 ///
 /// Faults are scripted with [`Rule`]s:
 ///
@@ -168,6 +191,10 @@ impl FakeBroker {
             !config.node_ids.is_empty(),
             "FakeConfig::node_ids must not be empty"
         );
+        assert!(
+            (0..=2).contains(&config.transaction_version),
+            "FakeConfig::transaction_version is 0, 1 or 2"
+        );
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let mut state = State::default();
@@ -181,6 +208,7 @@ impl FakeBroker {
             host: addr.ip().to_string(),
             port: addr.port(),
             node_ids: config.node_ids,
+            transaction_version: config.transaction_version,
             storage: config.storage,
             default_partitions: config.default_partitions,
             state: Mutex::new(state),
@@ -251,6 +279,18 @@ impl FakeBroker {
             .filter(|a| a.topic == topic && a.partition == partition)
             .cloned()
             .collect()
+    }
+
+    /// The transactional requests that arrived so far, in order, with their answers (see
+    /// [`TxnRequest`]).
+    pub fn transaction_log(&self) -> Vec<TxnRequest> {
+        self.shared.state().coordinator.log.clone()
+    }
+
+    /// The offsets `group` has committed through committed transactions, by (topic,
+    /// partition).
+    pub fn committed_offsets(&self, group: &str) -> BTreeMap<(String, i32), i64> {
+        self.shared.state().coordinator.committed(group)
     }
 
     /// How many requests of `api` arrived so far (including those a rule then faulted).

@@ -73,8 +73,12 @@ impl Window {
 pub enum Fault {
     /// Answer with this error code instead of processing: for Produce every partition of the
     /// request (or only the rule's partition) gets it and nothing is stored; for Metadata every
-    /// topic (or only the rule's partition, which then has no leader); for ApiVersions and
-    /// InitProducerId the top-level error code.
+    /// topic (or only the rule's partition, which then has no leader); for ApiVersions,
+    /// InitProducerId, AddOffsetsToTxn and EndTxn the top-level error code; for
+    /// FindCoordinator the error of every key (v4+) or the top-level one; for
+    /// AddPartitionsToTxn every partition (or only the rule's, and the others then get
+    /// OPERATION_NOT_ATTEMPTED) and none joins the transaction; for TxnOffsetCommit every
+    /// partition (or only the rule's; the others' offsets are taken).
     RespondError(ErrorCode),
     /// Process the request (Produce: store the records) and never answer; the connection then
     /// goes silent (what arrives on it is read and ignored) until the client closes it, as when
@@ -165,7 +169,8 @@ impl RuleBuilder {
         self
     }
 
-    /// Only requests that carry this partition (Produce) or ask about its topic (Metadata).
+    /// Only requests that carry this partition (Produce, AddPartitionsToTxn, TxnOffsetCommit)
+    /// or ask about its topic (Metadata).
     /// [`respond_error`](Self::respond_error) then concerns that partition alone; the others in
     /// the request are processed as usual. The other actions concern the whole request.
     pub fn partition(mut self, topic: impl Into<String>, partition: i32) -> Self {
@@ -252,7 +257,8 @@ struct Armed {
 pub(super) struct Faults {
     /// An error for the whole request.
     pub(super) error: Option<ErrorCode>,
-    /// Errors for single partitions (Produce) or topics' partitions (Metadata).
+    /// Errors for single partitions (Produce, AddPartitionsToTxn, TxnOffsetCommit) or topics'
+    /// partitions (Metadata).
     pub(super) partition_errors: Vec<(String, i32, ErrorCode)>,
     /// The sum of the delays.
     pub(super) delay: Option<Duration>,

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_producer_protocol::frame;
-use kafka_producer_protocol::kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_producer_protocol::kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey,
+};
 use kafka_producer_protocol::kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -29,25 +31,31 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::log::{Appended, PartitionLog};
+use super::log::{Appended, PartitionLog, TxnDetail, TxnRequest};
 use super::script::{Corruption, Fault, Faults, Script};
+use super::transaction::{self, Coordinator};
 use super::{ProduceAttempt, Storage};
 
 /// The largest request accepted: the broker's `socket.request.max.bytes` default.
 const MAX_FRAME: usize = 100 * 1024 * 1024;
 
-/// The APIs and versions this broker speaks: the ones the producer needs.
-pub(super) const SUPPORTED: [(ApiKey, i16, i16); 6] = [
+/// The APIs and versions this broker speaks: the ones the producer needs. Like Kafka 4, it
+/// advertises the versions of KIP-890's transactions (Produce v12, TxnOffsetCommit v5, EndTxn
+/// v5) whatever the finalized `transaction.version`: a client below version 2 must not use
+/// them. AddPartitionsToTxn v4+ is for brokers only.
+pub(super) const SUPPORTED: [(ApiKey, i16, i16); 11] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 4, 12),
     (ApiKey::Produce, 3, 12),
-    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::SaslHandshake, 1, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
 ];
-
-/// The first producer id InitProducerId hands out.
-const FIRST_PRODUCER_ID: i64 = 1000;
 
 /// What the broker and its connections share.
 pub(super) struct Shared {
@@ -60,6 +68,8 @@ pub(super) struct Shared {
     pub(super) host: String,
     pub(super) port: u16,
     pub(super) node_ids: Vec<i32>,
+    /// The finalized `transaction.version` ApiVersions reports (0: none).
+    pub(super) transaction_version: i16,
     pub(super) storage: Storage,
     pub(super) default_partitions: Option<u32>,
     pub(super) state: Mutex<State>,
@@ -73,17 +83,17 @@ pub(super) struct Shared {
     pub(super) disconnect: watch::Sender<u64>,
 }
 
-/// Topics, their logs, and what was asked of them.
+/// Topics, their logs, what was asked of them, and the coordinator's state.
 #[derive(Default)]
 pub(super) struct State {
     pub(super) topics: BTreeMap<String, Vec<PartitionLog>>,
     pub(super) attempts: Vec<ProduceAttempt>,
-    next_producer_id: i64,
+    pub(super) coordinator: Coordinator,
 }
 
 impl State {
     /// The partitions of `topic`, creating it with the default partition count if there is one.
-    fn topic(
+    pub(super) fn topic(
         &mut self,
         name: &str,
         default_partitions: Option<u32>,
@@ -128,7 +138,7 @@ impl Shared {
     }
 
     /// The faults scripted for this request (none without a script, without locking).
-    fn faults(&self, api: ApiKey, carries: impl Fn(&str, i32) -> bool) -> Faults {
+    pub(super) fn faults(&self, api: ApiKey, carries: impl Fn(&str, i32) -> bool) -> Faults {
         if !self.scripted.load(Ordering::Acquire) {
             return Faults::default();
         }
@@ -182,7 +192,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// What happens after a request is handled; its response (if any) is at the end of `out`.
-enum After {
+pub(super) enum After {
     Send,
     SendLate(Duration),
     Discard,
@@ -326,7 +336,17 @@ fn handle(shared: &Shared, session: &mut Session, mut frame: Bytes, out: &mut By
                 Ok(key) if supports(key, version) => match key {
                     ApiKey::Metadata => metadata(shared, request, out),
                     ApiKey::Produce => produce(shared, request, out),
-                    _ => init_producer_id(shared, request, out),
+                    ApiKey::InitProducerId => init_producer_id(shared, request, out),
+                    ApiKey::FindCoordinator => transaction::find_coordinator(shared, request, out),
+                    ApiKey::AddPartitionsToTxn => {
+                        transaction::add_partitions_to_txn(shared, request, out)
+                    }
+                    ApiKey::AddOffsetsToTxn => {
+                        transaction::add_offsets_to_txn(shared, request, out)
+                    }
+                    ApiKey::TxnOffsetCommit => transaction::txn_offset_commit(shared, request, out),
+                    ApiKey::EndTxn => transaction::end_txn(shared, request, out),
+                    _ => Err(format!("API {api} v{version} has no handler")),
                 },
                 // A Kafka broker closes the connection on a request it cannot serve.
                 _ => Err(format!("API {api} v{version} is not supported")),
@@ -348,14 +368,14 @@ fn supports(key: ApiKey, version: i16) -> bool {
 }
 
 /// A request whose header has been read.
-struct Request {
-    version: i16,
+pub(super) struct Request {
+    pub(super) version: i16,
     correlation_id: i32,
     body: Bytes,
 }
 
 impl Request {
-    fn decode<R: kafka_producer_protocol::kafka_protocol::protocol::Request>(
+    pub(super) fn decode<R: kafka_producer_protocol::kafka_protocol::protocol::Request>(
         &self,
     ) -> Result<R, String> {
         frame::decode_request_body(self.body.clone(), self.version)
@@ -363,7 +383,7 @@ impl Request {
     }
 
     /// Appends the response frame; returns where it starts.
-    fn respond<M: Encodable + HeaderVersion + Message>(
+    pub(super) fn respond<M: Encodable + HeaderVersion + Message>(
         &self,
         out: &mut BytesMut,
         version: i16,
@@ -385,13 +405,13 @@ impl Request {
 }
 
 /// Where a response frame sits in the output buffer.
-struct Response {
+pub(super) struct Response {
     start: usize,
     header_len: usize,
 }
 
 /// Applies the scripted faults that act after processing to the response just encoded.
-fn deliver(faults: &Faults, out: &mut BytesMut, resp: Response) -> After {
+pub(super) fn deliver(faults: &Faults, out: &mut BytesMut, resp: Response) -> After {
     let send = |faults: &Faults| match faults.delay {
         Some(d) => After::SendLate(d),
         None => After::Send,
@@ -460,6 +480,14 @@ fn api_versions(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<Aft
     }
     let _: ApiVersionsRequest = req.decode()?;
     let answer = match faults.error {
+        // KIP-584's finalized features (v3+); a feature at level 0 is not listed.
+        None if req.version >= 3 && shared.transaction_version > 0 => unsupported
+            .with_error_code(0)
+            .with_finalized_features_epoch(1)
+            .with_finalized_features(vec![FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str("transaction.version"))
+                .with_min_version_level(shared.transaction_version)
+                .with_max_version_level(shared.transaction_version)]),
         None => unsupported.with_error_code(0),
         Some(code) if code == ErrorCode::UNSUPPORTED_VERSION => unsupported,
         Some(code) => ApiVersionsResponse::default().with_error_code(code.0),
@@ -592,22 +620,38 @@ fn init_producer_id(shared: &Shared, req: Request, out: &mut BytesMut) -> Result
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    let answer = if let Some(code) = faults.error {
-        failed(code)
-    } else if request.transactional_id.is_some() {
-        // Kafka refuses an empty transactional id with INVALID_REQUEST (kafka-protocol's
-        // default is one); a real one would need transactions, which this broker lacks.
-        failed(ErrorCode::INVALID_REQUEST)
-    } else {
+    let mut state = shared.state();
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
+    let result = match (faults.error, &transactional_id) {
+        (Some(code), _) => Err(code),
+        // Kafka refuses an empty transactional id (kafka-protocol's default) with
+        // INVALID_REQUEST; see `Coordinator::init_producer_id`.
+        (None, Some(id)) => state
+            .coordinator
+            .init_producer_id(req.version, id, &request),
         // Kafka answers a non-transactional InitProducerId with a new id at epoch 0, whatever
         // id and epoch the request carries.
-        let mut state = shared.state();
-        let id = FIRST_PRODUCER_ID + state.next_producer_id;
-        state.next_producer_id += 1;
-        InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(id))
-            .with_producer_epoch(0)
+        (None, None) => Ok((state.coordinator.new_producer_id(), 0)),
     };
+    let answer = match result {
+        Ok((id, epoch)) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch),
+        Err(code) => failed(code),
+    };
+    if transactional_id.is_some() {
+        state.coordinator.log.push(TxnRequest {
+            api: ApiKey::InitProducerId,
+            version: req.version,
+            transactional_id,
+            producer: (request.producer_id.0, request.producer_epoch),
+            detail: TxnDetail::InitProducerId {
+                answered: (answer.producer_id.0, answer.producer_epoch),
+            },
+            error: ErrorCode(answer.error_code),
+        });
+    }
+    drop(state);
     let resp = req.respond(out, req.version, &answer)?;
     Ok(deliver(&faults, out, resp))
 }
@@ -625,6 +669,16 @@ fn produce(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, S
     }
 
     let acks_valid = matches!(request.acks, -1..=1);
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
+    // The sink keeps nothing, not even the log.
+    let logging = transactional_id.is_some() && shared.storage == Storage::Keep;
+    let transactional = Transactional {
+        version: req.version,
+        id: transactional_id.as_deref(),
+    };
+    let mut logged = Vec::new();
+    let mut first_error = ErrorCode::NONE;
+    let mut producer = None;
     let mut state = shared.state();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
@@ -635,8 +689,22 @@ fn produce(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, S
             let error = injected.or((!acks_valid).then_some(ErrorCode::INVALID_REQUIRED_ACKS));
             let result = match error {
                 Some(code) => Err(code),
-                None => append(shared, &mut state, &topic.name, data.index, &records),
+                None => append(
+                    shared,
+                    &mut state,
+                    &topic.name,
+                    data.index,
+                    &records,
+                    transactional,
+                ),
             };
+            if logging {
+                logged.push((topic.name.0.to_string(), data.index));
+                producer.get_or_insert_with(|| batch_producer(&records));
+                if first_error.is_ok() {
+                    first_error = result.err().unwrap_or(ErrorCode::NONE);
+                }
+            }
             if shared.storage == Storage::Keep {
                 let attempt = attempt(&topic.name, data.index, &records, result);
                 state.attempts.push(attempt);
@@ -669,6 +737,16 @@ fn produce(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, S
                 .with_partition_responses(partitions),
         );
     }
+    if logging {
+        state.coordinator.log.push(TxnRequest {
+            api: ApiKey::Produce,
+            version: req.version,
+            transactional_id,
+            producer: producer.unwrap_or((-1, -1)),
+            detail: TxnDetail::Produce { partitions: logged },
+            error: first_error,
+        });
+    }
     drop(state);
 
     if request.acks == 0 {
@@ -683,23 +761,38 @@ fn produce(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, S
     Ok(deliver(&faults, out, resp))
 }
 
-/// Appends one partition's records.
+/// What a Produce request says about transactions: its version and transactional id.
+#[derive(Clone, Copy)]
+struct Transactional<'a> {
+    version: i16,
+    id: Option<&'a str>,
+}
+
+/// Appends one partition's records. With [`Storage::Keep`], a transactional batch must belong
+/// to the open transaction of its transactional id ([`Coordinator::verify_produce`]).
 fn append(
     shared: &Shared,
     state: &mut State,
     topic: &str,
     partition: i32,
     records: &[u8],
+    transactional: Transactional<'_>,
 ) -> Result<Appended, ErrorCode> {
-    let logs = state
-        .topic(topic, shared.default_partitions)
-        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
-    let log = usize::try_from(partition)
+    let index = usize::try_from(partition)
         .ok()
-        .and_then(|p| logs.get_mut(p))
+        .filter(|&p| {
+            state
+                .topic(topic, shared.default_partitions)
+                .is_some_and(|l| p < l.len())
+        })
         .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+    fn log<'s>(state: &'s mut State, topic: &str, index: usize) -> &'s mut PartitionLog {
+        &mut state.topics.get_mut(topic).expect("exists")[index]
+    }
     match shared.storage {
-        Storage::Discard => Ok(Appended::New(log.skip(count_records(records)?))),
+        Storage::Discard => Ok(Appended::New(
+            log(state, topic, index).skip(count_records(records)?),
+        )),
         Storage::Keep => {
             let mut batches = decode_batches(records).map_err(|e| match e {
                 DecodeError::UnsupportedCompression(_) => ErrorCode::UNSUPPORTED_COMPRESSION_TYPE,
@@ -710,7 +803,16 @@ fn append(
                 (Some(batch), true) => batch,
                 _ => return Err(ErrorCode::INVALID_RECORD),
             };
-            log.append(batch)
+            if batch.is_transactional() {
+                state.coordinator.verify_produce(
+                    transactional.version,
+                    transactional.id,
+                    topic,
+                    partition,
+                    &batch,
+                )?;
+            }
+            log(state, topic, index).append(batch)
         }
     }
 }
@@ -741,6 +843,17 @@ fn count_records(records: &[u8]) -> Result<i64, ErrorCode> {
     Ok(count)
 }
 
+/// The producer id and epoch in the header of the first batch of `records` (-1 if too short).
+fn batch_producer(records: &[u8]) -> (i64, i16) {
+    let id = records
+        .get(43..51)
+        .map_or(-1, |b| i64::from_be_bytes(b.try_into().expect("8")));
+    let epoch = records
+        .get(51..53)
+        .map_or(-1, |b| i16::from_be_bytes(b.try_into().expect("2")));
+    (id, epoch)
+}
+
 /// What the broker saw of one partition's data, for [`super::FakeBroker::attempts`].
 fn attempt(
     topic: &str,
@@ -750,8 +863,7 @@ fn attempt(
 ) -> ProduceAttempt {
     // The producer fields sit at fixed places in the first batch's header.
     let at = |range: std::ops::Range<usize>| records.get(range);
-    let producer_id = at(43..51).map_or(-1, |b| i64::from_be_bytes(b.try_into().expect("8")));
-    let producer_epoch = at(51..53).map_or(-1, |b| i16::from_be_bytes(b.try_into().expect("2")));
+    let (producer_id, producer_epoch) = batch_producer(records);
     let base_sequence = at(53..57).map_or(-1, |b| i32::from_be_bytes(b.try_into().expect("4")));
     let record_count = at(57..61).map_or(0, |b| i32::from_be_bytes(b.try_into().expect("4")));
     ProduceAttempt {

@@ -1,16 +1,23 @@
 //! The fake broker over real sockets, driven with raw requests from the protocol crate.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_producer_protocol::frame;
+use kafka_producer_protocol::kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_producer_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_producer_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
+use kafka_producer_protocol::kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
 use kafka_producer_protocol::kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, FetchRequest, InitProducerIdRequest, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey,
+    ApiVersionsRequest, EndTxnRequest, FetchRequest, FindCoordinatorRequest, GroupId,
+    InitProducerIdRequest, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_producer_protocol::kafka_protocol::protocol::{Request, StrBytes};
 use kafka_producer_protocol::{BatchBuilder, BatchParams, Compression, DecodeError, ErrorCode};
@@ -178,18 +185,28 @@ async fn api_versions_lists_what_it_speaks_and_answers_newer_versions_at_v0() {
         .map(|k| (k.api_key, k.min_version, k.max_version))
         .collect();
     keys.sort();
-    // Produce, Metadata, SaslHandshake, ApiVersions, InitProducerId, SaslAuthenticate: like a
+    // Produce, Metadata, FindCoordinator, SaslHandshake, ApiVersions, InitProducerId,
+    // AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, SaslAuthenticate: like a
     // Kafka broker, every listener lists the SASL APIs.
     assert_eq!(
         keys,
         [
             (0, 3, 12),
             (3, 4, 12),
+            (10, 0, 6),
             (17, 1, 1),
             (18, 0, 3),
-            (22, 0, 4),
+            (22, 0, 5),
+            (24, 0, 3),
+            (25, 0, 4),
+            (26, 0, 5),
+            (28, 0, 5),
             (36, 0, 2)
         ]
+    );
+    assert!(
+        resp.finalized_features.is_empty(),
+        "transaction.version 0 is not listed"
     );
 
     // KIP-511: v4 is beyond us, so the answer is a v0 body saying UNSUPPORTED_VERSION.
@@ -198,7 +215,7 @@ async fn api_versions_lists_what_it_speaks_and_answers_newer_versions_at_v0() {
     let (got, resp) = frame::decode_api_versions_response(f, 4).unwrap();
     assert_eq!(got, cid);
     assert_eq!(ErrorCode(resp.error_code), ErrorCode::UNSUPPORTED_VERSION);
-    assert_eq!(resp.api_keys.len(), 6);
+    assert_eq!(resp.api_keys.len(), 11);
     assert_eq!(b.request_count(ApiKey::ApiVersions), 2);
 }
 
@@ -713,5 +730,648 @@ async fn disconnect_all_and_stop_end_connections() {
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "no longer listening"
+    );
+}
+
+// Transactions.
+
+fn txn_id(id: &str) -> TransactionalId {
+    TransactionalId(StrBytes::from_string(id.to_string()))
+}
+
+fn init_txn(id: &str) -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id(id)))
+        .with_transaction_timeout_ms(60_000)
+}
+
+/// A transactional batch of `values`.
+fn txn_batch(values: &[&str], pid: i64, epoch: i16, seq: i32) -> Bytes {
+    let mut b = BatchBuilder::new(256);
+    for v in values {
+        b.try_append(1, None, Some(v.as_bytes()), &[], usize::MAX)
+            .unwrap();
+    }
+    b.finish(BatchParams {
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        transactional: true,
+        ..BatchParams::default()
+    })
+}
+
+fn add_partitions(
+    id: &str,
+    (pid, epoch): (i64, i16),
+    parts: &[(&str, i32)],
+) -> AddPartitionsToTxnRequest {
+    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+    for (t, p) in parts {
+        match topics.iter_mut().find(|x| *x.name.0 == **t) {
+            Some(x) => x.partitions.push(*p),
+            None => topics.push(
+                AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(t))
+                    .with_partitions(vec![*p]),
+            ),
+        }
+    }
+    AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(txn_id(id))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(topics)
+}
+
+fn partition_codes(resp: &AddPartitionsToTxnResponse) -> Vec<ErrorCode> {
+    resp.results_by_topic_v3_and_below
+        .iter()
+        .flat_map(|t| t.results_by_partition.iter())
+        .map(|p| ErrorCode(p.partition_error_code))
+        .collect()
+}
+
+fn offset_commit(
+    id: &str,
+    group: &str,
+    (pid, epoch): (i64, i16),
+    offsets: &[(&str, i32, i64)],
+) -> TxnOffsetCommitRequest {
+    let topics = offsets
+        .iter()
+        .map(|(t, p, o)| {
+            TxnOffsetCommitRequestTopic::default()
+                .with_name(topic_name(t))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(*p)
+                    .with_committed_offset(*o)])
+        })
+        .collect();
+    TxnOffsetCommitRequest::default()
+        .with_transactional_id(txn_id(id))
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_topics(topics)
+}
+
+fn offset_codes(resp: &TxnOffsetCommitResponse) -> Vec<ErrorCode> {
+    resp.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| ErrorCode(p.error_code))
+        .collect()
+}
+
+fn end_txn(id: &str, (pid, epoch): (i64, i16), commit: bool) -> EndTxnRequest {
+    EndTxnRequest::default()
+        .with_transactional_id(txn_id(id))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit)
+}
+
+fn txn_produce(id: &str, parts: &[(&str, i32, Bytes)]) -> ProduceRequest {
+    produce(-1, parts).with_transactional_id(Some(txn_id(id)))
+}
+
+#[tokio::test]
+async fn find_coordinator_names_the_first_node_at_every_version() {
+    let b = FakeBroker::start(FakeConfig {
+        node_ids: vec![5, 6],
+        ..FakeConfig::default()
+    })
+    .await;
+    let port = i32::from(b.socket_addr().port());
+    let mut c = Client::connect(&b).await;
+    let key = StrBytes::from_static_str("tx");
+    for v in 0..=3 {
+        let resp = c
+            .call(
+                v,
+                &FindCoordinatorRequest::default()
+                    .with_key(key.clone())
+                    .with_key_type(if v == 0 { 0 } else { 1 }),
+            )
+            .await;
+        assert_eq!(
+            (resp.error_code, resp.node_id.0, resp.port),
+            (0, 5, port),
+            "v{v}"
+        );
+        assert_eq!(&*resp.host, "127.0.0.1");
+    }
+    for v in 4..=6 {
+        let resp = c
+            .call(
+                v,
+                &FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![key.clone(), StrBytes::from_static_str("g")]),
+            )
+            .await;
+        let found: Vec<_> = resp
+            .coordinators
+            .iter()
+            .map(|c| (c.key.to_string(), c.error_code, c.node_id.0, c.port))
+            .collect();
+        assert_eq!(
+            found,
+            [("tx".into(), 0, 5, port), ("g".into(), 0, 5, port)],
+            "v{v}"
+        );
+    }
+    // An unknown key type, and a scripted error: no node named.
+    let resp = c
+        .call(
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(key.clone())
+                .with_key_type(7),
+        )
+        .await;
+    assert_eq!(ErrorCode(resp.error_code), ErrorCode::INVALID_REQUEST);
+    b.script(
+        Rule::on_api(ApiKey::FindCoordinator)
+            .times(1)
+            .respond_error(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+    );
+    let resp = c
+        .call(
+            6,
+            &FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_coordinator_keys(vec![key.clone()]),
+        )
+        .await;
+    let c0 = &resp.coordinators[0];
+    assert_eq!(
+        (ErrorCode(c0.error_code), c0.node_id.0, c0.port),
+        (ErrorCode::COORDINATOR_NOT_AVAILABLE, -1, -1)
+    );
+    let log = b.transaction_log();
+    assert_eq!(log.len(), 9);
+    assert_eq!(
+        log[8].detail,
+        TxnDetail::FindCoordinator {
+            key_type: 1,
+            keys: vec!["tx".into()]
+        }
+    );
+    assert_eq!(
+        (log[8].transactional_id.as_deref(), log[8].error),
+        (Some("tx"), ErrorCode::COORDINATOR_NOT_AVAILABLE)
+    );
+    assert_eq!(log[4].transactional_id, None, "key type 0: a group");
+}
+
+#[tokio::test]
+async fn api_versions_reports_the_configured_transaction_version() {
+    for level in [1, 2] {
+        let b = FakeBroker::start(FakeConfig {
+            transaction_version: level,
+            ..FakeConfig::default()
+        })
+        .await;
+        let mut c = Client::connect(&b).await;
+        let resp = c.call(3, &ApiVersionsRequest::default()).await;
+        let features: Vec<_> = resp
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        assert_eq!(features, [("transaction.version".to_string(), level)]);
+        let resp = c.call(2, &ApiVersionsRequest::default()).await;
+        assert!(resp.finalized_features.is_empty(), "no features before v3");
+    }
+}
+
+#[tokio::test]
+async fn init_producer_id_gives_a_transactional_id_one_producer_and_bumps_its_epoch() {
+    let b = broker(&[]).await;
+    let mut c = Client::connect(&b).await;
+    let init = async |c: &mut Client, v: i16, req: &InitProducerIdRequest| {
+        let resp = c.call(v, req).await;
+        (
+            ErrorCode(resp.error_code),
+            resp.producer_id.0,
+            resp.producer_epoch,
+        )
+    };
+    let none = ErrorCode::NONE;
+    assert_eq!(init(&mut c, 4, &init_txn("a")).await, (none, 1000, 0));
+    assert_eq!(init(&mut c, 0, &init_txn("b")).await, (none, 1001, 0));
+    // A new producer with the same id: the next epoch, fencing the last.
+    assert_eq!(init(&mut c, 4, &init_txn("a")).await, (none, 1000, 1));
+    // The producer's own bump (KIP-360): its current id and epoch.
+    let own = init_txn("a")
+        .with_producer_id(ProducerId(1000))
+        .with_producer_epoch(1);
+    assert_eq!(init(&mut c, 3, &own).await, (none, 1000, 2));
+    // The epoch it had before is fenced: PRODUCER_FENCED from v4, INVALID_PRODUCER_EPOCH before.
+    assert_eq!(init(&mut c, 4, &own).await.0, ErrorCode::PRODUCER_FENCED);
+    assert_eq!(
+        init(&mut c, 3, &own).await.0,
+        ErrorCode::INVALID_PRODUCER_EPOCH
+    );
+    let unknown = init_txn("c")
+        .with_producer_id(ProducerId(77))
+        .with_producer_epoch(0);
+    assert_eq!(
+        init(&mut c, 4, &unknown).await.0,
+        ErrorCode::INVALID_PRODUCER_ID_MAPPING
+    );
+    assert_eq!(
+        init(&mut c, 4, &init_txn("d").with_transaction_timeout_ms(0))
+            .await
+            .0,
+        ErrorCode::INVALID_TRANSACTION_TIMEOUT
+    );
+    b.script(
+        Rule::on_api(ApiKey::InitProducerId)
+            .times(1)
+            .respond_error(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+    );
+    assert_eq!(
+        init(&mut c, 4, &init_txn("a")).await,
+        (ErrorCode::COORDINATOR_LOAD_IN_PROGRESS, -1, -1)
+    );
+    // The idempotent producers' ids come from the same sequence.
+    let idempotent = InitProducerIdRequest::default().with_transactional_id(None);
+    assert_eq!(init(&mut c, 4, &idempotent).await, (none, 1002, 0));
+
+    let log: Vec<_> = b
+        .transaction_log()
+        .iter()
+        .map(|r| {
+            (
+                r.version,
+                r.transactional_id.clone().unwrap(),
+                r.error,
+                r.detail.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(log.len(), 9, "the idempotent one is not logged: {log:?}");
+    assert_eq!(
+        log[3],
+        (
+            3,
+            "a".to_string(),
+            none,
+            TxnDetail::InitProducerId {
+                answered: (1000, 2)
+            }
+        )
+    );
+    assert_eq!(
+        b.transaction_log()[3].producer,
+        (1000, 1),
+        "what the request carried"
+    );
+}
+
+#[tokio::test]
+async fn a_version_1_transaction_adds_partitions_and_groups_before_it_writes_and_commits() {
+    let b = broker(&[("t", 2)]).await;
+    let mut c = Client::connect(&b).await;
+    let resp = c.call(4, &init_txn("tx")).await;
+    let producer = (resp.producer_id.0, resp.producer_epoch);
+    let (pid, epoch) = producer;
+
+    // A partition not added yet: Kafka 3.6+'s verification refuses its transactional batch.
+    let write = txn_produce("tx", &[("t", 0, txn_batch(&["a"], pid, epoch, 0))]);
+    let resp: ProduceResponse = c.call(11, &write).await;
+    assert_eq!(ErrorCode(answers(&resp)[0].0), ErrorCode::INVALID_TXN_STATE);
+    // Committing with nothing open.
+    let resp = c.call(3, &end_txn("tx", producer, true)).await;
+    assert_eq!(ErrorCode(resp.error_code), ErrorCode::INVALID_TXN_STATE);
+
+    let resp = c
+        .call(3, &add_partitions("tx", producer, &[("t", 0), ("t", 1)]))
+        .await;
+    assert_eq!(partition_codes(&resp), [ErrorCode::NONE; 2]);
+    let resp: ProduceResponse = c.call(11, &write).await;
+    assert_eq!(answers(&resp), [(0, 0)]);
+    // Transactional records need the transactional id in the request.
+    let resp: ProduceResponse = c
+        .call(
+            11,
+            &produce(-1, &[("t", 1, txn_batch(&["x"], pid, epoch, 0))]),
+        )
+        .await;
+    assert_eq!(
+        ErrorCode(answers(&resp)[0].0),
+        ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    );
+
+    // Offsets: the group must join first (AddOffsetsToTxn) below TxnOffsetCommit v5.
+    let resp = c
+        .call(3, &offset_commit("tx", "g", producer, &[("in", 0, 42)]))
+        .await;
+    assert_eq!(offset_codes(&resp), [ErrorCode::INVALID_TXN_STATE]);
+    let add_group = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(txn_id("tx"))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(StrBytes::from_static_str("g")));
+    assert_eq!(c.call(3, &add_group).await.error_code, 0);
+    let resp = c
+        .call(3, &offset_commit("tx", "g", producer, &[("in", 0, 42)]))
+        .await;
+    assert_eq!(offset_codes(&resp), [ErrorCode::NONE]);
+    assert!(b.committed_offsets("g").is_empty(), "pending until EndTxn");
+
+    let resp = c.call(3, &end_txn("tx", producer, true)).await;
+    assert_eq!(
+        (resp.error_code, resp.producer_id.0),
+        (0, -1),
+        "no next epoch below v5"
+    );
+    assert_eq!(
+        b.committed_offsets("g"),
+        BTreeMap::from([(("in".to_string(), 0), 42)])
+    );
+    // A retry of that EndTxn (its answer lost) is answered as before; an abort is not.
+    assert_eq!(
+        c.call(3, &end_txn("tx", producer, true)).await.error_code,
+        0
+    );
+    let resp = c.call(3, &end_txn("tx", producer, false)).await;
+    assert_eq!(ErrorCode(resp.error_code), ErrorCode::INVALID_TXN_STATE);
+
+    // The next transaction must add its partitions again.
+    let resp: ProduceResponse = c
+        .call(
+            11,
+            &txn_produce("tx", &[("t", 0, txn_batch(&["b"], pid, epoch, 1))]),
+        )
+        .await;
+    assert_eq!(ErrorCode(answers(&resp)[0].0), ErrorCode::INVALID_TXN_STATE);
+
+    // A newer producer fences this one everywhere.
+    c.call(4, &init_txn("tx")).await;
+    let resp = c
+        .call(3, &add_partitions("tx", producer, &[("t", 0)]))
+        .await;
+    assert_eq!(partition_codes(&resp), [ErrorCode::PRODUCER_FENCED]);
+    let resp = c
+        .call(1, &add_partitions("tx", producer, &[("t", 0)]))
+        .await;
+    assert_eq!(partition_codes(&resp), [ErrorCode::INVALID_PRODUCER_EPOCH]);
+    assert_eq!(
+        ErrorCode(c.call(3, &end_txn("tx", producer, false)).await.error_code),
+        ErrorCode::PRODUCER_FENCED
+    );
+    let other = (pid + 1, epoch);
+    assert_eq!(
+        ErrorCode(c.call(3, &end_txn("tx", other, false)).await.error_code),
+        ErrorCode::INVALID_PRODUCER_ID_MAPPING
+    );
+
+    let summary: Vec<_> = b
+        .transaction_log()
+        .iter()
+        .map(|r| (r.api, r.version, r.error))
+        .collect();
+    assert_eq!(
+        summary[..6],
+        [
+            (ApiKey::InitProducerId, 4, ErrorCode::NONE),
+            (ApiKey::Produce, 11, ErrorCode::INVALID_TXN_STATE),
+            (ApiKey::EndTxn, 3, ErrorCode::INVALID_TXN_STATE),
+            (ApiKey::AddPartitionsToTxn, 3, ErrorCode::NONE),
+            (ApiKey::Produce, 11, ErrorCode::NONE),
+            (ApiKey::TxnOffsetCommit, 3, ErrorCode::INVALID_TXN_STATE),
+        ],
+        "the Produce without a transactional id is not logged"
+    );
+}
+
+#[tokio::test]
+async fn a_version_2_transaction_joins_through_produce_and_ends_at_a_new_epoch() {
+    let b = broker(&[("t", 1)]).await;
+    let mut c = Client::connect(&b).await;
+    let resp = c.call(5, &init_txn("tx")).await;
+    let (pid, epoch) = (resp.producer_id.0, resp.producer_epoch);
+
+    // Produce v12 adds the partition, TxnOffsetCommit v5 the group.
+    let resp: ProduceResponse = c
+        .call(
+            12,
+            &txn_produce("tx", &[("t", 0, txn_batch(&["a", "b"], pid, epoch, 0))]),
+        )
+        .await;
+    assert_eq!(answers(&resp), [(0, 0)]);
+    let resp = c
+        .call(5, &offset_commit("tx", "g", (pid, epoch), &[("in", 2, 7)]))
+        .await;
+    assert_eq!(offset_codes(&resp), [ErrorCode::NONE]);
+    let resp = c.call(5, &end_txn("tx", (pid, epoch), true)).await;
+    assert_eq!(
+        (resp.error_code, resp.producer_id.0, resp.producer_epoch),
+        (0, pid, epoch + 1)
+    );
+    assert_eq!(
+        b.committed_offsets("g").get(&("in".to_string(), 2)),
+        Some(&7)
+    );
+    // Its retry, at the epoch it had, gets the same answer.
+    let resp = c.call(5, &end_txn("tx", (pid, epoch), true)).await;
+    assert_eq!((resp.error_code, resp.producer_epoch), (0, epoch + 1));
+
+    // The next transaction's batches: the new epoch, sequences from 0; the old epoch is fenced.
+    let next = epoch + 1;
+    let resp: ProduceResponse = c
+        .call(
+            12,
+            &txn_produce("tx", &[("t", 0, txn_batch(&["old"], pid, epoch, 2))]),
+        )
+        .await;
+    assert_eq!(
+        ErrorCode(answers(&resp)[0].0),
+        ErrorCode::INVALID_PRODUCER_EPOCH
+    );
+    let resp: ProduceResponse = c
+        .call(
+            12,
+            &txn_produce("tx", &[("t", 0, txn_batch(&["c"], pid, next, 0))]),
+        )
+        .await;
+    assert_eq!(answers(&resp), [(0, 2)]);
+    let resp = c.call(5, &end_txn("tx", (pid, next), false)).await;
+    assert_eq!((resp.error_code, resp.producer_epoch), (0, next + 1));
+    // An abort with nothing open (the producer cannot know whether its Produce joined the
+    // partition) moves to the next epoch too; a commit is refused.
+    let resp = c.call(5, &end_txn("tx", (pid, next + 1), false)).await;
+    assert_eq!((resp.error_code, resp.producer_epoch), (0, next + 2));
+    let resp = c.call(5, &end_txn("tx", (pid, next + 2), true)).await;
+    assert_eq!(ErrorCode(resp.error_code), ErrorCode::INVALID_TXN_STATE);
+
+    assert_eq!(
+        values(&b, "t", 0),
+        ["a", "b", "c"],
+        "no markers, no read_committed view"
+    );
+    let ends: Vec<_> = b
+        .transaction_log()
+        .iter()
+        .filter_map(|r| match r.detail {
+            TxnDetail::EndTxn { commit, answered } => Some((commit, answered, r.error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            (true, Some((pid, epoch + 1)), ErrorCode::NONE),
+            (true, Some((pid, epoch + 1)), ErrorCode::NONE),
+            (false, Some((pid, next + 1)), ErrorCode::NONE),
+            (false, Some((pid, next + 2)), ErrorCode::NONE),
+            (true, None, ErrorCode::INVALID_TXN_STATE),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn scripted_errors_on_the_transaction_apis() {
+    let b = broker(&[("t", 2)]).await;
+    let mut c = Client::connect(&b).await;
+    let resp = c.call(4, &init_txn("tx")).await;
+    let producer = (resp.producer_id.0, resp.producer_epoch);
+
+    // One partition's error: the others are not attempted, and none joins.
+    b.script(
+        Rule::on_api(ApiKey::AddPartitionsToTxn)
+            .partition("t", 1)
+            .times(1)
+            .respond_error(ErrorCode::TRANSACTION_ABORTABLE),
+    );
+    let both = add_partitions("tx", producer, &[("t", 0), ("t", 1)]);
+    let resp = c.call(3, &both).await;
+    assert_eq!(
+        partition_codes(&resp),
+        [
+            ErrorCode::OPERATION_NOT_ATTEMPTED,
+            ErrorCode::TRANSACTION_ABORTABLE
+        ]
+    );
+    // So does an unknown partition.
+    let resp = c
+        .call(3, &add_partitions("tx", producer, &[("t", 0), ("t", 9)]))
+        .await;
+    assert_eq!(
+        partition_codes(&resp),
+        [
+            ErrorCode::OPERATION_NOT_ATTEMPTED,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        ]
+    );
+    let resp = c.call(3, &end_txn("tx", producer, false)).await;
+    assert_eq!(
+        ErrorCode(resp.error_code),
+        ErrorCode::INVALID_TXN_STATE,
+        "nothing joined"
+    );
+
+    // Whole-request errors.
+    b.script(
+        Rule::on_api(ApiKey::AddPartitionsToTxn)
+            .nth(1)
+            .respond_error(ErrorCode::CONCURRENT_TRANSACTIONS),
+    );
+    b.script(
+        Rule::on_api(ApiKey::EndTxn)
+            .times(1)
+            .respond_error(ErrorCode::NOT_COORDINATOR),
+    );
+    b.script(
+        Rule::on_api(ApiKey::AddOffsetsToTxn)
+            .times(1)
+            .respond_error(ErrorCode::GROUP_AUTHORIZATION_FAILED),
+    );
+    let resp = c.call(3, &both).await;
+    assert_eq!(
+        partition_codes(&resp),
+        [ErrorCode::CONCURRENT_TRANSACTIONS; 2]
+    );
+    let resp = c.call(3, &both).await;
+    assert_eq!(partition_codes(&resp), [ErrorCode::NONE; 2]);
+    let add_group = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(txn_id("tx"))
+        .with_producer_id(ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_group_id(GroupId(StrBytes::from_static_str("g")));
+    let resp = c.call(3, &add_group).await;
+    assert_eq!(
+        ErrorCode(resp.error_code),
+        ErrorCode::GROUP_AUTHORIZATION_FAILED
+    );
+    assert_eq!(c.call(3, &add_group).await.error_code, 0);
+
+    // TxnOffsetCommit: the rule's partition fails, the other's offset is taken.
+    b.script(
+        Rule::on_api(ApiKey::TxnOffsetCommit)
+            .partition("in", 1)
+            .times(1)
+            .respond_error(ErrorCode::UNKNOWN_MEMBER_ID),
+    );
+    let resp = c
+        .call(
+            3,
+            &offset_commit("tx", "g", producer, &[("in", 0, 10), ("in", 1, 11)]),
+        )
+        .await;
+    assert_eq!(
+        offset_codes(&resp),
+        [ErrorCode::NONE, ErrorCode::UNKNOWN_MEMBER_ID]
+    );
+    let resp = c.call(3, &end_txn("tx", producer, true)).await;
+    assert_eq!(ErrorCode(resp.error_code), ErrorCode::NOT_COORDINATOR);
+    assert!(
+        b.committed_offsets("g").is_empty(),
+        "the faulted EndTxn did nothing"
+    );
+    assert_eq!(
+        c.call(3, &end_txn("tx", producer, true)).await.error_code,
+        0
+    );
+    assert_eq!(
+        b.committed_offsets("g"),
+        BTreeMap::from([(("in".to_string(), 0), 10)])
+    );
+    let errors: Vec<_> = b
+        .transaction_log()
+        .iter()
+        .skip(1)
+        .map(|r| (r.api, r.error))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (
+                ApiKey::AddPartitionsToTxn,
+                ErrorCode::OPERATION_NOT_ATTEMPTED
+            ),
+            (
+                ApiKey::AddPartitionsToTxn,
+                ErrorCode::OPERATION_NOT_ATTEMPTED
+            ),
+            (ApiKey::EndTxn, ErrorCode::INVALID_TXN_STATE),
+            (
+                ApiKey::AddPartitionsToTxn,
+                ErrorCode::CONCURRENT_TRANSACTIONS
+            ),
+            (ApiKey::AddPartitionsToTxn, ErrorCode::NONE),
+            (
+                ApiKey::AddOffsetsToTxn,
+                ErrorCode::GROUP_AUTHORIZATION_FAILED
+            ),
+            (ApiKey::AddOffsetsToTxn, ErrorCode::NONE),
+            (ApiKey::TxnOffsetCommit, ErrorCode::UNKNOWN_MEMBER_ID),
+            (ApiKey::EndTxn, ErrorCode::NOT_COORDINATOR),
+            (ApiKey::EndTxn, ErrorCode::NONE),
+        ]
     );
 }
