@@ -88,6 +88,21 @@ fn committed_values(cluster: &Cluster, topic: &str) -> Vec<String> {
     v
 }
 
+/// Waits until a `read_committed` consumer reads exactly `expected` (sorted) from `topic`:
+/// `commit_transaction` returns once the coordinator decided, and the markers that make the
+/// records visible are written right after.
+fn assert_committed(cluster: &Cluster, topic: &str, expected: &[String], what: &str) {
+    let mut read = Vec::new();
+    for _ in 0..20 {
+        read = committed_values(cluster, topic);
+        if read == expected {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(read, expected, "{what}");
+}
+
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -119,15 +134,17 @@ async fn committed_records_appear_together_and_aborted_ones_never() {
             "v{version}"
         );
         producer.commit_transaction(CALL).await.unwrap();
-        assert_eq!(
-            committed_values(&cluster, &a),
-            sorted(first[..10].to_vec()),
-            "v{version}"
+        assert_committed(
+            &cluster,
+            &a,
+            &sorted(first[..10].to_vec()),
+            &format!("v{version}"),
         );
-        assert_eq!(
-            committed_values(&cluster, &b),
-            sorted(first[10..].to_vec()),
-            "v{version}"
+        assert_committed(
+            &cluster,
+            &b,
+            &sorted(first[10..].to_vec()),
+            &format!("v{version}"),
         );
 
         // Aborted after its records reached the log: they stay invisible.
@@ -154,15 +171,12 @@ async fn committed_records_appear_together_and_aborted_ones_never() {
 
         let mut expected = first[..10].to_vec();
         expected.extend(last);
-        assert_eq!(
-            committed_values(&cluster, &a),
-            sorted(expected),
-            "v{version}"
-        );
-        assert_eq!(
-            committed_values(&cluster, &b),
-            sorted(first[10..].to_vec()),
-            "v{version}"
+        assert_committed(&cluster, &a, &sorted(expected), &format!("v{version}"));
+        assert_committed(
+            &cluster,
+            &b,
+            &sorted(first[10..].to_vec()),
+            &format!("v{version}"),
         );
         let everything = cluster.read_topic(&a);
         assert!(
@@ -216,7 +230,7 @@ async fn offsets_sent_with_a_transaction_reach_the_group_only_on_commit() {
         );
         producer.commit_transaction(CALL).await.unwrap();
         assert_eq!(
-            cluster.group_offsets(group.group_id()),
+            cluster.stable_group_offsets(group.group_id()),
             vec![(input.clone(), 0, 7), (input.clone(), 1, 2)],
             "v{version}"
         );
@@ -255,10 +269,11 @@ async fn a_second_producer_with_the_same_id_fences_the_first() {
         second.begin_transaction().unwrap();
         send_acknowledged(&second, &t, &values("live", 5)).await;
         second.commit_transaction(CALL).await.unwrap();
-        assert_eq!(
-            committed_values(&cluster, &t),
-            sorted(values("live", 5)),
-            "v{version}"
+        assert_committed(
+            &cluster,
+            &t,
+            &sorted(values("live", 5)),
+            &format!("v{version}"),
         );
         assert!(first.close(CALL).await.unwrap_err().is_fatal());
         second.close(CALL).await.unwrap();
@@ -301,10 +316,11 @@ async fn a_transaction_outliving_its_timeout_is_aborted_and_reported() {
             producer.begin_transaction().unwrap();
             send_acknowledged(&producer, &t, &values("next", 3)).await;
             producer.commit_transaction(CALL).await.unwrap();
-            assert_eq!(
-                committed_values(&cluster, &t),
-                sorted(values("next", 3)),
-                "v{version}"
+            assert_committed(
+                &cluster,
+                &t,
+                &sorted(values("next", 3)),
+                &format!("v{version}"),
             );
         }
         let _ = producer.close(CALL).await;
@@ -347,11 +363,7 @@ async fn a_commit_that_timed_out_goes_on_and_can_be_waited_for_again() {
             "v{version}: {e}"
         );
         producer.commit_transaction(CALL).await.unwrap();
-        assert_eq!(
-            committed_values(&cluster, &t),
-            sorted(first.clone()),
-            "v{version}"
-        );
+        assert_committed(&cluster, &t, &sorted(first.clone()), &format!("v{version}"));
 
         // A commit that timed out and finished unasked: the next transaction's commit is its
         // own, not that outcome again.
@@ -378,13 +390,13 @@ async fn a_commit_that_timed_out_goes_on_and_can_be_waited_for_again() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(committed_values(&cluster, &t), expected, "v{version}");
+        assert_committed(&cluster, &t, &expected, &format!("v{version}"));
         let third = values("third", 2);
         send_acknowledged(&producer, &t, &third).await;
         producer.commit_transaction(CALL).await.unwrap();
         let mut all = expected;
         all.extend(third);
-        assert_eq!(committed_values(&cluster, &t), sorted(all), "v{version}");
+        assert_committed(&cluster, &t, &sorted(all), &format!("v{version}"));
         producer.close(CALL).await.unwrap();
     }
 }
@@ -403,10 +415,11 @@ async fn empty_transactions_commit_and_abort() {
         producer.begin_transaction().unwrap();
         send_acknowledged(&producer, &t, &values("after", 3)).await;
         producer.commit_transaction(CALL).await.unwrap();
-        assert_eq!(
-            committed_values(&cluster, &t),
-            sorted(values("after", 3)),
-            "v{version}"
+        assert_committed(
+            &cluster,
+            &t,
+            &sorted(values("after", 3)),
+            &format!("v{version}"),
         );
         producer.close(CALL).await.unwrap();
     }
@@ -555,7 +568,7 @@ async fn disruptive_read_process_write_is_exactly_once_across_a_broker_kill() {
                     aborted += 1;
                     producer.abort_transaction(CALL).await.unwrap();
                     // Back to what the group committed, as a consumer after a rebalance.
-                    let committed = cluster.group_offsets(group.group_id());
+                    let committed = cluster.stable_group_offsets(group.group_id());
                     for (&p, records) in &by_partition {
                         let at = committed
                             .iter()
@@ -574,16 +587,21 @@ async fn disruptive_read_process_write_is_exactly_once_across_a_broker_kill() {
         eprintln!("v{version}: {round} transactions, {aborted} aborted");
 
         let expected: Vec<String> = sorted(inputs.iter().map(|v| format!("out-{v}")).collect());
-        assert_eq!(
-            committed_values(&cluster, &output),
-            expected,
-            "v{version}: exactly once"
+        assert_committed(
+            &cluster,
+            &output,
+            &expected,
+            &format!("v{version}: exactly once"),
         );
         let mut end: Vec<(String, i32, i64)> = by_partition
             .iter()
             .map(|(&p, r)| (input.clone(), p, r.last().unwrap().0 + 1))
             .collect();
         end.sort();
-        assert_eq!(cluster.group_offsets(group.group_id()), end, "v{version}");
+        assert_eq!(
+            cluster.stable_group_offsets(group.group_id()),
+            end,
+            "v{version}"
+        );
     }
 }

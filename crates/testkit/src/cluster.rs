@@ -261,6 +261,18 @@ impl Cluster {
     /// offsets, so it does not wait), and an aborted transaction's offsets never count. Panics with the tool's stderr
     /// on failure.
     pub fn group_offsets(&self, group: &str) -> Vec<(String, i32, i64)> {
+        self.list_group_offsets(group, false)
+    }
+
+    /// [`group_offsets`](Cluster::group_offsets) as a consumer starting up sees them (KIP-447's `require_stable`): if a
+    /// transaction holding offsets for the group is still being completed (committed, its markers not all written),
+    /// the coordinator answers only once it is, so offsets committed by a transaction that has returned from its
+    /// commit are always there. Waits at most 30 s (an open transaction holds it that long), then panics.
+    pub fn stable_group_offsets(&self, group: &str) -> Vec<(String, i32, i64)> {
+        self.list_group_offsets(group, true)
+    }
+
+    fn list_group_offsets(&self, group: &str, require_stable: bool) -> Vec<(String, i32, i64)> {
         #[derive(Deserialize)]
         struct Committed {
             topic: String,
@@ -279,6 +291,8 @@ impl Cluster {
                 &self.bootstrap,
                 "--group",
                 group,
+                "--require-stable",
+                if require_stable { "true" } else { "false" },
             ],
             None,
         );

@@ -47,7 +47,7 @@ public final class Inspect {
         "       inspect wait-brokers --bootstrap B --ids 1,2,3 [--timeout-ms 120000] [--watch-pid PID]...",
         "       inspect topic --bootstrap B --topic T",
         "       inspect wait-topic --bootstrap B --topic T [--timeout-ms 30000]",
-        "       inspect group-offsets --bootstrap B --group G",
+        "       inspect group-offsets --bootstrap B --group G [--require-stable true]",
         "       inspect features --bootstrap B [--feature NAME [--level L]] [--timeout-ms 30000]",
         "brokers:       prints {\"clusterId\",\"controller\",\"brokers\":[{\"id\",\"host\",\"port\"}]}",
         "wait-brokers:  asks each bootstrap address in turn until every one of them reports all the given broker ids",
@@ -55,7 +55,8 @@ public final class Inspect {
         "topic:         prints {\"topic\",\"partitions\":[{\"partition\",\"leader\",\"replicas\",\"isr\"}]}; exits 3 if the",
         "               topic does not exist",
         "wait-topic:    as topic, after waiting until the topic exists and every partition has a leader",
-        "group-offsets: the group's committed offsets (Admin listConsumerGroupOffsets), sorted by topic and partition:",
+        "group-offsets: the group's committed offsets (Admin listConsumerGroupOffsets), sorted by topic and partition;",
+        "               with --require-stable true, once no transaction holding offsets for the group is pending (KIP-447):",
         "               prints {\"group\",\"offsets\":[{\"topic\",\"partition\",\"offset\"}]}; no offsets for an",
         "               unknown group",
         "features:      sends ApiVersions to each bootstrap address itself (a PLAINTEXT connection of its own, no",
@@ -101,7 +102,8 @@ public final class Inspect {
                 waitTopic(bootstrap, cli.required("--topic"), cli.number("--timeout-ms", 30_000));
                 break;
             case "group-offsets":
-                groupOffsets(bootstrap, cli.required("--group"));
+                groupOffsets(bootstrap, cli.required("--group"),
+                    Boolean.parseBoolean(cli.all("--require-stable").isEmpty() ? "false" : cli.required("--require-stable")));
                 break;
             case "features":
                 if (cli.all("--feature").isEmpty() && !cli.all("--level").isEmpty()) {
@@ -195,10 +197,10 @@ public final class Inspect {
         }
     }
 
-    private static void groupOffsets(String bootstrap, String group) {
+    private static void groupOffsets(String bootstrap, String group, boolean requireStable) {
         try (Admin admin = admin(bootstrap)) {
             Map<TopicPartition, OffsetAndMetadata> offsets = admin
-                .listConsumerGroupOffsets(group, new ListConsumerGroupOffsetsOptions().timeoutMs(15_000))
+                .listConsumerGroupOffsets(group, new ListConsumerGroupOffsetsOptions().requireStable(requireStable).timeoutMs(30_000))
                 .partitionsToOffsetAndMetadata().get();
             List<TopicPartition> partitions = new ArrayList<>(offsets.keySet());
             partitions.sort(Comparator.comparing(TopicPartition::topic).thenComparingInt(TopicPartition::partition));
