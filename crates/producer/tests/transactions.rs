@@ -402,6 +402,49 @@ async fn a_commit_that_timed_out_goes_on_and_can_be_waited_for_again() {
 }
 
 #[tokio::test]
+async fn a_record_the_broker_refuses_fails_the_commit_and_nothing_of_it_shows() {
+    let Some(cluster) = cluster() else { return };
+    for version in VERSIONS {
+        let _v = on_version(&cluster, version).await;
+        let t = Cluster::random_topic("txn-refused-record");
+        cluster.create_topic(&t, 1, 3, &[("max.message.bytes", "1024")]);
+        let producer = transactional(&cluster, &Cluster::random_topic("tid"), version).await;
+        producer.begin_transaction().unwrap();
+        send_acknowledged(&producer, &t, &values("fine", 3)).await;
+        // One record, too large for the topic: the broker refuses it, and it cannot be split.
+        let big = "x".repeat(2000);
+        let refused = producer
+            .send(ProducerRecord::new(&t).key("big").value(big.as_bytes()))
+            .await
+            .unwrap();
+        let e = refused.await.unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(kafka_producer::ErrorCode::MESSAGE_TOO_LARGE),
+            "v{version}: {e}"
+        );
+        let e = producer.commit_transaction(CALL).await.unwrap_err();
+        assert!(e.requires_abort(), "v{version}: {e}");
+        assert!(
+            e.to_string().contains("MESSAGE_TOO_LARGE"),
+            "v{version}: {e}"
+        );
+        producer.abort_transaction(CALL).await.unwrap();
+
+        producer.begin_transaction().unwrap();
+        send_acknowledged(&producer, &t, &values("after", 2)).await;
+        producer.commit_transaction(CALL).await.unwrap();
+        assert_committed(
+            &cluster,
+            &t,
+            &sorted(values("after", 2)),
+            &format!("v{version}"),
+        );
+        producer.close(CALL).await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn empty_transactions_commit_and_abort() {
     let Some(cluster) = cluster() else { return };
     for version in VERSIONS {

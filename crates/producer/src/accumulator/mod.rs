@@ -32,6 +32,7 @@ use kafka_producer_protocol::batch::{
 };
 
 use crate::delivery::{BatchOutcome, DeliveryFuture};
+use crate::error::Error;
 use crate::metadata::Cluster;
 use crate::partitioner::StickyChoice;
 
@@ -72,6 +73,10 @@ pub(crate) struct Accumulator {
     delivery_timeout: Duration,
     compression: Compression,
     transactional: bool,
+    /// With transactions: the first batch failure since the last `take_transaction_failure`.
+    /// Every way a batch fails ends in `settle`, so a transaction can know that one of its
+    /// records failed whatever the path (refused, split to one record, expired, aborted).
+    transaction_failure: Mutex<Option<Error>>,
     /// How many batches of one partition may be in flight: 1, or with idempotence
     /// `max.in.flight.requests.per.connection`.
     in_flight_per_partition: usize,
@@ -168,6 +173,7 @@ impl Accumulator {
             delivery_timeout,
             compression,
             transactional,
+            transaction_failure: Mutex::new(None),
             in_flight_per_partition: in_flight_per_partition.max(1),
             sequence_gap: Default::default(),
             buffer: BufferPool::new(buffer_memory),

@@ -151,6 +151,22 @@ impl Accumulator {
         None
     }
 
+    /// The first batch failure since the last call, with transactions (else always `None`).
+    pub(crate) fn take_transaction_failure(&self) -> Option<Error> {
+        self.transaction_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Whether a batch failed since the last `take_transaction_failure`.
+    pub(crate) fn transaction_failure(&self) -> Option<Error> {
+        self.transaction_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Reports, once, that a sequenced batch failed for good since the last call.
     pub(crate) fn take_sequence_gap(&self) -> bool {
         self.sequence_gap.swap(false, Ordering::AcqRel)
@@ -159,6 +175,12 @@ impl Accumulator {
     fn settle(&self, batch: &ProducerBatch, result: Result<BatchAck, Error>) {
         if result.is_err() && batch.sequence.is_some() {
             self.sequence_gap.store(true, Ordering::Release);
+        }
+        if let (true, Err(e)) = (self.transactional, &result) {
+            self.transaction_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(|| e.clone());
         }
         batch.outcome.complete(result);
         self.incomplete

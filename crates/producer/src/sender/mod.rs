@@ -54,6 +54,10 @@ pub(crate) async fn run_sender(shared: Arc<Shared>) {
         // With transactions: nothing goes outside one, and under version 1 a partition's
         // batches only once the coordinator added it.
         let gate = shared.transactions().map(|txn| {
+            // A record of the open transaction failed: nothing more of it goes.
+            if let Some(error) = shared.accumulator().transaction_failure() {
+                txn.batch_failed(&error);
+            }
             if let Some(error) = txn.abort_reason() {
                 shared.accumulator().fail_queued(|_, _| error.clone());
             }

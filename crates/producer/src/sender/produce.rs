@@ -197,21 +197,19 @@ impl Shared {
             } => {
                 let error = error(&d);
                 self.side_effects(refresh_metadata, bump_epoch);
-                if let Some(txn) = self.transactions() {
-                    match error.code() {
-                        // Fenced, or not allowed: the producer is done.
-                        Some(code) if crate::transaction::is_fatal_code(code) => {
-                            self.accumulator().fail(d, error.clone());
-                            self.fail(Error::TransactionFatal {
-                                transactional_id: txn.id().to_string(),
-                                reason: Box::new(error),
-                            });
-                            return;
-                        }
-                        _ => txn.batch_failed(&error),
+                // A transactional producer fenced, or not allowed, is done. Any other failure
+                // makes the transaction abortable (`settle` records it).
+                let fatal = error.code().is_some_and(crate::transaction::is_fatal_code);
+                match self.transactions() {
+                    Some(txn) if fatal => {
+                        self.accumulator().fail(d, error.clone());
+                        self.fail(Error::TransactionFatal {
+                            transactional_id: txn.id().to_string(),
+                            reason: Box::new(error),
+                        });
                     }
+                    _ => self.accumulator().fail(d, error),
                 }
-                self.accumulator().fail(d, error);
             }
         }
     }

@@ -476,6 +476,9 @@ impl Shared {
                 *call = None;
             }
         }
+        // Failures of batches before this transaction (a stray record between two) are not
+        // this transaction's.
+        self.accumulator().take_transaction_failure();
         state.phase = Phase::InTransaction;
         state.version = if state.v2_available { 2 } else { 1 };
         state.added.clear();
@@ -547,11 +550,11 @@ impl Shared {
             drop(state);
             Ok(async move {
                 let txn = shared.transactions().expect("transactional");
-                if let Err(e) = crate::producer::flush_all(&shared).await {
-                    let reason = match e {
-                        Error::FlushFailed { first, .. } => *first,
-                        e => e,
-                    };
+                // Every record of the transaction has its outcome after the flush; any batch
+                // that failed since begin_transaction, by whatever path, is in the
+                // accumulator's record of failures.
+                let _ = crate::producer::flush_all(&shared).await;
+                if let Some(reason) = shared.accumulator().take_transaction_failure() {
                     txn.set_abortable(reason);
                 }
                 if let Some(e) = txn.abort_reason() {
@@ -616,6 +619,8 @@ impl Shared {
         if epoch_bump && !bumped {
             self.init_transactional_id(true).await?;
         }
+        // The records this transaction failed (the abort's own among them) are its past.
+        self.accumulator().take_transaction_failure();
         let mut state = txn.lock();
         state.phase = Phase::Ready;
         state.abortable = None;
