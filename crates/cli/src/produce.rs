@@ -166,11 +166,9 @@ async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Su
     let transactional_id = config.transactional_id().map(str::to_owned);
     let transactional = transactional_id.is_some();
     let producer = Producer::new(config).await?;
-    // Fail once, now, for a missing topic, rather than once per line after max.block.ms each.
-    // (A transactional producer looks it up inside its first transaction: see `transactional`.)
-    if !transactional {
-        producer.partition_count(&args.topic).await?;
-    }
+    // Fail once, now, for a missing topic, rather than once per line after max.block.ms each
+    // (before a transactional run takes over its id).
+    producer.partition_count(&args.topic).await?;
 
     let started = Instant::now();
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);

@@ -61,14 +61,6 @@ pub(crate) async fn read_and_send(
             init.context("cannot initialize transactions (init_transactions)")?
         }
     }
-    // The first transaction begins before the first line: a transactional producer looks a
-    // topic up only inside a transaction, and a missing topic should fail once, now.
-    run.begin()?;
-    if let Err(e) = producer.partition_count(&args.topic).await {
-        // Nothing was sent: the abort needs no coordinator.
-        let _ = producer.abort_transaction(CALL_TIMEOUT).await;
-        return Err(e.into());
-    }
     let separator = args.key_separator.as_deref().map(str::as_bytes);
     let mut input = BufReader::with_capacity(1 << 20, tokio::io::stdin());
     let mut buf = Vec::with_capacity(4096);
