@@ -76,6 +76,21 @@ fn classify<T>(request: &'static str, code: ErrorCode, message: Option<String>) 
     }
 }
 
+/// The step for a request answered per partition: the worst partition's error decides (fatal,
+/// then abortable, then the last retriable one); done when every code is OK.
+fn worst_step(request: &'static str, codes: impl Iterator<Item = ErrorCode>) -> Step<()> {
+    let mut worst = Step::Done(());
+    for code in codes.filter(|c| !c.is_ok()) {
+        worst = match (worst, classify(request, code, None)) {
+            (w @ Step::Fatal(_), _) => w,
+            (_, s @ Step::Fatal(_)) => s,
+            (w @ Step::Abortable(_), _) => w,
+            (_, s) => s,
+        };
+    }
+    worst
+}
+
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -309,18 +324,8 @@ impl Shared {
                 .iter()
                 .flat_map(|t| t.results_by_partition.iter())
                 .map(|p| ErrorCode(p.partition_error_code))
-                .filter(|c| !c.is_ok() && *c != ErrorCode::OPERATION_NOT_ATTEMPTED);
-            let mut worst: Option<Step<()>> = None;
-            for code in codes {
-                let step = classify("AddPartitionsToTxn", code, None);
-                worst = Some(match (worst, step) {
-                    (Some(w @ Step::Fatal(_)), _) => w,
-                    (_, s @ Step::Fatal(_)) => s,
-                    (Some(w @ Step::Abortable(_)), _) => w,
-                    (_, s) => s,
-                });
-            }
-            Ok(worst.unwrap_or(Step::Done(())))
+                .filter(|c| *c != ErrorCode::OPERATION_NOT_ATTEMPTED);
+            Ok(worst_step("AddPartitionsToTxn", codes))
         })
         .await
     }
@@ -399,32 +404,14 @@ impl Shared {
                     .with_group_instance_id(group.group_instance_id.as_deref().map(str_bytes));
             }
             let resp = conn.call(&req, v).await?;
-            let mut worst: Option<Step<()>> = None;
-            for p in resp.topics.iter().flat_map(|t| t.partitions.iter()) {
-                let code = ErrorCode(p.error_code);
-                if code.is_ok() {
-                    continue;
-                }
-                let step = match code {
-                    // The group's coordinator moved, or the topic is new to it.
-                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => Step::Retry {
-                        error: Error::Coordinator {
-                            request: "TxnOffsetCommit",
-                            code,
-                            message: None,
-                        },
-                        fast: false,
-                    },
-                    code => classify("TxnOffsetCommit", code, None),
-                };
-                worst = Some(match (worst, step) {
-                    (Some(w @ Step::Fatal(_)), _) => w,
-                    (_, s @ Step::Fatal(_)) => s,
-                    (Some(w @ Step::Abortable(_)), _) => w,
-                    (_, s) => s,
-                });
-            }
-            Ok(worst.unwrap_or(Step::Done(())))
+            // UNKNOWN_TOPIC_OR_PARTITION (retriable): the group's coordinator moved, or the
+            // topic is new to it.
+            let codes = resp
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| ErrorCode(p.error_code));
+            Ok(worst_step("TxnOffsetCommit", codes))
         })
         .await
     }
