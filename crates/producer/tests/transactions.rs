@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_producer::{
-    ConsumerGroupMetadata, Error, OffsetAndMetadata, Producer, ProducerConfig, ProducerRecord,
-    TopicPartition,
+    BlockingProducer, ConsumerGroupMetadata, Error, OffsetAndMetadata, Producer, ProducerConfig,
+    ProducerRecord, StringSerializer, TopicPartition,
 };
 use kafka_producer_testkit::{cluster, Cluster};
 use tokio::sync::{Mutex, MutexGuard};
@@ -442,6 +442,54 @@ async fn a_record_the_broker_refuses_fails_the_commit_and_nothing_of_it_shows() 
         );
         producer.close(CALL).await.unwrap();
     }
+}
+
+/// The same calls on the typed and the blocking producer: offsets and records of a string
+/// producer, committed, on the cluster's default version.
+#[test]
+fn the_blocking_producer_commits_and_aborts_transactions() {
+    let Some(cluster) = cluster() else { return };
+    let mut version = VERSION_LOCK.blocking_lock();
+    if version.is_some_and(|v| v != 2) || (version.is_none() && cluster.transaction_version() != 2)
+    {
+        cluster.set_transaction_version(2);
+    }
+    *version = Some(2);
+    let t = topic(&cluster, "txn-blocking", 2);
+    let group = ConsumerGroupMetadata::new(Cluster::random_topic("group"));
+    let producer = BlockingProducer::<str, str>::new(
+        config(&cluster, &Cluster::random_topic("tid")),
+        StringSerializer,
+        StringSerializer,
+    )
+    .unwrap();
+    producer.init_transactions(CALL).unwrap();
+    producer.begin_transaction().unwrap();
+    let aborted = producer
+        .send(ProducerRecord::new(&t).key("k").value("gone"))
+        .unwrap();
+    producer.abort_transaction(CALL).unwrap();
+    assert!(aborted.wait().is_err(), "never sent: the abort failed it");
+
+    producer.begin_transaction().unwrap();
+    let kept = producer
+        .send(ProducerRecord::new(&t).key("k").value("kept"))
+        .unwrap();
+    producer
+        .send_offsets_to_transaction(
+            [(TopicPartition::new(&t, 0), OffsetAndMetadata::new(42))],
+            &group,
+            CALL,
+        )
+        .unwrap();
+    producer.commit_transaction(CALL).unwrap();
+    kept.wait().unwrap();
+    assert_committed(&cluster, &t, &["kept".to_string()], "blocking");
+    assert_eq!(
+        cluster.stable_group_offsets(group.group_id()),
+        vec![(t.clone(), 0, 42)]
+    );
+    producer.close(CALL).unwrap();
 }
 
 #[tokio::test]
