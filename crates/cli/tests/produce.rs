@@ -2,6 +2,7 @@
 //! checked with the independent Java reader. Tests of the command line alone need no cluster.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -12,14 +13,8 @@ use kafka_producer_testkit::{read_properties, secure_cluster, wait_until, Cluste
 use serde_json::Value;
 
 /// Runs `kprod ARGS...` with `input` on stdin.
-fn kprod(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kprod"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kprod");
+fn kprod<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> Output {
+    let mut child = spawn_kprod(args);
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = input.to_vec();
     // kprod may exit before reading everything (a bad argument); then the write fails, which is fine.
@@ -31,6 +26,17 @@ fn kprod(args: &[&str], input: &[u8]) -> Output {
     output
 }
 
+/// Starts `kprod ARGS...` with stdin, stdout and stderr piped.
+fn spawn_kprod<S: AsRef<OsStr>>(args: &[S]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kprod"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kprod")
+}
+
 /// `kprod produce -b <cluster> -t <topic> EXTRA...`.
 fn produce(cluster: &Cluster, topic: &str, extra: &[&str], input: &[u8]) -> Output {
     let mut args = vec!["produce", "-b", cluster.bootstrap(), "-t", topic];
@@ -40,6 +46,11 @@ fn produce(cluster: &Cluster, topic: &str, extra: &[&str], input: &[u8]) -> Outp
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_stderr_has(output: &Output, text: &str) {
+    let err = stderr(output);
+    assert!(err.contains(text), "{err}");
 }
 
 /// The `--report json` lines, checked to number the input lines 1, 2, ... once each, in order.
@@ -93,11 +104,7 @@ fn keyed_lines_are_reported_in_order_at_the_offsets_the_reader_finds() {
         input.as_bytes(),
     );
     assert!(output.status.success(), "stderr: {}", stderr(&output));
-    assert!(
-        stderr(&output).contains("sent 300, delivered 300, failed 0"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "sent 300, delivered 300, failed 0");
 
     let report = report(&output, lines.len());
     let read = by_position(cluster.read_topic(&topic));
@@ -161,11 +168,7 @@ fn a_line_without_the_separator_fails_alone() {
         b"a::1\nno separator here\nc::3\n",
     );
     assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
-    assert!(
-        stderr(&output).contains("sent 3, delivered 2, failed 1"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "sent 3, delivered 2, failed 1");
 
     let report = report(&output, 3);
     let error = report[1]["error"].as_str().expect("line 2 failed");
@@ -325,7 +328,7 @@ fn a_missing_topic_fails_at_once() {
     let topic = Cluster::random_topic("kprod-missing");
     let output = produce(&cluster, &topic, &["-X", "max.block.ms=1000"], b"x\n");
     assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
-    assert!(stderr(&output).contains(&topic), "{}", stderr(&output));
+    assert_stderr_has(&output, &topic);
 }
 
 #[test]
@@ -356,11 +359,7 @@ fn a_bad_property_exits_2_naming_it() {
     let args = [&base[..], &["--producer.config", file.to_str().unwrap()]].concat();
     let output = kprod(&args, b"");
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("not.a.property"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "not.a.property");
 }
 
 #[test]
@@ -417,11 +416,7 @@ fn transaction_lines_without_a_transactional_id_exits_2() {
         b"x\n",
     );
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("transactional.id"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "transactional.id");
 }
 
 #[test]
@@ -483,8 +478,35 @@ fn temp_file(name: &str, contents: &str) -> TempFile {
 // fence only where a test means them to. The cluster's `transaction.version` may be 1 or 2 while
 // these run (other tests switch it); what they check holds for both.
 
-fn transactional_id(topic: &str) -> String {
-    format!("transactional.id={topic}")
+/// `kprod produce -b <cluster> -t <topic> --key-separator : -X transactional.id=<topic> EXTRA...`:
+/// `key:value` lines, in transactions under the topic's own id.
+fn transactional_args(cluster: &Cluster, topic: &str, extra: &[&str]) -> Vec<String> {
+    let id = format!("transactional.id={topic}");
+    let mut args = vec![
+        "produce",
+        "-b",
+        cluster.bootstrap(),
+        "-t",
+        topic,
+        "--key-separator",
+        ":",
+        "-X",
+        &id,
+    ];
+    args.extend_from_slice(extra);
+    args.into_iter().map(String::from).collect()
+}
+
+/// Waits until `records` records of `topic`, committed or not, are in the log.
+fn wait_for_log(cluster: &Cluster, topic: &str, records: usize, what: &str) {
+    wait_until(what, Duration::from_secs(60), || {
+        cluster.read_topic(topic).len() == records
+    });
+}
+
+/// The error a `--report json` line gives, or "" for a delivered line.
+fn report_error(entry: &Value) -> &str {
+    entry["error"].as_str().unwrap_or_default()
 }
 
 /// What a `read_committed` consumer reads: (key, value) pairs in partition and offset order.
@@ -522,28 +544,16 @@ fn transactions_of_n_lines_commit_in_turn_and_every_line_is_reported_delivered()
     };
     let topic = new_topic(&cluster, "kprod-txn", 3);
     let lines = pairs("k", 1..=25);
-    let id = transactional_id(&topic);
-    let output = produce(
-        &cluster,
-        &topic,
-        &[
-            "--key-separator",
-            ":",
-            "-X",
-            &id,
-            "--transaction-lines",
-            "10",
-            "--report",
-            "json",
-        ],
+    let output = kprod(
+        &transactional_args(
+            &cluster,
+            &topic,
+            &["--transaction-lines", "10", "--report", "json"],
+        ),
         keyed_input(&lines).as_bytes(),
     );
     assert!(output.status.success(), "stderr: {}", stderr(&output));
-    assert!(
-        stderr(&output).contains("sent 25, delivered 25, failed 0"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "sent 25, delivered 25, failed 0");
 
     let report = report(&output, 25);
     let read = by_position(cluster.read_topic_committed(&topic));
@@ -601,20 +611,12 @@ fn a_failing_line_aborts_its_transaction_and_ends_the_run() {
         let first = pairs("a", 1..=5);
         let after = pairs("c", 7..=9);
         let input = format!("{}{bad_line}\n{}", keyed_input(&first), keyed_input(&after));
-        let id = transactional_id(&topic);
-        let output = produce(
-            &cluster,
-            &topic,
-            &[
-                "--key-separator",
-                ":",
-                "-X",
-                &id,
-                "--transaction-lines",
-                "3",
-                "--report",
-                "json",
-            ],
+        let output = kprod(
+            &transactional_args(
+                &cluster,
+                &topic,
+                &["--transaction-lines", "3", "--report", "json"],
+            ),
             input.as_bytes(),
         );
         let err = stderr(&output);
@@ -634,9 +636,8 @@ fn a_failing_line_aborts_its_transaction_and_ends_the_run() {
             assert!(entry["offset"].is_i64(), "{case}: {entry}");
         }
         for entry in &report[3..] {
-            let error = entry["error"].as_str().unwrap_or_default();
             assert!(
-                error.starts_with("transaction aborted: line 6: "),
+                report_error(entry).starts_with("transaction aborted: line 6: "),
                 "{case}: {entry}"
             );
         }
@@ -656,22 +657,11 @@ fn a_signal_aborts_the_open_transaction_and_exits_1() {
     };
     for signal in ["TERM", "INT"] {
         let topic = new_topic(&cluster, "kprod-txn-signal", 2);
-        let id = transactional_id(&topic);
-        let mut run = Running::start(&[
-            "produce",
-            "-b",
-            cluster.bootstrap(),
-            "-t",
+        let mut run = Running::start(&transactional_args(
+            &cluster,
             &topic,
-            "--key-separator",
-            ":",
-            "-X",
-            &id,
-            "--transaction-lines",
-            "2",
-            "--report",
-            "json",
-        ]);
+            &["--transaction-lines", "2", "--report", "json"],
+        ));
         run.write("a:1\nb:2\n");
         // Reported once the first transaction committed.
         for line in 1..=2 {
@@ -681,9 +671,7 @@ fn a_signal_aborts_the_open_transaction_and_exits_1() {
         }
         run.write("c:3\n");
         // Line 3 is in the log, in the open transaction, and not reported.
-        wait_until("line 3 is in the log", Duration::from_secs(60), || {
-            cluster.read_topic(&topic).len() == 3
-        });
+        wait_for_log(&cluster, &topic, 3, "line 3 is in the log");
         assert!(run.reports.try_recv().is_err(), "nothing reported yet");
         run.signal(signal);
         let (status, reports, err) = run.finish(Duration::from_secs(60));
@@ -712,28 +700,11 @@ fn a_second_run_with_the_same_id_fences_the_first() {
         return;
     };
     let topic = new_topic(&cluster, "kprod-txn-fence", 2);
-    let id = transactional_id(&topic);
-    let args = [
-        "produce",
-        "-b",
-        cluster.bootstrap(),
-        "-t",
-        &topic,
-        "--key-separator",
-        ":",
-        "-X",
-        &id,
-        "--report",
-        "json",
-    ];
+    let args = transactional_args(&cluster, &topic, &["--report", "json"]);
     // Run A: one transaction for its whole input, open while its stdin is.
     let mut first = Running::start(&args);
     first.write("a1:x\na2:x\n");
-    wait_until(
-        "run A's lines are in the log",
-        Duration::from_secs(60),
-        || cluster.read_topic(&topic).len() == 2,
-    );
+    wait_for_log(&cluster, &topic, 2, "run A's lines are in the log");
 
     // Run B, with the same id, takes over: its InitProducerId aborts A's transaction.
     let second = kprod(&args, b"b1:y\nb2:y\n");
@@ -747,8 +718,7 @@ fn a_second_run_with_the_same_id_fences_the_first() {
     assert!(err.contains("fenced"), "run A: {err}");
     assert_eq!(reports.len(), 2, "{reports:?}");
     for entry in &reports {
-        let error = entry["error"].as_str().unwrap_or_default();
-        assert!(error.contains("fenced"), "{entry}");
+        assert!(report_error(entry).contains("fenced"), "{entry}");
     }
     assert_eq!(
         sorted(committed(&cluster, &topic)),
@@ -765,25 +735,10 @@ fn a_killed_run_s_open_transaction_is_aborted_by_the_next_run_with_its_id() {
         return;
     };
     let topic = new_topic(&cluster, "kprod-txn-killed", 1);
-    let id = transactional_id(&topic);
-    let args = [
-        "produce",
-        "-b",
-        cluster.bootstrap(),
-        "-t",
-        &topic,
-        "--key-separator",
-        ":",
-        "-X",
-        &id,
-    ];
+    let args = transactional_args(&cluster, &topic, &[]);
     let mut killed = Running::start(&args);
     killed.write("a1:x\n");
-    wait_until(
-        "the first run's line is in the log",
-        Duration::from_secs(60),
-        || cluster.read_topic(&topic).len() == 1,
-    );
+    wait_for_log(&cluster, &topic, 1, "the first run's line is in the log");
     killed.signal("KILL");
     let (status, _, _) = killed.finish(Duration::from_secs(60));
     assert!(!status.success());
@@ -807,14 +762,8 @@ struct Running {
 }
 
 impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kprod"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start kprod");
+    fn start<S: AsRef<OsStr>>(args: &[S]) -> Running {
+        let mut child = spawn_kprod(args);
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, reports) = mpsc::channel();
         std::thread::spawn(move || {
