@@ -66,15 +66,27 @@ async fn within<F: Future>(f: F) -> F::Output {
         .expect("resolved within the test's patience")
 }
 
+/// A record with key "k" and `value` for t-`partition`.
+fn record(partition: i32, value: &str) -> ProducerRecord<'_, &'static str, &str> {
+    ProducerRecord::new("t")
+        .key("k")
+        .value(value)
+        .partition(partition)
+}
+
 async fn send(p: &Producer, partition: i32, value: &str) -> DeliveryFuture {
-    p.send(
-        ProducerRecord::new("t")
-            .key("k")
-            .value(value)
-            .partition(partition),
-    )
-    .await
-    .unwrap()
+    p.send(record(partition, value)).await.unwrap()
+}
+
+/// A broker at `level`, a producer initialized on it at `version`, and an open transaction with
+/// "a" sent to t-0 and flushed: what is left is to end it.
+async fn flushed_transaction(level: i16, version: i16) -> (FakeBroker, Producer, DeliveryFuture) {
+    let b = broker(level).await;
+    let p = initialized(&b, version).await;
+    p.begin_transaction().unwrap();
+    let d = send(&p, 0, "a").await;
+    within(p.flush()).await.unwrap();
+    (b, p, d)
 }
 
 /// One committed transaction writing `value` to t-0.
@@ -107,6 +119,16 @@ fn answers(broker: &FakeBroker, from: usize) -> Vec<(ApiKey, ErrorCode)> {
 
 fn of(log: &[TxnRequest], api: ApiKey) -> Vec<&TxnRequest> {
     log.iter().filter(|r| r.api == api).collect()
+}
+
+/// The answers to `api`'s requests, in order.
+fn errors(log: &[TxnRequest], api: ApiKey) -> Vec<ErrorCode> {
+    of(log, api).iter().map(|r| r.error).collect()
+}
+
+/// The broker answers the next `api` request with `code`, once.
+fn fail_once(b: &FakeBroker, api: ApiKey, code: ErrorCode) {
+    b.script(Rule::on_api(api).times(1).respond_error(code));
 }
 
 #[tokio::test]
@@ -174,11 +196,7 @@ async fn commit_finds_a_moved_coordinator_and_retries_a_busy_one() {
     use ApiKey::{EndTxn, FindCoordinator, Produce};
     use ErrorCode as C;
     for (level, version) in LEVELS {
-        let b = broker(level).await;
-        let p = initialized(&b, version).await;
-        p.begin_transaction().unwrap();
-        let d = send(&p, 0, "a").await;
-        within(p.flush()).await.unwrap();
+        let (b, p, d) = flushed_transaction(level, version).await;
         let before = b.transaction_log().len();
         b.script(
             Rule::on_api(EndTxn)
@@ -222,6 +240,14 @@ async fn commit_finds_a_moved_coordinator_and_retries_a_busy_one() {
     }
 }
 
+/// The call `operation` ran out of its timeout.
+fn assert_timed_out(err: &Error, operation: &str) {
+    assert!(
+        matches!(err, Error::TransactionTimeout { operation: o, .. } if *o == operation),
+        "{err:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_call_that_keeps_failing_retriably_times_out_and_succeeds_when_called_again() {
     use ErrorCode as C;
@@ -236,16 +262,7 @@ async fn a_call_that_keeps_failing_retriably_times_out_and_succeeds_when_called_
             .await
             .unwrap_err();
         let took = start.elapsed();
-        assert!(
-            matches!(
-                err,
-                Error::TransactionTimeout {
-                    operation: "init_transactions",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_timed_out(&err, "init_transactions");
         assert!(
             took >= Duration::from_secs(1) && took < Duration::from_secs(3),
             "{took:?}"
@@ -261,10 +278,7 @@ async fn a_call_that_keeps_failing_retriably_times_out_and_succeeds_when_called_
         b.clear_script();
         within(p.init_transactions(CALL)).await.unwrap();
         assert_eq!(p.transaction_version(), Some(version));
-        let inits = of(&b.transaction_log(), ApiKey::InitProducerId)
-            .iter()
-            .map(|r| r.error)
-            .collect::<Vec<_>>();
+        let inits = errors(&b.transaction_log(), ApiKey::InitProducerId);
         assert_eq!(inits.last(), Some(&C::NONE));
         assert!(inits[..inits.len() - 1]
             .iter()
@@ -278,24 +292,12 @@ async fn a_call_that_keeps_failing_retriably_times_out_and_succeeds_when_called_
         let err = within(p.commit_transaction(Duration::from_secs(1)))
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::TransactionTimeout {
-                    operation: "commit_transaction",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_timed_out(&err, "commit_transaction");
         assert!(loading.fired() >= 3, "{}", loading.fired());
         b.clear_script();
         within(p.commit_transaction(CALL)).await.unwrap();
         within(d).await.unwrap();
-        let ends: Vec<_> = of(&b.transaction_log(), ApiKey::EndTxn)
-            .iter()
-            .map(|r| r.error)
-            .collect();
+        let ends = errors(&b.transaction_log(), ApiKey::EndTxn);
         assert_eq!(ends.iter().filter(|c| c.is_ok()).count(), 1, "{ends:?}");
         commit_one(&p, "b").await;
         within(p.close(CALL)).await.unwrap();
@@ -316,19 +318,12 @@ async fn a_fenced_commit_is_fatal_and_later_sends_fail_with_it() {
         let p = initialized(&b, version).await;
         p.begin_transaction().unwrap();
         let d = send(&p, 0, "a").await;
-        b.script(
-            Rule::on_api(ApiKey::EndTxn)
-                .times(1)
-                .respond_error(ErrorCode::PRODUCER_FENCED),
-        );
+        fail_once(&b, ApiKey::EndTxn, ErrorCode::PRODUCER_FENCED);
         let err = within(p.commit_transaction(CALL)).await.unwrap_err();
         assert_fatal(&err, ErrorCode::PRODUCER_FENCED);
         // The record reached the broker before the commit failed.
         within(d).await.unwrap();
-        let later = p
-            .send(ProducerRecord::new("t").key("k").value("b").partition(0))
-            .await
-            .unwrap_err();
+        let later = p.send(record(0, "b")).await.unwrap_err();
         assert_fatal(&later, ErrorCode::PRODUCER_FENCED);
         assert_fatal(
             &p.begin_transaction().unwrap_err(),
@@ -351,10 +346,7 @@ async fn an_unauthorized_transactional_id_fails_init_for_good() {
         let p = producer(&b).await;
         let err = within(p.init_transactions(CALL)).await.unwrap_err();
         assert_fatal(&err, ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
-        let later = p
-            .send(ProducerRecord::new("t").key("k").value("b").partition(0))
-            .await
-            .unwrap_err();
+        let later = p.send(record(0, "b")).await.unwrap_err();
         assert_fatal(&later, ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
         let again = within(p.init_transactions(CALL)).await.unwrap_err();
         assert_fatal(&again, ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
@@ -374,10 +366,10 @@ async fn a_partition_the_coordinator_will_not_add_makes_the_transaction_abortabl
     // Version 1 only: under version 2 no AddPartitionsToTxn is sent.
     let b = broker(0).await;
     let p = initialized(&b, 1).await;
-    b.script(
-        Rule::on_api(ApiKey::AddPartitionsToTxn)
-            .times(1)
-            .respond_error(ErrorCode::TRANSACTION_ABORTABLE),
+    fail_once(
+        &b,
+        ApiKey::AddPartitionsToTxn,
+        ErrorCode::TRANSACTION_ABORTABLE,
     );
     p.begin_transaction().unwrap();
     let d = send(&p, 0, "lost").await;
@@ -417,11 +409,7 @@ async fn offsets_the_group_coordinator_refuses_make_the_transaction_abortable() 
             let b = broker(level).await;
             let p = initialized(&b, version).await;
             let group = ConsumerGroupMetadata::new(GROUP);
-            b.script(
-                Rule::on_api(ApiKey::TxnOffsetCommit)
-                    .times(1)
-                    .respond_error(code),
-            );
+            fail_once(&b, ApiKey::TxnOffsetCommit, code);
             p.begin_transaction().unwrap();
             let d = send(&p, 0, "aborted").await;
             let err = within(p.send_offsets_to_transaction(offsets(5), &group, CALL))
@@ -449,10 +437,7 @@ async fn offsets_the_group_coordinator_refuses_make_the_transaction_abortable() 
                 code.name()
             );
             let log = b.transaction_log();
-            let commits: Vec<_> = of(&log, ApiKey::TxnOffsetCommit)
-                .iter()
-                .map(|r| r.error)
-                .collect();
+            let commits = errors(&log, ApiKey::TxnOffsetCommit);
             assert_eq!(commits, [code, ErrorCode::NONE], "not retried");
             let ends: Vec<_> = of(&log, ApiKey::EndTxn)
                 .iter()
@@ -608,11 +593,7 @@ async fn each_protocol_version_sends_what_it_must_and_nothing_else() {
 #[tokio::test]
 async fn a_lost_end_txn_answer_is_retried_at_the_same_epoch() {
     for (level, version) in LEVELS {
-        let b = broker(level).await;
-        let p = initialized(&b, version).await;
-        p.begin_transaction().unwrap();
-        let d = send(&p, 0, "a").await;
-        within(p.flush()).await.unwrap();
+        let (b, p, d) = flushed_transaction(level, version).await;
         b.script(
             Rule::on_api(ApiKey::EndTxn)
                 .times(1)
