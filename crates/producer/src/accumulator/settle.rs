@@ -264,19 +264,7 @@ impl Accumulator {
     /// Fails every queued batch with `error` (a forced close). In-flight batches are failed by
     /// the caller through their outcomes.
     pub(crate) fn abort_all(&self, error: &Error) {
-        for tq in self.all_topics() {
-            for queue in &tq.partitions {
-                let batches: Vec<ProducerBatch> = queue
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .batches
-                    .drain(..)
-                    .collect();
-                for batch in batches {
-                    self.settle(&batch, Err(error.clone()));
-                }
-            }
-        }
+        self.fail_queued(|_, _| error.clone());
         // In-flight batches: their outcome is decided now; a late answer is ignored.
         let in_flight =
             std::mem::take(&mut *self.incomplete.lock().unwrap_or_else(|e| e.into_inner()));
