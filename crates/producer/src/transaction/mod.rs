@@ -158,8 +158,9 @@ struct State {
     v2_available: bool,
     /// The coordinator, once found (forgotten on NOT_COORDINATOR and the like).
     coordinator: Option<Connection>,
-    /// Version 1: partitions the coordinator has added to the open transaction.
-    added: Added,
+    /// Version 1: partitions the coordinator has added to the open transaction (shared with
+    /// the sender's [`Gate`], copied only when an AddPartitionsToTxn adds more).
+    added: Arc<Added>,
     /// Version 1: an AddPartitionsToTxn is on its way.
     adding: bool,
     /// The coordinator knows of the open transaction (a partition or group joined it, or a
@@ -185,7 +186,7 @@ pub(crate) enum Gate {
     Open,
     /// Version 1: send only batches of these partitions (added to the transaction); the
     /// others wait for AddPartitionsToTxn.
-    Added(Added),
+    Added(Arc<Added>),
 }
 
 impl Transactions {
@@ -199,7 +200,7 @@ impl Transactions {
                 version: 2,
                 v2_available: false,
                 coordinator: None,
-                added: Added::new(),
+                added: Arc::default(),
                 adding: false,
                 started: false,
                 epoch_bump: false,
@@ -481,7 +482,7 @@ impl Shared {
         self.accumulator().take_transaction_failure();
         state.phase = Phase::InTransaction;
         state.version = if state.v2_available { 2 } else { 1 };
-        state.added.clear();
+        state.added = Arc::default();
         state.started = false;
         state.sending = true;
         state.began = Instant::now();
@@ -624,7 +625,7 @@ impl Shared {
         let mut state = txn.lock();
         state.phase = Phase::Ready;
         state.abortable = None;
-        state.added.clear();
+        state.added = Arc::default();
         state.started = false;
         state.epoch_bump = false;
         state.sending = false;
@@ -655,8 +656,9 @@ impl Shared {
             match result {
                 Ok(()) => {
                     state.started = true;
+                    let added = Arc::make_mut(&mut state.added);
                     for (topic, partition) in partitions {
-                        state.added.entry(topic).or_default().insert(partition);
+                        added.entry(topic).or_default().insert(partition);
                     }
                     drop(state);
                 }
