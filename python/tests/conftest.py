@@ -49,6 +49,17 @@ def make_topic(admin, partitions=3, configs=None, name=None):
     return name
 
 
+def _partitions(consumer, topic, deadline):
+    """The topic's partition ids, once the consumer's metadata has the topic (until ``deadline``)."""
+    partitions = None
+    while partitions is None and time.monotonic() < deadline:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            time.sleep(0.2)
+    assert partitions, "topic {} not found".format(topic)
+    return partitions
+
+
 def read_back(bootstrap, topic, count=None, timeout=60, until=None):
     """The topic's records, read by kafka-python from the start, until ``count`` arrived or
     ``until(records)`` holds (or ``timeout`` seconds, then whatever arrived: the caller's
@@ -57,12 +68,7 @@ def read_back(bootstrap, topic, count=None, timeout=60, until=None):
                              consumer_timeout_ms=2000)
     try:
         deadline = time.monotonic() + timeout
-        partitions = None
-        while partitions is None and time.monotonic() < deadline:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                time.sleep(0.2)
-        assert partitions, "topic {} not found".format(topic)
+        partitions = _partitions(consumer, topic, deadline)
         consumer.assign([TopicPartition(topic, p) for p in partitions])
         consumer.seek_to_beginning()
         records = []
@@ -93,12 +99,7 @@ def read_committed(bootstrap, topic, timeout=60):
     uncommitted = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + timeout
-        partitions = None
-        while partitions is None and time.monotonic() < deadline:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                time.sleep(0.2)
-        assert partitions, "topic {} not found".format(topic)
+        partitions = _partitions(consumer, topic, deadline)
         tps = [TopicPartition(topic, p) for p in partitions]
         while True:
             end, high = consumer.end_offsets(tps), uncommitted.end_offsets(tps)
