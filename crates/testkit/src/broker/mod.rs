@@ -50,6 +50,11 @@ pub struct FakeConfig {
     /// producer uses transactions of version 1; 2 is KIP-890's transactions. Produce v12,
     /// EndTxn v5 and TxnOffsetCommit v5 are advertised either way, as by Kafka 4.
     pub transaction_version: i16,
+    /// Caps on the versions ApiVersions advertises, to stand for an older Kafka: with
+    /// `(ApiKey::Produce, 6)` the broker speaks Produce up to v6 (Kafka 2.0). A cap below the
+    /// broker's lowest version advertises just the cap (`(ApiKey::Produce, 2)`: Kafka 0.10).
+    /// Requests above a cap are refused like any version the broker does not speak. Default none.
+    pub max_versions: Vec<(ApiKey, i16)>,
 }
 
 impl Default for FakeConfig {
@@ -62,6 +67,7 @@ impl Default for FakeConfig {
             tls: None,
             sasl_session: None,
             transaction_version: 0,
+            max_versions: Vec::new(),
         }
     }
 }
@@ -209,6 +215,15 @@ impl FakeBroker {
             port: addr.port(),
             node_ids: config.node_ids,
             transaction_version: config.transaction_version,
+            versions: serve::SUPPORTED
+                .iter()
+                .map(
+                    |&(key, min, max)| match config.max_versions.iter().find(|(k, _)| *k == key) {
+                        Some(&(_, cap)) => (key, min.min(cap), max.min(cap)),
+                        None => (key, min, max),
+                    },
+                )
+                .collect(),
             storage: config.storage,
             default_partitions: config.default_partitions,
             state: Mutex::new(state),

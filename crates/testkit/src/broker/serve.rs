@@ -70,6 +70,8 @@ pub(super) struct Shared {
     pub(super) node_ids: Vec<i32>,
     /// The finalized `transaction.version` ApiVersions reports (0: none).
     pub(super) transaction_version: i16,
+    /// What ApiVersions advertises: [`SUPPORTED`] under [`super::FakeConfig::max_versions`].
+    pub(super) versions: Vec<(ApiKey, i16, i16)>,
     pub(super) storage: Storage,
     pub(super) default_partitions: Option<u32>,
     pub(super) state: Mutex<State>,
@@ -333,7 +335,7 @@ fn handle(shared: &Shared, session: &mut Session, mut frame: Bytes, out: &mut By
                 Ok(ApiKey::SaslAuthenticate) if shared.sasl_session.is_some() => {
                     sasl_authenticate(shared, session, request, out)
                 }
-                Ok(key) if supports(key, version) => match key {
+                Ok(key) if shared.supports(key, version) => match key {
                     ApiKey::Metadata => metadata(shared, request, out),
                     ApiKey::Produce => produce(shared, request, out),
                     ApiKey::InitProducerId => init_producer_id(shared, request, out),
@@ -361,10 +363,12 @@ fn handle(shared: &Shared, session: &mut Session, mut frame: Bytes, out: &mut By
     })
 }
 
-fn supports(key: ApiKey, version: i16) -> bool {
-    SUPPORTED
-        .iter()
-        .any(|&(k, min, max)| k == key && (min..=max).contains(&version))
+impl Shared {
+    fn supports(&self, key: ApiKey, version: i16) -> bool {
+        self.versions
+            .iter()
+            .any(|&(k, min, max)| k == key && (min..=max).contains(&version))
+    }
 }
 
 /// A request whose header has been read.
@@ -461,7 +465,8 @@ fn api_versions(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<Aft
     if matches!(faults.transport, Some(Fault::CloseBefore)) {
         return Ok(After::Close);
     }
-    let keys = SUPPORTED
+    let keys = shared
+        .versions
         .iter()
         .map(|&(key, min, max)| {
             ApiVersion::default()
@@ -474,7 +479,7 @@ fn api_versions(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<Aft
         .with_error_code(ErrorCode::UNSUPPORTED_VERSION.0)
         .with_api_keys(keys);
     // KIP-511: a version we do not speak gets a v0 answer with our versions.
-    if !supports(ApiKey::ApiVersions, req.version) {
+    if !shared.supports(ApiKey::ApiVersions, req.version) {
         let resp = req.respond(out, 0, &unsupported)?;
         return Ok(deliver(&faults, out, resp));
     }
