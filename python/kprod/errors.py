@@ -431,6 +431,8 @@ def _from_core(kind, code, message, possibly_persisted=False, cause=None):
         cls = for_code(code)
     elif kind == "record_too_large":
         cls = MessageSizeTooLargeError  # noqa: F821 (defined by _define)
+    elif kind == "unsupported_version":
+        cls = UnsupportedVersionError  # noqa: F821 (defined by _define)
     else:
         cls = _CORE_KINDS.get(kind, KafkaError)
     e = cls(message)

@@ -24,6 +24,7 @@ fn kind(e: &Error) -> &'static str {
         Error::ProducerId { .. } => "producer_id",
         Error::Authentication { .. } => "authentication",
         Error::Protocol { .. } => "protocol",
+        Error::UnsupportedVersion { .. } => "unsupported_version",
         Error::Closed { .. } => "closed",
         Error::CloseTimedOut { .. } => "close_timed_out",
         Error::TaskPanicked { .. } => "task_panicked",

@@ -153,6 +153,29 @@ pub enum Error {
         message: String,
     },
 
+    /// The broker is too old for what was asked of it: for this client at all (a broker before
+    /// Kafka 0.11, which lacks record batch v2: the producer then closes, as after a failed
+    /// authentication), or for one feature (zstd needs Kafka 2.1). Trying again does not help;
+    /// upgrading the broker, or doing without the feature, does.
+    #[error(
+        "broker {broker} is too old for {feature}: that needs Kafka {kafka} or later ({api} v{needed}+), and this broker speaks {api} {}",
+        speaks(*.max)
+    )]
+    UnsupportedVersion {
+        /// The broker address.
+        broker: String,
+        /// What needs the newer broker (`this client`, `zstd compression`).
+        feature: String,
+        /// The first Kafka release that has it.
+        kafka: &'static str,
+        /// The request that must be at `needed` or above.
+        api: &'static str,
+        /// The lowest version of `api` that has it.
+        needed: i16,
+        /// The highest version of `api` the broker speaks; -1 when it does not speak it at all.
+        max: i16,
+    },
+
     /// The broker sent something this client cannot understand.
     #[error("protocol error from broker {broker}: {message}")]
     Protocol {
@@ -287,6 +310,14 @@ fn acl_hint(code: ErrorCode) -> &'static str {
              (or set enable.idempotence=false)"
         }
         _ => "",
+    }
+}
+
+fn speaks(max: i16) -> String {
+    if max < 0 {
+        "not at all".to_string()
+    } else {
+        format!("only up to v{max}")
     }
 }
 

@@ -41,6 +41,31 @@ pub(super) fn common_version(
     }
 }
 
+/// Refuses a broker older than Kafka 0.11: this client writes record batch v2 only, which
+/// Produce v3 brought (with Metadata v4, in the same release), as the Java client 4 and
+/// librdkafka need too. A broker that speaks Produce but not v3 says it is 0.10; one older than
+/// that does not answer ApiVersions at all (see [`negotiate_versions`]).
+pub(super) fn require_record_batch_v2(
+    versions: &HashMap<i16, VersionRange>,
+    addr: &str,
+) -> Result<(), Error> {
+    for (key, api) in [(ApiKey::Produce, "Produce"), (ApiKey::Metadata, "Metadata")] {
+        let needed = client_min_version(key);
+        let max = versions.get(&(key as i16)).map_or(-1, |v| v.max);
+        if max < needed {
+            return Err(Error::UnsupportedVersion {
+                broker: addr.to_string(),
+                feature: "this client".into(),
+                kafka: "0.11",
+                api,
+                needed,
+                max,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// SASL, when configured, within `request.timeout.ms` for the whole exchange. Returns the
 /// session's lifetime when the broker limits it (`connections.max.reauth.ms`, KIP-368).
 pub(super) async fn authenticate_within<S: AsyncRead + AsyncWrite + Unpin>(
@@ -255,7 +280,10 @@ async fn negotiate_versions<S: AsyncRead + AsyncWrite + Unpin>(
             if stream.read_buf(&mut rbuf).await.map_err(io)? == 0 {
                 return Err(Error::Network {
                     broker: addr.to_string(),
-                    message: "closed the connection during ApiVersions (is this a Kafka listener, PLAINTEXT?)".into(),
+                    message: "closed the connection during ApiVersions (is this a Kafka listener, \
+                              PLAINTEXT? A broker older than Kafka 0.10 does this too: this client \
+                              needs Kafka 0.11 or later)"
+                        .into(),
                 });
             }
         };

@@ -24,7 +24,9 @@ use crate::error::Error;
 use crate::sasl::{Mechanism, SaslSettings};
 use crate::task::CatchPanic;
 
-use self::handshake::{authenticate_within, common_version, versions_within, BrokerVersions};
+use self::handshake::{
+    authenticate_within, common_version, require_record_batch_v2, versions_within, BrokerVersions,
+};
 
 mod handshake;
 
@@ -53,11 +55,14 @@ pub(crate) fn client_max_version(key: ApiKey) -> i16 {
     }
 }
 
-/// The lowest versions this client speaks: Kafka 4 brokers start at Produce v3 and Metadata v0.
+/// The lowest versions this client speaks: those of Kafka 0.11, the first broker with record
+/// batch v2 (Kafka 4 brokers start at Produce v3 and Metadata v0).
 fn client_min_version(key: ApiKey) -> i16 {
     match key {
         ApiKey::Produce => 3,
         ApiKey::Metadata => 4,
+        // v0 finds a group's coordinator only; v1 (Kafka 0.11) a transaction's too.
+        ApiKey::FindCoordinator => 1,
         // v0 sends the mechanism's tokens raw on the socket; v1 wraps them in SaslAuthenticate.
         ApiKey::SaslHandshake => 1,
         _ => 0,
@@ -178,6 +183,7 @@ impl Connection {
         stream.set_nodelay(true).ok();
         let Some(tls) = &settings.tls else {
             let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
+            require_record_batch_v2(&versions.apis, addr)?;
             let session = authenticate_within(&mut stream, addr, settings, &versions.apis).await?;
             let (read, write) = stream.into_split();
             return Ok(Connection::run(
@@ -204,6 +210,7 @@ impl Connection {
                 }
             })?;
         let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
+        require_record_batch_v2(&versions.apis, addr)?;
         let session = authenticate_within(&mut stream, addr, settings, &versions.apis).await?;
         let (read, write) = tokio::io::split(stream);
         Ok(Connection::run(

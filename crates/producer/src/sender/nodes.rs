@@ -65,6 +65,12 @@ impl Shared {
                     shared.fail(e);
                     return;
                 }
+                // A broker older than this client's oldest (Kafka 0.11): likewise for good.
+                Err(e @ Error::UnsupportedVersion { .. }) => {
+                    tracing::error!(node, %addr, error = %e, "broker too old");
+                    shared.fail(e);
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(node, %addr, error = %e, "cannot connect to broker");
                     shared.metadata().request_refresh();
@@ -97,7 +103,8 @@ impl Shared {
     /// Runs `op` on one broker after another until it succeeds: open connections first, then
     /// the known brokers, then each bootstrap server. A broker that accepts the connection but
     /// fails the request does not stop the search; one that refuses our credentials or
-    /// certificate does, with its [`Error::Authentication`]. Otherwise fails with
+    /// certificate does, with its [`Error::Authentication`], and so does one too old for this
+    /// client ([`Error::UnsupportedVersion`]). Otherwise fails with
     /// [`Error::Bootstrap`] naming every address tried and what happened there.
     pub(crate) async fn on_any_broker<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
     where
@@ -134,8 +141,11 @@ impl Shared {
                         .expect("a Ready state yields its connection"),
                     None => conn,
                 },
-                // The same credentials go to every broker: a refusal is the answer.
-                Err(e @ Error::Authentication { .. }) => return Err(e),
+                // The same credentials go to every broker: a refusal is the answer. So is a
+                // broker too old for this client: its cluster is.
+                Err(e @ (Error::Authentication { .. } | Error::UnsupportedVersion { .. })) => {
+                    return Err(e)
+                }
                 Err(e) => {
                     failures.push(format!("{addr}: {e}"));
                     continue;

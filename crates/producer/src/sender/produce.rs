@@ -9,7 +9,7 @@ use kafka_producer_protocol::ErrorCode;
 
 use super::answer::{left_out, unanswered, verdict, BatchFacts, Verdict};
 use crate::accumulator::Drained;
-use crate::config::Acks;
+use crate::config::{Acks, CompressionType};
 use crate::connection::Connection;
 use crate::delivery::BatchAck;
 use crate::error::Error;
@@ -21,7 +21,19 @@ const NO_OFFSET: BatchAck = BatchAck {
     log_append_time: None,
 };
 
+/// The first Produce version that may carry zstd batches.
+const ZSTD_PRODUCE_VERSION: i16 = 7;
+
 impl Shared {
+    /// Fails batches that cannot be sent to this broker at all; their partitions may send
+    /// again.
+    fn fail_all(&self, batches: Vec<Drained>, e: Error) {
+        for d in batches {
+            self.accumulator().fail(d, e.clone());
+        }
+        self.wake_sender();
+    }
+
     /// Sends one ProduceRequest and handles its answer in the background.
     pub(super) fn send_produce(self: &Arc<Self>, conn: Connection, batches: Vec<Drained>) {
         let txn = self.transactions();
@@ -31,14 +43,25 @@ impl Shared {
             Ok(v) if txn.and_then(|t| t.version()).is_some_and(|tv| tv < 2) => v.min(11),
             Ok(v) => v,
             Err(e) => {
-                for d in batches {
-                    self.accumulator().fail(d, e.clone());
-                }
-                // Their partitions may send again: look once more.
-                self.wake_sender();
+                self.fail_all(batches, e);
                 return;
             }
         };
+        // zstd came with Produce v7 (Kafka 2.1, KIP-110); an older broker would take the batch
+        // and fail it with a less helpful error, or store what its readers cannot decompress.
+        if version < ZSTD_PRODUCE_VERSION && self.config().compression.kind == CompressionType::Zstd
+        {
+            let e = Error::UnsupportedVersion {
+                broker: conn.addr().to_string(),
+                feature: "zstd compression (compression.type=zstd)".into(),
+                kafka: "2.1",
+                api: "Produce",
+                needed: ZSTD_PRODUCE_VERSION,
+                max: version,
+            };
+            self.fail_all(batches, e);
+            return;
+        }
         if let Some(txn) = txn {
             txn.batch_sent();
         }
