@@ -115,6 +115,18 @@ impl CompressionConfig {
     }
 }
 
+/// `client.dns.lookup`: how broker names become addresses. Either way a name is resolved again
+/// at every connection and each of its addresses is tried in turn (see `connection/dns.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DnsLookup {
+    /// `use_all_dns_ips`, the default.
+    UseAllDnsIps,
+    /// `resolve_canonical_bootstrap_servers_only`: each bootstrap server is first replaced by the
+    /// canonical names of its addresses (reverse lookup), for Kerberos or certificates issued
+    /// to those names.
+    CanonicalBootstrap,
+}
+
 /// The keys this client understands, each with Kafka's default, in the order the docs list them.
 const KNOWN_KEYS: &[(&str, &str)] = &[
     ("bootstrap.servers", ""),
@@ -142,6 +154,7 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("compression.zstd.level", "3"),
     ("partitioner.ignore.keys", "false"),
     ("socket.connection.setup.timeout.ms", "10000"),
+    ("client.dns.lookup", "use_all_dns_ips"),
     ("reconnect.backoff.ms", "50"),
     // Transactions (KIP-98): none by default.
     ("transactional.id", ""),
@@ -176,6 +189,7 @@ pub struct ProducerConfig {
     pub(crate) compression: CompressionConfig,
     pub(crate) partitioner_ignore_keys: bool,
     pub(crate) connection_setup_timeout: Duration,
+    pub(crate) dns_lookup: DnsLookup,
     pub(crate) reconnect_backoff: Duration,
     /// `transactional.id`: set, the producer writes in transactions.
     pub(crate) transactional_id: Option<String>,
@@ -210,6 +224,7 @@ impl Default for ProducerConfig {
             compression: CompressionConfig::default(),
             partitioner_ignore_keys: false,
             connection_setup_timeout: Duration::ZERO,
+            dns_lookup: DnsLookup::UseAllDnsIps,
             reconnect_backoff: Duration::ZERO,
             transactional_id: None,
             transaction_timeout: Duration::ZERO,
@@ -325,6 +340,21 @@ impl ProducerConfig {
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = boolean(key, value)?,
             "socket.connection.setup.timeout.ms" => {
                 self.connection_setup_timeout = millis(key, value)?
+            }
+            "client.dns.lookup" => {
+                self.dns_lookup = match value {
+                    "use_all_dns_ips" => DnsLookup::UseAllDnsIps,
+                    "resolve_canonical_bootstrap_servers_only" => DnsLookup::CanonicalBootstrap,
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!(
+                                "`{value}` is not one of use_all_dns_ips, \
+                                 resolve_canonical_bootstrap_servers_only"
+                            ),
+                        ))
+                    }
+                }
             }
             "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
             // An empty id means none, as in the Java client.
@@ -778,7 +808,30 @@ mod tests {
         assert_eq!(c.delivery_timeout, Duration::from_secs(120));
         assert_eq!(c.metadata_max_age, Duration::from_secs(300));
         assert_eq!(c.max_in_flight, 5);
+        assert_eq!(c.dns_lookup, DnsLookup::UseAllDnsIps);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn client_dns_lookup_takes_javas_two_values() {
+        let mut c = ProducerConfig::new("a:1");
+        c.set(
+            "client.dns.lookup",
+            "resolve_canonical_bootstrap_servers_only",
+        )
+        .unwrap();
+        assert_eq!(c.dns_lookup, DnsLookup::CanonicalBootstrap);
+        c.set("client.dns.lookup", "use_all_dns_ips").unwrap();
+        assert_eq!(c.dns_lookup, DnsLookup::UseAllDnsIps);
+        // `default` went with Kafka 3.0 (KIP-602).
+        let e = c
+            .set("client.dns.lookup", "default")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`client.dns.lookup`") && e.contains("use_all_dns_ips"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -16,7 +16,6 @@ use kafka_producer_protocol::kafka_protocol::messages::ApiKey;
 use kafka_producer_protocol::kafka_protocol::protocol::{Request, VersionRange};
 use kafka_producer_protocol::{frame, EncodeError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsConnector;
 
@@ -28,7 +27,10 @@ use self::handshake::{
     authenticate_within, common_version, require_record_batch_v2, versions_within, BrokerVersions,
 };
 
+mod dns;
 mod handshake;
+
+pub(crate) use self::dns::canonical_servers;
 
 /// The largest response frame accepted (the broker's own `socket.request.max.bytes` default).
 const MAX_FRAME: usize = 100 * 1024 * 1024;
@@ -171,15 +173,7 @@ impl Connection {
             broker: addr.to_string(),
             message,
         };
-        let mut stream = tokio::time::timeout(setup_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                net(format!(
-                    "connection not established within socket.connection.setup.timeout.ms ({} ms)",
-                    setup_timeout.as_millis()
-                ))
-            })?
-            .map_err(|e| net(format!("cannot connect: {e}")))?;
+        let mut stream = dns::connect(addr, setup_timeout).await.map_err(net)?;
         stream.set_nodelay(true).ok();
         let Some(tls) = &settings.tls else {
             let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use kafka_producer_protocol::kafka_protocol::messages::ApiKey;
 use kafka_producer_protocol::kafka_protocol::protocol::Request;
 
-use crate::connection::Connection;
+use crate::config::DnsLookup;
+use crate::connection::{canonical_servers, Connection};
 use crate::error::Error;
 use crate::shared::Shared;
 
@@ -128,10 +129,10 @@ impl Shared {
             .collect();
         known.sort();
         let bootstrap = self
-            .config()
-            .bootstrap_servers
-            .iter()
-            .map(|a| (None, a.clone()));
+            .bootstrap_servers()
+            .await
+            .into_iter()
+            .map(|a| (None, a));
         for (node, addr) in known.into_iter().chain(bootstrap) {
             let conn = match Connection::connect(&addr, self.connect_settings()).await {
                 Ok(conn) => match node {
@@ -169,6 +170,16 @@ impl Shared {
 }
 
 impl Shared {
+    /// `bootstrap.servers`, as `client.dns.lookup` says to reach them: resolved afresh at each
+    /// use, so a bootstrap name that points elsewhere now is followed.
+    async fn bootstrap_servers(&self) -> Vec<String> {
+        let servers = &self.config().bootstrap_servers;
+        match self.config().dns_lookup {
+            DnsLookup::UseAllDnsIps => servers.clone(),
+            DnsLookup::CanonicalBootstrap => canonical_servers(servers).await,
+        }
+    }
+
     /// The connection to `node` (at `addr`, as a coordinator lookup gave it): the open one, or
     /// a new one made now and kept as the node's.
     pub(crate) async fn connection_to(&self, node: i32, addr: &str) -> Result<Connection, Error> {
