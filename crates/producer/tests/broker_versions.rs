@@ -7,7 +7,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kafka_producer::{Error, Producer, ProducerConfig, ProducerRecord};
+use kafka_producer::{
+    ConsumerGroupMetadata, Error, OffsetAndMetadata, Producer, ProducerConfig, ProducerRecord,
+    TopicPartition,
+};
 use kafka_producer_protocol::kafka_protocol::messages::ApiKey;
 use kafka_producer_testkit::{FakeBroker, FakeConfig};
 
@@ -108,6 +111,12 @@ async fn a_transaction_commits_on_kafka_0_11_versions() {
             .partition(i % 2);
         futures.push(p.send(record).await.unwrap());
     }
+    // The group's generation and member go only from TxnOffsetCommit v3 (Kafka 2.5, KIP-447).
+    let group = ConsumerGroupMetadata::new("old-group").with_member(7, "member-1");
+    let offsets = vec![(TopicPartition::new("in", 0), OffsetAndMetadata::new(42))];
+    within(p.send_offsets_to_transaction(offsets, &group, PATIENCE))
+        .await
+        .unwrap();
     within(p.commit_transaction(PATIENCE)).await.unwrap();
     for f in futures {
         f.await.expect("acknowledged");
@@ -122,6 +131,8 @@ async fn a_transaction_commits_on_kafka_0_11_versions() {
         ("FindCoordinator", 1),
         ("InitProducerId", 0),
         ("AddPartitionsToTxn", 0),
+        ("AddOffsetsToTxn", 0),
+        ("TxnOffsetCommit", 0),
         ("EndTxn", 0),
     ] {
         assert!(
@@ -131,6 +142,8 @@ async fn a_transaction_commits_on_kafka_0_11_versions() {
     }
     let stored: usize = (0..2).map(|part| broker.records("t", part).len()).sum();
     assert_eq!(stored, 4);
+    let committed = broker.committed_offsets("old-group");
+    assert_eq!(committed.get(&("in".to_string(), 0)), Some(&42));
 }
 
 #[tokio::test]
