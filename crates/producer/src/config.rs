@@ -76,6 +76,33 @@ impl CompressionType {
     }
 }
 
+/// `metadata.recovery.strategy` (KIP-899): where the producer looks for the cluster when none of the
+/// brokers it knows of answers (all of them stopped, say, or moved to other addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MetadataRecoveryStrategy {
+    /// `none`: once the first metadata has come, only the brokers of the latest metadata are asked;
+    /// the bootstrap servers never again. Records then fail at `delivery.timeout.ms` if none of
+    /// those brokers comes back.
+    None,
+    /// `rebootstrap`, the default (as in the Java client since Kafka 4.0): when every known broker
+    /// has failed a metadata request (or InitProducerId, or a transaction coordinator lookup), the
+    /// bootstrap servers are tried again, their names resolved anew, and their metadata replaces
+    /// the old brokers.
+    #[default]
+    Rebootstrap,
+}
+
+impl MetadataRecoveryStrategy {
+    /// Kafka's name for it, as `metadata.recovery.strategy` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetadataRecoveryStrategy::None => "none",
+            MetadataRecoveryStrategy::Rebootstrap => "rebootstrap",
+        }
+    }
+}
+
 /// `compression.type` and the `compression.<codec>.level` settings, which Kafka keeps apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CompressionConfig {
@@ -142,6 +169,9 @@ const KNOWN_KEYS: &[(&str, &str)] = &[
     ("request.timeout.ms", "30000"),
     ("delivery.timeout.ms", "120000"),
     ("metadata.max.age.ms", "300000"),
+    ("metadata.recovery.strategy", "rebootstrap"),
+    // KIP-1102; always met here (see `with_metadata_recovery_strategy`).
+    ("metadata.recovery.rebootstrap.trigger.ms", "300000"),
     ("retries", "2147483647"),
     ("retry.backoff.ms", "100"),
     ("retry.backoff.max.ms", "1000"),
@@ -180,6 +210,11 @@ pub struct ProducerConfig {
     pub(crate) request_timeout: Duration,
     pub(crate) delivery_timeout: Duration,
     pub(crate) metadata_max_age: Duration,
+    /// `metadata.recovery.strategy`: whether the bootstrap servers are tried again once metadata came.
+    pub(crate) metadata_recovery: MetadataRecoveryStrategy,
+    /// `metadata.recovery.rebootstrap.trigger.ms`: kept for its range check only (see
+    /// [`ProducerConfig::with_metadata_recovery_strategy`]).
+    pub(crate) rebootstrap_trigger: Duration,
     pub(crate) retries: u32,
     pub(crate) retry_backoff: Duration,
     pub(crate) retry_backoff_max: Duration,
@@ -216,6 +251,8 @@ impl Default for ProducerConfig {
             request_timeout: Duration::ZERO,
             delivery_timeout: Duration::ZERO,
             metadata_max_age: Duration::ZERO,
+            metadata_recovery: MetadataRecoveryStrategy::Rebootstrap,
+            rebootstrap_trigger: Duration::ZERO,
             retries: 0,
             retry_backoff: Duration::ZERO,
             retry_backoff_max: Duration::ZERO,
@@ -301,6 +338,22 @@ impl ProducerConfig {
             "request.timeout.ms" => self.request_timeout = millis(key, value)?,
             "delivery.timeout.ms" => self.delivery_timeout = millis(key, value)?,
             "metadata.max.age.ms" => self.metadata_max_age = millis(key, value)?,
+            // Case-insensitive, as the Java client's validator.
+            "metadata.recovery.strategy" => {
+                self.metadata_recovery = match value.to_ascii_lowercase().as_str() {
+                    "none" => MetadataRecoveryStrategy::None,
+                    "rebootstrap" => MetadataRecoveryStrategy::Rebootstrap,
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!("`{value}` is not one of none, rebootstrap"),
+                        ))
+                    }
+                }
+            }
+            "metadata.recovery.rebootstrap.trigger.ms" => {
+                self.rebootstrap_trigger = millis(key, value)?
+            }
             "retries" => self.retries = int(key, value)? as u32,
             "retry.backoff.ms" => self.retry_backoff = millis(key, value)?,
             "retry.backoff.max.ms" => self.retry_backoff_max = millis(key, value)?,
@@ -448,7 +501,7 @@ impl ProducerConfig {
 
     /// Every numeric setting under its key, durations in milliseconds (rounded down, so a
     /// sub-millisecond timeout fails a minimum of 1 ms as `set` would).
-    fn numbers(&self) -> [(&'static str, u128); 16] {
+    fn numbers(&self) -> [(&'static str, u128); 17] {
         [
             ("linger.ms", self.linger.as_millis()),
             ("batch.size", self.batch_size as u128),
@@ -459,6 +512,10 @@ impl ProducerConfig {
             ("request.timeout.ms", self.request_timeout.as_millis()),
             ("delivery.timeout.ms", self.delivery_timeout.as_millis()),
             ("metadata.max.age.ms", self.metadata_max_age.as_millis()),
+            (
+                "metadata.recovery.rebootstrap.trigger.ms",
+                self.rebootstrap_trigger.as_millis(),
+            ),
             ("retries", self.retries as u128),
             ("retry.backoff.ms", self.retry_backoff.as_millis()),
             ("retry.backoff.max.ms", self.retry_backoff_max.as_millis()),
@@ -605,6 +662,27 @@ impl ProducerConfig {
         self
     }
 
+    /// Sets `metadata.recovery.strategy` (KIP-899): [`MetadataRecoveryStrategy::Rebootstrap`] (the
+    /// default) goes back to `bootstrap.servers`, resolving their names again, whenever every broker
+    /// of the latest metadata fails; [`MetadataRecoveryStrategy::None`] uses the bootstrap servers
+    /// only until the first metadata has come.
+    ///
+    /// The Java client rebootstraps when it cannot connect to any known broker (KIP-899), or when
+    /// it has had no metadata for `metadata.recovery.rebootstrap.trigger.ms` (KIP-1102, default
+    /// 300000) although brokers accept connections. This producer asks each known broker in turn and
+    /// then, in the same round, the bootstrap servers, so it rebootstraps as soon as every known
+    /// broker has failed, never later than that trigger would. The key is accepted and checked
+    /// (a `long`, at least 0) so that a Java client's properties work here, and changes nothing.
+    pub fn with_metadata_recovery_strategy(mut self, strategy: MetadataRecoveryStrategy) -> Self {
+        self.metadata_recovery = strategy;
+        self
+    }
+
+    /// The configured `metadata.recovery.strategy`.
+    pub fn metadata_recovery_strategy(&self) -> MetadataRecoveryStrategy {
+        self.metadata_recovery
+    }
+
     /// Sets `retry.backoff.ms` and `retry.backoff.max.ms`.
     pub fn with_retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.retry_backoff = forever_at_most(initial);
@@ -717,6 +795,7 @@ fn bounds(key: &str) -> (u64, u64) {
         "linger.ms"
         | "max.block.ms"
         | "metadata.max.age.ms"
+        | "metadata.recovery.rebootstrap.trigger.ms"
         | "retry.backoff.ms"
         | "retry.backoff.max.ms"
         | "reconnect.backoff.ms" => (0, LONG),
@@ -807,6 +886,8 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert_eq!(c.delivery_timeout, Duration::from_secs(120));
         assert_eq!(c.metadata_max_age, Duration::from_secs(300));
+        assert_eq!(c.metadata_recovery, MetadataRecoveryStrategy::Rebootstrap);
+        assert_eq!(c.rebootstrap_trigger, Duration::from_secs(300));
         assert_eq!(c.max_in_flight, 5);
         assert_eq!(c.dns_lookup, DnsLookup::UseAllDnsIps);
         c.validate().unwrap();
@@ -1037,6 +1118,51 @@ mod tests {
         assert_eq!(p["acks"], "all");
         assert_eq!(p["linger.ms"], "7");
         assert_eq!(parse_properties("a=1\nnonsense\n"), Err(2));
+    }
+
+    #[test]
+    fn metadata_recovery_strategy_takes_javas_values_in_any_case() {
+        let mut c = ProducerConfig::new("a:1");
+        for (value, expected) in [
+            ("none", MetadataRecoveryStrategy::None),
+            ("REBOOTSTRAP", MetadataRecoveryStrategy::Rebootstrap),
+            (" None ", MetadataRecoveryStrategy::None),
+            ("rebootstrap", MetadataRecoveryStrategy::Rebootstrap),
+        ] {
+            c.set("metadata.recovery.strategy", value).unwrap();
+            assert_eq!(c.metadata_recovery_strategy(), expected, "{value:?}");
+            assert_eq!(expected.name(), value.trim().to_ascii_lowercase());
+        }
+        for bad in ["", "re-bootstrap", "rebootstrap,none"] {
+            let e = c
+                .set("metadata.recovery.strategy", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("`metadata.recovery.strategy`") && e.contains("none, rebootstrap"),
+                "{bad:?}: {e}"
+            );
+        }
+        let c = c.with_metadata_recovery_strategy(MetadataRecoveryStrategy::None);
+        assert_eq!(c.metadata_recovery, MetadataRecoveryStrategy::None);
+    }
+
+    #[test]
+    fn rebootstrap_trigger_is_a_long_from_zero() {
+        let key = "metadata.recovery.rebootstrap.trigger.ms";
+        let mut c = ProducerConfig::new("a:1");
+        c.set(key, "0").unwrap();
+        assert_eq!(c.rebootstrap_trigger, Duration::ZERO);
+        c.set(key, &i64::MAX.to_string()).unwrap();
+        assert_eq!(c.rebootstrap_trigger, FOREVER);
+        for bad in ["-1", "5s", "9223372036854775808"] {
+            let e = c.set(key, bad).unwrap_err().to_string();
+            assert!(
+                e.contains(key) && e.contains("[0, 9223372036854775807]"),
+                "{bad:?}: {e}"
+            );
+        }
+        c.validate().unwrap();
     }
 
     #[test]

@@ -44,7 +44,9 @@ mod task;
 mod tls;
 mod transaction;
 
-pub use config::{read_properties_file, Acks, CompressionType, ProducerConfig};
+pub use config::{
+    read_properties_file, Acks, CompressionType, MetadataRecoveryStrategy, ProducerConfig,
+};
 pub use delivery::DeliveryFuture;
 pub use error::{BoxError, Error, ErrorCode, Result};
 pub use oauth::{OAuthToken, OAuthTokenProvider, TokenFuture};

@@ -112,6 +112,9 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
 pub struct Cluster {
     bootstrap: String,
     root: PathBuf,
+    /// Variables every `scripts/kafka` call gets on top of the process's own: empty for the shared cluster; the
+    /// state dir, port offset and listeners of an [`OwnCluster`].
+    env: Vec<(&'static str, String)>,
 }
 
 /// One partition of a topic, as the Java Admin client describes it.
@@ -131,7 +134,36 @@ impl Cluster {
     fn new(bootstrap: String) -> Cluster {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let root = root.canonicalize().unwrap_or(root);
-        Cluster { bootstrap, root }
+        Cluster {
+            bootstrap,
+            root,
+            env: Vec::new(),
+        }
+    }
+
+    /// Raises the partition count of `name` to `partitions` with Kafka's `kafka-topics --alter` and waits until
+    /// every partition has a leader. Panics with the tool's stderr on failure (say, a count below the current one).
+    pub fn add_partitions(&self, name: &str, partitions: i32) {
+        let count = partitions.to_string();
+        self.checked_tool(
+            "kafka-topics",
+            &[
+                "--bootstrap-server",
+                &self.bootstrap,
+                "--alter",
+                "--topic",
+                name,
+                "--partitions",
+                &count,
+            ],
+            None,
+        );
+        let described = self.inspect_topic("wait-topic", name);
+        assert_eq!(
+            described.len(),
+            partitions as usize,
+            "topic {name} has {described:?}"
+        );
     }
 
     /// The bootstrap servers, e.g. `127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092`.
@@ -607,12 +639,16 @@ impl Cluster {
         let mut command = Command::new(self.root.join("scripts/kafka"));
         // Relative KAFKA_STATE_DIR values mean the same here as in scripts/test, which runs from the repo root.
         command.current_dir(&self.root);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
     /// Where `scripts/kafka` keeps the cluster's state: `KAFKA_STATE_DIR` (relative to the repository root), or
     /// `target/kafka`.
     fn state_dir(&self) -> PathBuf {
+        if let Some((_, dir)) = self.env.iter().find(|(k, _)| *k == "KAFKA_STATE_DIR") {
+            return self.root.join(dir);
+        }
         match std::env::var_os("KAFKA_STATE_DIR") {
             Some(dir) => self.root.join(dir),
             None => self.root.join("target/kafka"),
@@ -660,6 +696,85 @@ impl Cluster {
             state.display(),
             managed.trim()
         );
+    }
+}
+
+/// A cluster of a test's own, beside the shared one: `scripts/kafka up` with its own state dir and port offset, plain
+/// listeners only (no proxy or secure listeners, whatever the environment asks of the shared cluster), and the
+/// default Kafka version. For a test that would disturb every other test on the shared cluster, such as stopping all
+/// of its nodes. Derefs to its [`Cluster`]; `scripts/kafka down` when dropped, also when the test panicked.
+///
+/// Its JVMs run beside the shared cluster's, so use it sparingly (one at a time, from a `disruptive_*` test).
+#[derive(Debug)]
+pub struct OwnCluster {
+    cluster: Cluster,
+}
+
+impl OwnCluster {
+    /// Starts a fresh `nodes`-node cluster (1 or 3) with its state in `state_dir` and every port shifted by
+    /// `port_offset` (`KAFKA_PORT_OFFSET`, below 900, different from every other cluster's), and waits until it
+    /// serves. Panics with the script's stderr if it does not come up.
+    pub fn start(state_dir: &Path, port_offset: u32, nodes: u32) -> OwnCluster {
+        crate::time_limit::arm();
+        let mut cluster = Cluster::new(String::new());
+        cluster.env = vec![
+            ("KAFKA_STATE_DIR", state_dir.to_string_lossy().into_owned()),
+            ("KAFKA_PORT_OFFSET", port_offset.to_string()),
+            ("KAFKA_PROXY_LISTENER", "0".to_string()),
+            ("KAFKA_SECURE", "0".to_string()),
+            ("KAFKA_FEATURES", String::new()),
+            ("KAFKA_VERSION", String::new()),
+        ];
+        let out = cluster.checked_script(&["up", "--nodes", &nodes.to_string()], None);
+        let mut own = OwnCluster { cluster };
+        own.take_bootstrap(&out);
+        own
+    }
+
+    /// With every node stopped ([`Cluster::stop_node`]), moves each node's broker port (listened on and advertised)
+    /// by `shift` from its usual one (`scripts/kafka move-broker-ports`); [`Cluster::start_node`] then starts the
+    /// nodes there. [`bootstrap`](Cluster::bootstrap) gives the new addresses from then on.
+    pub fn move_broker_ports(&mut self, shift: u32) {
+        let out = self
+            .cluster
+            .checked_script(&["move-broker-ports", &shift.to_string()], None);
+        self.take_bootstrap(&out);
+    }
+
+    /// Takes the bootstrap servers from the `KAFKA_BOOTSTRAP=...` line that `scripts/kafka` prints last.
+    fn take_bootstrap(&mut self, out: &str) {
+        let line = out
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("KAFKA_BOOTSTRAP="));
+        self.cluster.bootstrap = line
+            .unwrap_or_else(|| panic!("scripts/kafka printed no KAFKA_BOOTSTRAP=... line: {out:?}"))
+            .trim()
+            .to_string();
+    }
+}
+
+impl std::ops::Deref for OwnCluster {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        // No panic here: this may run while the test is already unwinding.
+        let mut command = self.cluster.script();
+        command.arg("down");
+        match run(command, None, Some(CALL_TIMEOUT)) {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => eprintln!(
+                "scripts/kafka down of the test's own cluster failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(e) => eprintln!("scripts/kafka down of the test's own cluster failed: {e}"),
+        }
     }
 }
 

@@ -63,7 +63,7 @@ pub use broker::{
 };
 pub use cluster::{
     cluster, dump_log_batches, dump_log_field, read_properties, secure_client_dir, secure_cluster,
-    wait_until, Cluster, NodeOutage, PartitionInfo,
+    wait_until, Cluster, NodeOutage, OwnCluster, PartitionInfo,
 };
 pub use idp::{unsecured_jwt, TokenEndpoint, TokenRequest};
 pub use pki::TestPki;

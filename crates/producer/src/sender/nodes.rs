@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use kafka_producer_protocol::kafka_protocol::messages::ApiKey;
 use kafka_producer_protocol::kafka_protocol::protocol::Request;
 
-use crate::config::DnsLookup;
+use crate::config::{DnsLookup, MetadataRecoveryStrategy};
 use crate::connection::{canonical_servers, Connection};
 use crate::error::Error;
 use crate::shared::Shared;
@@ -102,11 +102,13 @@ impl Shared {
     }
 
     /// Runs `op` on one broker after another until it succeeds: open connections first, then
-    /// the known brokers, then each bootstrap server. A broker that accepts the connection but
-    /// fails the request does not stop the search; one that refuses our credentials or
-    /// certificate does, with its [`Error::Authentication`], and so does one too old for this
-    /// client ([`Error::UnsupportedVersion`]). Otherwise fails with
-    /// [`Error::Bootstrap`] naming every address tried and what happened there.
+    /// the known brokers, then each bootstrap server (resolved again each time, as
+    /// `client.dns.lookup` says: a rebootstrap, KIP-899), unless `metadata.recovery.strategy` is
+    /// `none` and metadata has come already. A broker that accepts the connection but fails the
+    /// request does not stop the search; one that refuses our credentials or certificate does,
+    /// with its [`Error::Authentication`], and so does one too old for this client
+    /// ([`Error::UnsupportedVersion`]). Otherwise fails with [`Error::Bootstrap`] naming every
+    /// address tried and what happened there.
     pub(crate) async fn on_any_broker<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
     where
         F: FnMut(Connection) -> Fut,
@@ -120,19 +122,20 @@ impl Shared {
                 Err(e) => failures.push(format!("{}: {e}", conn.addr())),
             }
         }
-        let mut known: Vec<(Option<i32>, String)> = self
-            .metadata()
-            .snapshot()
+        let snapshot = self.metadata().snapshot();
+        let mut known: Vec<(Option<i32>, String)> = snapshot
             .brokers
             .iter()
             .map(|(&id, a)| (Some(id), a.clone()))
             .collect();
         known.sort();
-        let bootstrap = self
-            .bootstrap_servers()
-            .await
-            .into_iter()
-            .map(|a| (None, a));
+        let rebootstrap = snapshot.updated.is_none()
+            || self.config().metadata_recovery == MetadataRecoveryStrategy::Rebootstrap;
+        let bootstrap = match rebootstrap {
+            true => self.bootstrap_servers().await,
+            false => Vec::new(),
+        };
+        let bootstrap = bootstrap.into_iter().map(|a| (None, a));
         for (node, addr) in known.into_iter().chain(bootstrap) {
             let conn = match Connection::connect(&addr, self.connect_settings()).await {
                 Ok(conn) => match node {
@@ -161,6 +164,13 @@ impl Shared {
                     failures.push(format!("{addr}: {e}"));
                 }
             }
+        }
+        if !rebootstrap {
+            failures.push(
+                "not tried again: metadata.recovery.strategy=none asks only the brokers of the \
+                 last metadata"
+                    .to_string(),
+            );
         }
         Err(Error::Bootstrap {
             servers: self.config().bootstrap_servers.join(","),
