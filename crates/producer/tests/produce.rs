@@ -17,7 +17,7 @@ fn config(cluster: &Cluster) -> ProducerConfig {
 
 fn topic(cluster: &Cluster, prefix: &str, partitions: i32) -> String {
     let t = Cluster::random_topic(prefix);
-    cluster.create_topic(&t, partitions, 3, &[]);
+    cluster.create_topic(&t, partitions, cluster.replication_factor(), &[]);
     t
 }
 
@@ -644,7 +644,12 @@ impl Resolved for kafka_producer::BlockingDelivery {
 async fn a_batch_too_large_for_the_topic_is_split_and_resent_in_order() {
     let Some(cluster) = cluster() else { return };
     let t = Cluster::random_topic("split");
-    cluster.create_topic(&t, 1, 3, &[("max.message.bytes", "1500")]);
+    cluster.create_topic(
+        &t,
+        1,
+        cluster.replication_factor(),
+        &[("max.message.bytes", "1500")],
+    );
     let mut c = config(&cluster);
     c.set("linger.ms", "200").unwrap();
     let producer = Producer::new(c).await.unwrap();
