@@ -1,5 +1,6 @@
-//! The producer against the real 3-node cluster; what it wrote is read back by Kafka's own Java
-//! client (the testkit's reader), never by our decoder.
+//! The producer against the real cluster (3 nodes of the default Kafka in `scripts/test`, one node
+//! of each older version it also runs these tests on); what it wrote is read back by Kafka's own
+//! Java client (the testkit's reader), never by our decoder.
 
 use std::collections::HashMap;
 use std::sync::Arc;
