@@ -72,7 +72,7 @@ fn records() -> Vec<Sent> {
 async fn produce_and_check(prefix: &str, settings: &[(&str, &str)]) -> Option<String> {
     let cluster = cluster()?;
     let topic = Cluster::random_topic(prefix);
-    cluster.create_topic(&topic, 3, 3, &[]);
+    cluster.create_topic(&topic, 3, cluster.replication_factor(), &[]);
     let mut config = ProducerConfig::new(cluster.bootstrap());
     // Some linger so that batches hold many records, as they do under load.
     config.set("linger.ms", "20").unwrap();
@@ -252,7 +252,7 @@ async fn non_default_levels_are_accepted_too() {
 async fn compressed_batches_fill_batch_size_after_compression() {
     let Some(cluster) = cluster() else { return };
     let topic = Cluster::random_topic("lz4-fill");
-    cluster.create_topic(&topic, 1, 3, &[]);
+    cluster.create_topic(&topic, 1, cluster.replication_factor(), &[]);
     let mut config = ProducerConfig::new(cluster.bootstrap());
     config.set("compression.type", "lz4").unwrap();
     config.set("linger.ms", "100").unwrap();

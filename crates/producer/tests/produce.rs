@@ -1,5 +1,6 @@
-//! The producer against the real 3-node cluster; what it wrote is read back by Kafka's own Java
-//! client (the testkit's reader), never by our decoder.
+//! The producer against the real cluster (3 nodes of the default Kafka in `scripts/test`, one node
+//! of each older version it also runs these tests on); what it wrote is read back by Kafka's own
+//! Java client (the testkit's reader), never by our decoder.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use kafka_producer::{
     partition_for_key, Acks, BlockingProducer, Error, JsonSerializer, Partitioner, Producer,
     ProducerConfig, ProducerRecord, StringSerializer, TypedProducer,
 };
-use kafka_producer_testkit::{cluster, Cluster};
+use kafka_producer_testkit::{cluster, dump_log_batches, dump_log_field, Cluster};
 
 fn config(cluster: &Cluster) -> ProducerConfig {
     ProducerConfig::new(cluster.bootstrap())
@@ -17,7 +18,7 @@ fn config(cluster: &Cluster) -> ProducerConfig {
 
 fn topic(cluster: &Cluster, prefix: &str, partitions: i32) -> String {
     let t = Cluster::random_topic(prefix);
-    cluster.create_topic(&t, partitions, 3, &[]);
+    cluster.create_topic(&t, partitions, cluster.replication_factor(), &[]);
     t
 }
 
@@ -476,6 +477,111 @@ async fn acks_zero_one_and_all() {
     assert_eq!(values, ["All", "Leader", "None"]);
 }
 
+/// Idempotence (on by default) as the broker stores it: every batch carries the producer id the
+/// producer got from InitProducerId, one id for all partitions, with sequence numbers that start
+/// at 0 in each partition and run on from batch to batch without a gap. With
+/// `enable.idempotence=false` the batches carry no producer id and no sequence. Kafka's own
+/// `kafka-dump-log` reads the batches; the Java reader finds every record, in send order per key.
+#[tokio::test]
+async fn idempotent_batches_carry_one_producer_id_and_gapless_sequences() {
+    let Some(cluster) = cluster() else { return };
+    for idempotent in [true, false] {
+        let t = topic(&cluster, "idempotence", 2);
+        let mut c = config(&cluster);
+        c.set("enable.idempotence", &idempotent.to_string())
+            .unwrap();
+        let producer = Producer::new(c).await.unwrap();
+        // Several batches per partition: a flush after each round of sends.
+        for round in 0..5 {
+            let mut futures = Vec::new();
+            for i in 0..20 {
+                let key = format!("key-{}", i % 4);
+                futures.push(
+                    producer
+                        .send(
+                            ProducerRecord::new(&t)
+                                .key(key)
+                                .value(format!("{round}:{i}")),
+                        )
+                        .await
+                        .unwrap(),
+                );
+            }
+            producer.flush().await.unwrap();
+            for f in futures {
+                f.await.unwrap();
+            }
+        }
+        producer.close(Duration::from_secs(10)).await.unwrap();
+
+        let read = cluster.read_topic(&t);
+        assert_eq!(read.len(), 100);
+        let mut last: HashMap<String, (usize, usize)> = HashMap::new();
+        for r in &read {
+            let (round, i) = r.value_str().unwrap().split_once(':').unwrap();
+            let seq = (round.parse().unwrap(), i.parse().unwrap());
+            if let Some(prev) = last.insert(r.key_str().unwrap().to_string(), seq) {
+                assert!(prev < seq, "{r:?} after {prev:?}");
+            }
+        }
+
+        let mut producer_ids = std::collections::BTreeSet::new();
+        for partition in cluster.describe_topic(&t) {
+            let segment = cluster.first_segment(partition.leader, &t, partition.partition);
+            let out = cluster.tool("kafka-dump-log", &["--files", &segment.to_string_lossy()]);
+            assert!(
+                out.status.success(),
+                "kafka-dump-log: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let dump = String::from_utf8_lossy(&out.stdout);
+            let batches = dump_log_batches(&dump);
+            assert!(
+                batches.len() >= 2,
+                "partition {}: {dump}",
+                partition.partition
+            );
+            let field = |line: &str, name: &str| -> i64 {
+                dump_log_field(line, name)
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad {name} in {line}"))
+            };
+            let mut next_sequence = 0;
+            for line in &batches {
+                let (base, last, count) = (
+                    field(line, "baseSequence"),
+                    field(line, "lastSequence"),
+                    field(line, "count"),
+                );
+                producer_ids.insert(field(line, "producerId"));
+                if idempotent {
+                    assert!(field(line, "producerEpoch") >= 0, "{line}");
+                    assert_eq!(base, next_sequence, "{line}");
+                    assert_eq!(last, base + count - 1, "{line}");
+                    next_sequence = last + 1;
+                } else {
+                    assert_eq!((base, last), (-1, -1), "{line}");
+                }
+            }
+            let records = read
+                .iter()
+                .filter(|r| r.partition == partition.partition)
+                .count() as i64;
+            let stored: i64 = batches.iter().map(|l| field(l, "count")).sum();
+            assert_eq!(stored, records, "partition {}", partition.partition);
+            if idempotent {
+                assert_eq!(next_sequence, records, "one sequence number per record");
+            }
+        }
+        let ids: Vec<i64> = producer_ids.into_iter().collect();
+        if idempotent {
+            assert!(ids.len() == 1 && ids[0] >= 0, "producer ids {ids:?}");
+        } else {
+            assert_eq!(ids, [-1], "enable.idempotence=false");
+        }
+    }
+}
+
 #[tokio::test]
 async fn bad_input_gets_clear_errors_and_harms_no_other_record() {
     let Some(cluster) = cluster() else { return };
@@ -644,7 +750,12 @@ impl Resolved for kafka_producer::BlockingDelivery {
 async fn a_batch_too_large_for_the_topic_is_split_and_resent_in_order() {
     let Some(cluster) = cluster() else { return };
     let t = Cluster::random_topic("split");
-    cluster.create_topic(&t, 1, 3, &[("max.message.bytes", "1500")]);
+    cluster.create_topic(
+        &t,
+        1,
+        cluster.replication_factor(),
+        &[("max.message.bytes", "1500")],
+    );
     let mut c = config(&cluster);
     c.set("linger.ms", "200").unwrap();
     let producer = Producer::new(c).await.unwrap();

@@ -4,6 +4,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -509,6 +510,21 @@ impl Cluster {
         let brokers: Brokers = serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("inspect brokers printed {out:?}: {e}"));
         brokers.brokers.len()
+    }
+
+    /// The replication factor for a test topic: 3, or the number of brokers when the cluster has fewer (the 1-node
+    /// clusters of other Kafka versions that `scripts/test` runs the producer's tests against). The brokers are
+    /// counted once per test process, with [`broker_count`](Cluster::broker_count), so a node stopped later by a
+    /// disruptive test does not change it.
+    pub fn replication_factor(&self) -> i16 {
+        static BROKERS: OnceLock<usize> = OnceLock::new();
+        let brokers = *BROKERS.get_or_init(|| self.broker_count());
+        assert!(
+            brokers > 0,
+            "the cluster at {} has no brokers",
+            self.bootstrap
+        );
+        brokers.min(3) as i16
     }
 
     /// Sends one record per key (value = key) with the Java client's default partitioner and acks=all, and returns
