@@ -276,6 +276,15 @@ struct Armed {
     fired: Arc<AtomicUsize>,
 }
 
+/// A new leader named with an error: for one partition, or (`None`) for every partition the
+/// request's error reaches.
+#[derive(Debug)]
+pub(super) struct NamedLeader {
+    partition: Option<(String, i32)>,
+    leader: i32,
+    epoch: i32,
+}
+
 /// The faults that fire on one request, combined.
 #[derive(Debug, Default)]
 pub(super) struct Faults {
@@ -284,9 +293,8 @@ pub(super) struct Faults {
     /// Errors for single partitions (Produce, AddPartitionsToTxn, TxnOffsetCommit) or topics'
     /// partitions (Metadata).
     pub(super) partition_errors: Vec<(String, i32, ErrorCode)>,
-    /// New leaders (node id, epoch) named with errors ([`Fault::RespondNewLeader`]): for
-    /// one partition, or (`None`) for every partition the request's error reaches.
-    pub(super) leaders: Vec<(Option<(String, i32)>, i32, i32)>,
+    /// New leaders named with errors ([`Fault::RespondNewLeader`]).
+    pub(super) leaders: Vec<NamedLeader>,
     /// The sum of the delays.
     pub(super) delay: Option<Duration>,
     /// What happens to the connection and the response: the first rule that says wins.
@@ -305,16 +313,16 @@ impl Faults {
 
     /// The new leader (node id, epoch) named with `topic`-`partition`'s error, if any.
     pub(super) fn leader_for(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
-        let named = |p: &Option<(String, i32)>| {
-            p.as_ref()
+        let this = |n: &&NamedLeader| {
+            n.partition
+                .as_ref()
                 .is_some_and(|(t, p)| t == topic && *p == partition)
         };
-        let leader = |&(_, leader, epoch): &(Option<(String, i32)>, i32, i32)| (leader, epoch);
         self.leaders
             .iter()
-            .find(|(p, _, _)| named(p))
-            .or_else(|| self.leaders.iter().find(|(p, _, _)| p.is_none()))
-            .map(leader)
+            .find(this)
+            .or_else(|| self.leaders.iter().find(|n| n.partition.is_none()))
+            .map(|n| (n.leader, n.epoch))
     }
 }
 
@@ -377,7 +385,11 @@ impl Script {
                         None if faults.error.is_some() => continue,
                         None => faults.error = Some(*code),
                     }
-                    faults.leaders.push((partition.clone(), *leader, *epoch));
+                    faults.leaders.push(NamedLeader {
+                        partition: partition.clone(),
+                        leader: *leader,
+                        epoch: *epoch,
+                    });
                 }
                 (Fault::Delay(d), _) => {
                     *faults.delay.get_or_insert(Duration::ZERO) += *d;
