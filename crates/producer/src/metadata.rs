@@ -162,6 +162,16 @@ impl Cluster {
         }
     }
 
+    /// Whether `leader` leads `topic`-`partition` here at `epoch` or a newer one.
+    pub(crate) fn leads(&self, topic: &str, partition: i32, leader: i32, epoch: i32) -> bool {
+        let Some(t) = self.topics.get(topic) else {
+            return false;
+        };
+        usize::try_from(partition).is_ok_and(|i| {
+            t.leaders.get(i) == Some(&leader) && t.leader_epochs.get(i).is_some_and(|&e| e >= epoch)
+        })
+    }
+
     /// The snapshot after a Produce answer's leader hints (KIP-951), or `None` when no hint is
     /// news, with the partitions whose leader changed.
     ///
@@ -469,6 +479,11 @@ mod tests {
         assert_eq!(after.updated, Some(now), "a hint is not a refresh");
         // The snapshot it came from is left as it was.
         assert_eq!(leaders(&cluster), [(1, 5), (2, 7), (1, -1)]);
+        // What leads where, at which epoch or newer.
+        assert!(after.leads("t", 0, 2, 6) && after.leads("t", 0, 2, 5));
+        assert!(!after.leads("t", 0, 2, 7) && !after.leads("t", 0, 1, 6));
+        assert!(!after.leads("t", 3, 2, 0) && !after.leads("t", -1, 2, 0));
+        assert!(!after.leads("other", 0, 2, 0));
     }
 
     #[test]

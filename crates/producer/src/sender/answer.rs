@@ -20,8 +20,9 @@ pub(super) struct BatchFacts {
     pub(super) log_start_known: bool,
     /// The batch has been tried fewer than `retries` times.
     pub(super) retries_left: bool,
-    /// The answer named a newer leader for the batch's partition (KIP-951), and the metadata
-    /// now has it. Read only for NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH.
+    /// The answer named a new leader for the batch's partition (KIP-951), another broker, and
+    /// the metadata now has it at that epoch or a newer one. Read only for
+    /// NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH.
     pub(super) leader_moved: bool,
 }
 

@@ -114,7 +114,7 @@ impl Shared {
                 return;
             }
         };
-        let moved = self.apply_leader_hints(&batches, &resp);
+        let moved = self.apply_leader_hints(broker, &batches, &resp);
         for d in batches {
             let answer = resp
                 .responses
@@ -167,10 +167,14 @@ impl Shared {
 
     /// Moves the partitions the answer refused to the newer leaders it names (KIP-951), in the
     /// metadata, so that their retries go there without waiting for a refresh. Returns the
-    /// partitions whose leader moved. An answer without hints, the common one, costs a scan
-    /// of its partitions and no allocation.
+    /// partitions now led by the leader named, at its epoch or a newer one, elsewhere than at
+    /// `broker`: those this answer moved, and those an answer to another request in flight at
+    /// the same time already moved. Their batches go again without backoff, as the Java client
+    /// lets a batch whose partition's leader epoch changed since its last attempt do. An answer
+    /// without hints, the common one, costs a scan of its partitions and no allocation.
     fn apply_leader_hints(
         &self,
+        broker: &str,
         batches: &[Drained],
         resp: &ProduceResponse,
     ) -> Vec<(String, i32)> {
@@ -229,7 +233,16 @@ impl Shared {
                 "the produce answer names a newer leader; retrying there"
             );
         }
-        moved
+        let cluster = self.metadata().snapshot();
+        hints
+            .iter()
+            .filter(|h| {
+                // Never at once to the broker that just refused.
+                cluster.leads(h.topic, h.partition, h.leader, h.epoch)
+                    && cluster.brokers.get(&h.leader).is_some_and(|a| a != broker)
+            })
+            .map(|h| (h.topic.to_string(), h.partition))
+            .collect()
     }
 
     /// Carries out `verdict` on the batch: `ack` is the answer's, for [`Verdict::Complete`];
