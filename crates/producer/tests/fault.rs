@@ -154,6 +154,75 @@ async fn retriable_partition_errors_are_retried_and_written_once_in_order() {
     }
 }
 
+/// KIP-951: a partition refused with NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH, with a
+/// newer leader named in the answer, moves to that leader at once. The broker's Metadata answers
+/// never name node 2 (they go on saying node 1 at epoch 0), so a batch written through node 2
+/// went there on the answer's word alone. The retry backoff, and with it the metadata refresh
+/// (at most one per backoff), are made far longer than the delivery timeout: the batch is
+/// delivered only if its retry waited for neither. (Without a hint, the refresh path is
+/// `retriable_partition_errors_are_retried_and_written_once_in_order`'s.)
+#[tokio::test]
+async fn a_new_leader_named_in_the_answer_takes_the_retry_at_once() {
+    for idempotent in modes() {
+        for code in [
+            ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            ErrorCode::FENCED_LEADER_EPOCH,
+        ] {
+            let case = format!("{code:?}, idempotent={idempotent}");
+            let b = FakeBroker::start(FakeConfig {
+                topics: vec![("t".into(), 1)],
+                node_ids: vec![1, 2],
+                port_per_node: true,
+                ..FakeConfig::default()
+            })
+            .await;
+            let mut c = config(&b, idempotent);
+            for (k, v) in [
+                ("retry.backoff.ms", "600000"),
+                ("retry.backoff.max.ms", "600000"),
+                ("delivery.timeout.ms", "15000"),
+            ] {
+                c.set(k, v).unwrap();
+            }
+            let p = producer(c).await;
+            // The topic's metadata, and a batch through node 1, its leader.
+            within(send(&p, 0, "a").await).await.unwrap();
+            let metadata = b.request_count(ApiKey::Metadata);
+
+            let rule = b.script(Rule::on_produce().nth(1).respond_new_leader(code, 2, 1));
+            let ack = within(send(&p, 0, "b").await)
+                .await
+                .unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(ack.offset, Some(1), "{case}");
+            assert_eq!(values(&b, 0), ["a", "b"], "{case}");
+            assert_eq!(rule.fired(), 1, "{case}");
+            let attempts: Vec<_> = b
+                .attempts("t", 0)
+                .iter()
+                .map(|a| (a.node_id, a.error))
+                .collect();
+            assert_eq!(
+                attempts,
+                [
+                    (Some(1), ErrorCode::NONE),
+                    (Some(1), code),
+                    (Some(2), ErrorCode::NONE),
+                ],
+                "{case}"
+            );
+            assert_eq!(
+                b.request_count(ApiKey::Metadata),
+                metadata,
+                "{case}: no Metadata request before the retry"
+            );
+            // Later records follow the partition to node 2.
+            within(send(&p, 0, "c").await).await.unwrap();
+            assert_eq!(b.request_count_to(2, ApiKey::Produce), 2, "{case}");
+            within(p.close(PATIENCE)).await.unwrap();
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_non_retriable_error_fails_that_batch_naming_the_error() {
     for idempotent in modes() {

@@ -63,6 +63,8 @@ fn cluster(leaders: Vec<i32>) -> Cluster {
         Arc::new(TopicMetadata {
             error: kafka_producer_protocol::ErrorCode(0),
             available: (0..leaders.len() as u32).collect(),
+            leader_epochs: vec![-1; leaders.len()],
+            topic_id: 0,
             leaders,
         }),
     );

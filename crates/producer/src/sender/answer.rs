@@ -20,6 +20,10 @@ pub(super) struct BatchFacts {
     pub(super) log_start_known: bool,
     /// The batch has been tried fewer than `retries` times.
     pub(super) retries_left: bool,
+    /// The answer named a new leader for the batch's partition (KIP-951), another broker, and
+    /// the metadata now has it at that epoch or a newer one. Read only for
+    /// NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH.
+    pub(super) leader_moved: bool,
 }
 
 /// What to do with the batch.
@@ -41,6 +45,8 @@ pub(super) enum Verdict {
         refresh_metadata: bool,
         /// A sequence gap: move to the next producer epoch.
         bump_epoch: bool,
+        /// Without backoff: it goes to a new leader (KIP-951), as the Java client does.
+        at_once: bool,
     },
     /// Fail it for good.
     Fail {
@@ -67,6 +73,7 @@ pub(super) fn verdict(code: ErrorCode, batch: &BatchFacts) -> Verdict {
                     possibly_persisted: false,
                     refresh_metadata: false,
                     bump_epoch: batch.next_expected,
+                    at_once: false,
                 }
                 .unless_exhausted(batch.retries_left);
             }
@@ -77,6 +84,7 @@ pub(super) fn verdict(code: ErrorCode, batch: &BatchFacts) -> Verdict {
                     possibly_persisted: false,
                     refresh_metadata: false,
                     bump_epoch: batch.log_start_known,
+                    at_once: false,
                 }
                 .unless_exhausted(batch.retries_left);
             }
@@ -107,6 +115,13 @@ pub(super) fn verdict(code: ErrorCode, batch: &BatchFacts) -> Verdict {
         ),
         refresh_metadata,
         bump_epoch: false,
+        // The metadata is refreshed all the same (Java: `requestUpdate` on every
+        // InvalidMetadataException): a leader change seldom moves one partition alone.
+        at_once: batch.leader_moved
+            && matches!(
+                code,
+                ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::FENCED_LEADER_EPOCH
+            ),
     }
     .unless_exhausted(batch.retries_left)
 }
@@ -118,6 +133,7 @@ pub(super) fn unanswered(retries_left: bool) -> Verdict {
         possibly_persisted: true,
         refresh_metadata: false,
         bump_epoch: false,
+        at_once: false,
     }
     .unless_exhausted(retries_left)
 }
@@ -128,6 +144,7 @@ pub(super) fn left_out(retries_left: bool) -> Verdict {
         possibly_persisted: false,
         refresh_metadata: false,
         bump_epoch: false,
+        at_once: false,
     }
     .unless_exhausted(retries_left)
 }
@@ -176,24 +193,28 @@ mod tests {
         possibly_persisted: false,
         refresh_metadata: false,
         bump_epoch: false,
+        at_once: false,
     };
     /// Retry; the broker may have written it.
     const RETRY_WRITTEN: Verdict = Verdict::Retry {
         possibly_persisted: true,
         refresh_metadata: false,
         bump_epoch: false,
+        at_once: false,
     };
     /// Retry after a metadata refresh.
     const RETRY_REFRESH: Verdict = Verdict::Retry {
         possibly_persisted: false,
         refresh_metadata: true,
         bump_epoch: false,
+        at_once: false,
     };
     /// Retry in a new epoch.
     const RETRY_BUMP: Verdict = Verdict::Retry {
         possibly_persisted: false,
         refresh_metadata: false,
         bump_epoch: true,
+        at_once: false,
     };
     const FAIL: Verdict = Verdict::Fail {
         refresh_metadata: false,
@@ -211,6 +232,7 @@ mod tests {
         next_expected: false,
         log_start_known: false,
         retries_left: true,
+        leader_moved: false,
     };
     const IDEMPOTENT: BatchFacts = BatchFacts {
         idempotent: true,
@@ -339,6 +361,48 @@ mod tests {
             };
             assert_eq!(verdict(out_of_order, &plain), FAIL);
             assert_eq!(verdict(unknown_producer, &plain), FAIL);
+        }
+    }
+
+    /// A newer leader named in the answer (KIP-951) makes the retry go at once; the metadata
+    /// is refreshed all the same, as the Java client does. Other codes never read the fact.
+    #[test]
+    fn a_moved_leader_is_retried_at_once() {
+        const RETRY_AT_ONCE: Verdict = Verdict::Retry {
+            possibly_persisted: false,
+            refresh_metadata: true,
+            bump_epoch: false,
+            at_once: true,
+        };
+        for base in [PLAIN, IDEMPOTENT] {
+            let moved = BatchFacts {
+                leader_moved: true,
+                ..base
+            };
+            for code in [
+                ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                ErrorCode::FENCED_LEADER_EPOCH,
+            ] {
+                assert_eq!(verdict(code, &moved), RETRY_AT_ONCE, "{}", code.name());
+                assert_eq!(verdict(code, &base), RETRY_REFRESH, "{}", code.name());
+                let used_up = BatchFacts {
+                    retries_left: false,
+                    ..moved
+                };
+                assert_eq!(verdict(code, &used_up), exhausted(RETRY_REFRESH));
+            }
+            for code in [
+                ErrorCode::LEADER_NOT_AVAILABLE,
+                ErrorCode::UNKNOWN_LEADER_EPOCH,
+                ErrorCode::NOT_ENOUGH_REPLICAS,
+            ] {
+                assert_eq!(
+                    verdict(code, &moved),
+                    verdict(code, &base),
+                    "{}",
+                    code.name()
+                );
+            }
         }
     }
 

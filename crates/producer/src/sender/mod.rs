@@ -189,11 +189,9 @@ impl Shared {
             // As the Java producer: the broker's auto.create.topics.enable decides.
             .with_allow_auto_topic_creation(true);
         let resp = self.call_any_broker(ApiKey::Metadata, &req).await?;
-        let cluster = self
-            .metadata()
-            .snapshot()
-            .updated_with(&resp, Instant::now());
-        self.metadata().replace(cluster);
+        let now = Instant::now();
+        self.metadata()
+            .update(|cluster| Some((cluster.updated_with(&resp, now), ())));
         Ok(())
     }
 

@@ -1,8 +1,9 @@
 //! Produce requests: building one per broker from drained batches, and handling its answer.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use kafka_producer_protocol::kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_producer_protocol::produce::{encode_produce_request, TopicBatches};
 use kafka_producer_protocol::ErrorCode;
@@ -13,6 +14,7 @@ use crate::config::{Acks, CompressionType};
 use crate::connection::Connection;
 use crate::delivery::BatchAck;
 use crate::error::Error;
+use crate::metadata::{format_addr, LeaderHint};
 use crate::shared::Shared;
 
 /// What is known of a batch written with acks=0, or without an answer of its own.
@@ -135,6 +137,7 @@ impl Shared {
                 return;
             }
         };
+        let moved = self.apply_leader_hints(broker, &batches, &resp);
         for d in batches {
             let answer = resp
                 .responses
@@ -167,6 +170,9 @@ impl Shared {
                     && self.accumulator().is_next_expected(&d),
                 log_start_known: p.log_start_offset >= 0,
                 retries_left: self.retries_left(&d),
+                leader_moved: moved
+                    .iter()
+                    .any(|(t, p)| **t == *d.topic && *p == d.partition),
             };
             let ack = BatchAck {
                 base_offset: Some(p.base_offset),
@@ -180,6 +186,86 @@ impl Shared {
             };
             self.apply(d, verdict(code, &facts), ack, error, now);
         }
+    }
+
+    /// Moves the partitions the answer refused to the newer leaders it names (KIP-951), in the
+    /// metadata, so that their retries go there without waiting for a refresh. Returns the
+    /// partitions now led by the leader named, at its epoch or a newer one, elsewhere than at
+    /// `broker`: those this answer moved, and those an answer to another request in flight at
+    /// the same time already moved. Their batches go again without backoff, as the Java client
+    /// lets a batch whose partition's leader epoch changed since its last attempt do. An answer
+    /// without hints, the common one, costs a scan of its partitions and no allocation.
+    fn apply_leader_hints(
+        &self,
+        broker: &str,
+        batches: &[Drained],
+        resp: &ProduceResponse,
+    ) -> Vec<(String, i32)> {
+        // As the Java client: only these two errors carry a hint it takes.
+        let hinted = |p: &&PartitionProduceResponse| {
+            matches!(
+                ErrorCode(p.error_code),
+                ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::FENCED_LEADER_EPOCH
+            ) && p.current_leader.leader_id.0 >= 0
+                && p.current_leader.leader_epoch >= 0
+        };
+        let any = resp
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .any(|p| hinted(&p));
+        if !any {
+            return Vec::new();
+        }
+        let hints: Vec<LeaderHint<'_>> = resp
+            .responses
+            .iter()
+            .flat_map(|t| {
+                t.partition_responses
+                    .iter()
+                    .filter(hinted)
+                    .map(move |p| LeaderHint {
+                        topic: &t.name.0,
+                        partition: p.index,
+                        leader: p.current_leader.leader_id.0,
+                        epoch: p.current_leader.leader_epoch,
+                    })
+            })
+            // Only what was asked: the answer cannot move partitions it was not sent.
+            .filter(|h| {
+                batches
+                    .iter()
+                    .any(|d| *d.topic == *h.topic && d.partition == h.partition)
+            })
+            .collect();
+        let endpoints: Vec<(i32, String)> = resp
+            .node_endpoints
+            .iter()
+            .map(|e| (e.node_id.0, format_addr(&e.host, e.port)))
+            .collect();
+        let moved = self.metadata().apply_leader_hints(&hints, &endpoints);
+        for (topic, partition) in &moved {
+            let leader = hints
+                .iter()
+                .find(|h| h.topic == topic && h.partition == *partition)
+                .map(|h| (h.leader, h.epoch));
+            tracing::debug!(
+                %topic,
+                partition,
+                ?leader,
+                "the produce answer names a newer leader; retrying there"
+            );
+        }
+        let cluster = self.metadata().snapshot();
+        hints
+            .iter()
+            .filter(|h| {
+                // Never at once to the broker that just refused.
+                cluster.leads(h.topic, h.partition, h.leader, h.epoch)
+                    && cluster.brokers.get(&h.leader).is_some_and(|a| a != broker)
+            })
+            .map(|h| (h.topic.to_string(), h.partition))
+            .collect()
     }
 
     /// Carries out `verdict` on the batch: `ack` is the answer's, for [`Verdict::Complete`];
@@ -205,13 +291,18 @@ impl Shared {
                 possibly_persisted,
                 refresh_metadata,
                 bump_epoch,
+                at_once,
             } => {
                 let error = error(&d);
                 self.side_effects(refresh_metadata, bump_epoch);
                 if possibly_persisted {
                     d.batch.possibly_persisted = true;
                 }
-                let backoff = self.backoff(d.batch.attempts);
+                let backoff = if at_once {
+                    Duration::ZERO
+                } else {
+                    self.backoff(d.batch.attempts)
+                };
                 self.accumulator().retry(d, error, backoff, now);
             }
             Verdict::Fail {

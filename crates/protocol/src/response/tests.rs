@@ -1132,3 +1132,64 @@ fn a_null_where_the_schema_has_none_is_refused() {
     ]);
     assert!(decode(Response::FindCoordinator, 2, &frame).is_ok());
 }
+
+// ---- KIP-951's leader hints in Produce answers ----
+
+/// One partition refused with NOT_LEADER_OR_FOLLOWER, with or without the hints.
+fn refused(v: i16, hinted: bool) -> ProduceResponse {
+    let mut partition = PartitionProduceResponse::default()
+        .with_index(3)
+        .with_error_code(6)
+        .with_base_offset(-1)
+        .with_log_start_offset(-1);
+    let mut resp = ProduceResponse::default();
+    if hinted {
+        partition = partition.with_current_leader(
+            LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(2))
+                .with_leader_epoch(7),
+        );
+        resp = resp.with_node_endpoints(vec![NodeEndpoint::default()
+            .with_node_id(BrokerId(2))
+            .with_host(StrBytes::from_static_str("broker-2"))
+            .with_port(9093)
+            .with_rack(Some(StrBytes::from_static_str("rack-b")))]);
+    }
+    let name = if v <= 12 { "t" } else { "" };
+    resp.with_responses(vec![TopicProduceResponse::default()
+        .with_name(TopicName(StrBytes::from_static_str(name)))
+        .with_partition_responses(vec![partition])])
+}
+
+#[test]
+fn produce_leader_hints_pass_the_walk_and_decode() {
+    for v in 10..=13 {
+        let frame = encode_frame(&refused(v, true), v, BTreeMap::new());
+        let (_, resp) = decode_response::<ProduceRequest>(BytesMut::from(&frame[..]), v)
+            .unwrap_or_else(|e| panic!("v{v}: {e}"));
+        let leader = &resp.responses[0].partition_responses[0].current_leader;
+        assert_eq!((leader.leader_id.0, leader.leader_epoch), (2, 7), "v{v}");
+        let endpoint = &resp.node_endpoints[..];
+        assert_eq!(endpoint.len(), 1, "v{v}");
+        assert_eq!(endpoint[0].node_id.0, 2);
+        assert_eq!((&*endpoint[0].host, endpoint[0].port), ("broker-2", 9093));
+        assert_eq!(endpoint[0].rack.as_deref(), Some("rack-b"));
+    }
+}
+
+#[test]
+fn produce_answers_without_hints_decode_to_no_leader() {
+    for v in Response::Produce.versions() {
+        let frame = encode_frame(&refused(v, false), v, BTreeMap::new());
+        if (10..=12).contains(&v) {
+            // Neither tagged field is on the wire: the frame is v9's, byte for byte.
+            let v9 = encode_frame(&refused(9, false), 9, BTreeMap::new());
+            assert_eq!(frame, v9, "v{v}");
+        }
+        let (_, resp) = decode_response::<ProduceRequest>(BytesMut::from(&frame[..]), v)
+            .unwrap_or_else(|e| panic!("v{v}: {e}"));
+        let leader = &resp.responses[0].partition_responses[0].current_leader;
+        assert_eq!((leader.leader_id.0, leader.leader_epoch), (-1, -1), "v{v}");
+        assert!(resp.node_endpoints.is_empty(), "v{v}");
+    }
+}

@@ -55,6 +55,11 @@ pub struct FakeConfig {
     /// broker's lowest version advertises just the cap (`(ApiKey::Produce, 2)`: Kafka 0.10).
     /// Requests above a cap are refused like any version the broker does not speak. Default none.
     pub max_versions: Vec<(ApiKey, i16)>,
+    /// Give each of [`node_ids`](Self::node_ids) a port of its own (the first id keeps
+    /// [`FakeBroker::addr`]), so that the broker knows which node a request was sent to:
+    /// [`ProduceAttempt::node_id`], [`FakeBroker::request_count_to`]. Default false: every id
+    /// shares one address.
+    pub port_per_node: bool,
 }
 
 impl Default for FakeConfig {
@@ -68,6 +73,7 @@ impl Default for FakeConfig {
             sasl_session: None,
             transaction_version: 0,
             max_versions: Vec::new(),
+            port_per_node: false,
         }
     }
 }
@@ -120,6 +126,9 @@ pub struct ProduceAttempt {
     pub base_offset: i64,
     /// A retry of a batch already written: answered with its first offset, not written again.
     pub duplicate: bool,
+    /// The node the request was sent to, with [`FakeConfig::port_per_node`]; `None` when every
+    /// node id shares one address.
+    pub node_id: Option<i32>,
 }
 
 /// A scripted, fault-injecting Kafka broker on 127.0.0.1, for tests; also the sink for
@@ -175,7 +184,8 @@ pub struct FakeBroker {
     shared: Arc<Shared>,
     addr: SocketAddr,
     stop: watch::Sender<bool>,
-    accept: Option<JoinHandle<()>>,
+    /// One accept loop per listener: one, or one per node id.
+    accept: Vec<JoinHandle<()>>,
 }
 
 impl FakeBroker {
@@ -203,6 +213,22 @@ impl FakeBroker {
         );
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        // The other nodes' listeners, on the same interface.
+        let mut listeners = vec![(listener, None)];
+        if config.port_per_node {
+            listeners[0].1 = Some(config.node_ids[0]);
+            for &node in &config.node_ids[1..] {
+                let listener = TcpListener::bind((addr.ip(), 0)).await?;
+                listeners.push((listener, Some(node)));
+            }
+        }
+        let node_ports = match config.port_per_node {
+            true => listeners
+                .iter()
+                .map(|(l, _)| l.local_addr().map(|a| a.port()))
+                .collect::<io::Result<_>>()?,
+            false => vec![addr.port(); config.node_ids.len()],
+        };
         let mut state = State::default();
         for (topic, partitions) in &config.topics {
             state.create_topic(topic, *partitions);
@@ -213,6 +239,7 @@ impl FakeBroker {
             tls: config.tls,
             host: addr.ip().to_string(),
             port: addr.port(),
+            node_ports,
             node_ids: config.node_ids,
             transaction_version: config.transaction_version,
             versions: serve::SUPPORTED
@@ -230,16 +257,23 @@ impl FakeBroker {
             script: Mutex::default(),
             scripted: AtomicBool::new(false),
             counts: (0..128).map(|_| AtomicUsize::new(0)).collect(),
+            node_counts: Mutex::default(),
             accepted: AtomicUsize::new(0),
             disconnect: watch::channel(0).0,
         });
         let (stop, stopped) = watch::channel(false);
-        let accept = tokio::spawn(serve::accept_loop(listener, shared.clone(), stopped));
+        let accept = listeners
+            .into_iter()
+            .map(|(listener, node)| {
+                let (shared, stopped) = (shared.clone(), stopped.clone());
+                tokio::spawn(serve::accept_loop(listener, node, shared, stopped))
+            })
+            .collect();
         Ok(FakeBroker {
             shared,
             addr,
             stop,
-            accept: Some(accept),
+            accept,
         })
     }
 
@@ -251,6 +285,13 @@ impl FakeBroker {
     /// The address it listens on.
     pub fn socket_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `host:port` of node `node` (one of [`FakeConfig::node_ids`]), as its Metadata answers
+    /// give it: its own with [`FakeConfig::port_per_node`], else [`FakeBroker::addr`].
+    pub fn node_addr(&self, node: i32) -> Option<String> {
+        let port = self.shared.node_port(node)?;
+        Some(SocketAddr::new(self.addr.ip(), port).to_string())
     }
 
     /// Adds a rule; it counts requests from now on. Rules apply in the order they were added
@@ -313,6 +354,12 @@ impl FakeBroker {
         self.shared.request_count(api as i16)
     }
 
+    /// How many requests of `api` were sent to node `node`, with [`FakeConfig::port_per_node`]
+    /// (0 without: the broker cannot tell the nodes apart).
+    pub fn request_count_to(&self, node: i32, api: ApiKey) -> usize {
+        self.shared.request_count_to(node, api as i16)
+    }
+
     /// Requests that arrived on a connection after its SASL session had ended: a client that
     /// re-authenticates in time sends none.
     pub fn expired_session_requests(&self) -> usize {
@@ -332,7 +379,7 @@ impl FakeBroker {
     /// Stops listening and closes every connection; returns once all of them have ended.
     pub async fn stop(mut self) {
         self.stop.send_replace(true);
-        if let Some(accept) = self.accept.take() {
+        for accept in std::mem::take(&mut self.accept) {
             let _ = accept.await;
         }
     }

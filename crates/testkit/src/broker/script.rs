@@ -98,6 +98,21 @@ pub enum Fault {
     Delay(Duration),
     /// Process the request and answer with a damaged response frame.
     Corrupt(Corruption),
+    /// As [`Fault::RespondError`] with this error code (NOT_LEADER_OR_FOLLOWER or
+    /// FENCED_LEADER_EPOCH, for a client to act on it), and in a Produce answer (v10+) each
+    /// refused partition names its new leader (KIP-951): `CurrentLeader` is `leader` at
+    /// `epoch`, and `NodeEndpoints` gives the leader's address when it is one of
+    /// [`FakeConfig::node_ids`](super::FakeConfig::node_ids) (none otherwise: a client must
+    /// know it already). Nothing else changes: Metadata answers still name the old leader at
+    /// epoch 0, as from a broker the news has not reached yet.
+    RespondNewLeader {
+        /// The partitions' error.
+        code: ErrorCode,
+        /// The new leader's node id.
+        leader: i32,
+        /// Its leader epoch.
+        epoch: i32,
+    },
 }
 
 /// How [`Fault::Corrupt`] damages a response frame. The size prefix always matches what is sent.
@@ -183,6 +198,15 @@ impl RuleBuilder {
         self.then(Fault::RespondError(code))
     }
 
+    /// See [`Fault::RespondNewLeader`].
+    pub fn respond_new_leader(self, code: ErrorCode, leader: i32, epoch: i32) -> Rule {
+        self.then(Fault::RespondNewLeader {
+            code,
+            leader,
+            epoch,
+        })
+    }
+
     /// See [`Fault::DropResponse`].
     pub fn drop_response(self) -> Rule {
         self.then(Fault::DropResponse)
@@ -252,6 +276,15 @@ struct Armed {
     fired: Arc<AtomicUsize>,
 }
 
+/// A new leader named with an error: for one partition, or (`None`) for every partition the
+/// request's error reaches.
+#[derive(Debug)]
+pub(super) struct NamedLeader {
+    partition: Option<(String, i32)>,
+    leader: i32,
+    epoch: i32,
+}
+
 /// The faults that fire on one request, combined.
 #[derive(Debug, Default)]
 pub(super) struct Faults {
@@ -260,6 +293,8 @@ pub(super) struct Faults {
     /// Errors for single partitions (Produce, AddPartitionsToTxn, TxnOffsetCommit) or topics'
     /// partitions (Metadata).
     pub(super) partition_errors: Vec<(String, i32, ErrorCode)>,
+    /// New leaders named with errors ([`Fault::RespondNewLeader`]).
+    pub(super) leaders: Vec<NamedLeader>,
     /// The sum of the delays.
     pub(super) delay: Option<Duration>,
     /// What happens to the connection and the response: the first rule that says wins.
@@ -274,6 +309,20 @@ impl Faults {
             .find(|(t, p, _)| t == topic && *p == partition)
             .map(|&(_, _, c)| c)
             .or(self.error)
+    }
+
+    /// The new leader (node id, epoch) named with `topic`-`partition`'s error, if any.
+    pub(super) fn leader_for(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
+        let this = |n: &&NamedLeader| {
+            n.partition
+                .as_ref()
+                .is_some_and(|(t, p)| t == topic && *p == partition)
+        };
+        self.leaders
+            .iter()
+            .find(this)
+            .or_else(|| self.leaders.iter().find(|n| n.partition.is_none()))
+            .map(|n| (n.leader, n.epoch))
     }
 }
 
@@ -321,6 +370,26 @@ impl Script {
                 }
                 (Fault::RespondError(code), None) => {
                     faults.error.get_or_insert(*code);
+                }
+                (
+                    Fault::RespondNewLeader {
+                        code,
+                        leader,
+                        epoch,
+                    },
+                    partition,
+                ) => {
+                    match partition {
+                        Some((t, p)) => faults.partition_errors.push((t.clone(), *p, *code)),
+                        // Only with the error it goes with: the first whole-request one wins.
+                        None if faults.error.is_some() => continue,
+                        None => faults.error = Some(*code),
+                    }
+                    faults.leaders.push(NamedLeader {
+                        partition: partition.clone(),
+                        leader: *leader,
+                        epoch: *epoch,
+                    });
                 }
                 (Fault::Delay(d), _) => {
                     *faults.delay.get_or_insert(Duration::ZERO) += *d;
@@ -393,6 +462,29 @@ mod tests {
         assert_eq!(f.error_for("t", 1), Some(ErrorCode(19)));
         assert_eq!(f.error_for("t", 0), None, "the other partitions are served");
         assert_eq!(r.fired(), 1);
+    }
+
+    #[test]
+    fn a_new_leader_goes_with_its_error() {
+        let mut s = Script::default();
+        s.add(
+            Rule::on_produce()
+                .partition("t", 1)
+                .respond_new_leader(ErrorCode(6), 2, 5),
+        );
+        s.add(Rule::on_produce().respond_new_leader(ErrorCode(74), 3, 9));
+        let f = s.check(PRODUCE, any);
+        assert_eq!(f.error_for("t", 1), Some(ErrorCode(6)));
+        assert_eq!(f.leader_for("t", 1), Some((2, 5)));
+        assert_eq!(f.error_for("t", 0), Some(ErrorCode(74)));
+        assert_eq!(f.leader_for("t", 0), Some((3, 9)));
+        // A whole-request error scripted first wins, and names no leader.
+        let mut s = Script::default();
+        s.add(Rule::on_produce().respond_error(ErrorCode(7)));
+        s.add(Rule::on_produce().respond_new_leader(ErrorCode(6), 2, 5));
+        let f = s.check(PRODUCE, any);
+        assert_eq!(f.error_for("t", 0), Some(ErrorCode(7)));
+        assert_eq!(f.leader_for("t", 0), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use kafka_producer_protocol::kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_producer_protocol::kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_producer_protocol::kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, InitProducerIdRequest,
@@ -67,6 +67,9 @@ pub(super) struct Shared {
     pub(super) tls: Option<Arc<rustls::ServerConfig>>,
     pub(super) host: String,
     pub(super) port: u16,
+    /// Each node id's port, in the order of `node_ids` (all `port` unless
+    /// [`super::FakeConfig::port_per_node`]).
+    pub(super) node_ports: Vec<u16>,
     pub(super) node_ids: Vec<i32>,
     /// The finalized `transaction.version` ApiVersions reports (0: none).
     pub(super) transaction_version: i16,
@@ -80,6 +83,8 @@ pub(super) struct Shared {
     pub(super) scripted: AtomicBool,
     /// Requests received, by API key.
     pub(super) counts: Vec<AtomicUsize>,
+    /// Requests received, by node id and API key ([`super::FakeConfig::port_per_node`]).
+    pub(super) node_counts: Mutex<BTreeMap<(i32, i16), usize>>,
     pub(super) accepted: AtomicUsize,
     /// Bumped to make every open connection close.
     pub(super) disconnect: watch::Sender<u64>,
@@ -133,10 +138,25 @@ impl Shared {
             .map_or(0, |c| c.load(Ordering::Acquire))
     }
 
-    fn count(&self, api: i16) {
+    pub(super) fn request_count_to(&self, node: i32, api: i16) -> usize {
+        let counts = self.node_counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.get(&(node, api)).copied().unwrap_or(0)
+    }
+
+    fn count(&self, node: Option<i32>, api: i16) {
         if let Some(c) = usize::try_from(api).ok().and_then(|i| self.counts.get(i)) {
             c.fetch_add(1, Ordering::AcqRel);
         }
+        if let Some(node) = node {
+            let mut counts = self.node_counts.lock().unwrap_or_else(|e| e.into_inner());
+            *counts.entry((node, api)).or_default() += 1;
+        }
+    }
+
+    /// The port node `node` listens on, if it is one of `node_ids`.
+    pub(super) fn node_port(&self, node: i32) -> Option<u16> {
+        let i = self.node_ids.iter().position(|&id| id == node)?;
+        Some(self.node_ports[i])
     }
 
     /// The faults scripted for this request (none without a script, without locking).
@@ -153,9 +173,11 @@ impl Shared {
     }
 }
 
-/// Accepts connections until `stop`; then ends them all.
+/// Accepts connections until `stop`; then ends them all. `node`: the node id the listener is
+/// for, when each has its own.
 pub(super) async fn accept_loop(
     listener: TcpListener,
+    node: Option<i32>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -169,11 +191,11 @@ pub(super) async fn accept_loop(
                     let _ = stream.set_nodelay(true);
                     let (shared, stop) = (shared.clone(), for_connections.clone());
                     match shared.tls.clone() {
-                        None => connections.spawn(serve(stream, shared, stop)),
+                        None => connections.spawn(serve(stream, node, shared, stop)),
                         Some(tls) => connections.spawn(async move {
                             // A failed handshake ends the connection, as at a Kafka SSL listener.
                             if let Ok(stream) = tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
-                                serve(stream, shared, stop).await;
+                                serve(stream, node, shared, stop).await;
                             }
                         }),
                     };
@@ -207,11 +229,12 @@ pub(super) enum After {
 /// together go out in one write.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
+    node: Option<i32>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut disconnect = shared.disconnect.subscribe();
-    let mut session = Session::default();
+    let mut session = Session { ends: None, node };
     let mut input = BytesMut::with_capacity(64 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -294,9 +317,10 @@ async fn silence<S: AsyncRead + Unpin>(
 
 /// Handles one request frame, appending its response (if any) to `out`.
 /// A connection's SASL state (KIP-368): when its session ends, if it authenticated.
-#[derive(Default)]
 struct Session {
     ends: Option<Instant>,
+    /// The node id the connection was made to, when each has its own port.
+    node: Option<i32>,
 }
 
 fn handle(shared: &Shared, session: &mut Session, mut frame: Bytes, out: &mut BytesMut) -> After {
@@ -304,7 +328,7 @@ fn handle(shared: &Shared, session: &mut Session, mut frame: Bytes, out: &mut By
         .map_err(|e| format!("undecodable request header: {e}"))
         .and_then(|header| {
             let (api, version) = (header.request_api_key, header.request_api_version);
-            shared.count(api);
+            shared.count(session.node, api);
             let request = Request {
                 version,
                 correlation_id: header.correlation_id,
@@ -337,7 +361,7 @@ fn handle(shared: &Shared, session: &mut Session, mut frame: Bytes, out: &mut By
                 }
                 Ok(key) if shared.supports(key, version) => match key {
                     ApiKey::Metadata => metadata(shared, request, out),
-                    ApiKey::Produce => produce(shared, request, out),
+                    ApiKey::Produce => produce(shared, session.node, request, out),
                     ApiKey::InitProducerId => init_producer_id(shared, request, out),
                     ApiKey::FindCoordinator => transaction::find_coordinator(shared, request, out),
                     ApiKey::AddPartitionsToTxn => {
@@ -570,7 +594,7 @@ fn metadata(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, 
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(id))
                 .with_host(StrBytes::from_string(shared.host.clone()))
-                .with_port(i32::from(shared.port))
+                .with_port(i32::from(shared.node_port(id).unwrap_or(shared.port)))
         })
         .collect();
     let answer = MetadataResponse::default()
@@ -661,7 +685,12 @@ fn init_producer_id(shared: &Shared, req: Request, out: &mut BytesMut) -> Result
     Ok(deliver(&faults, out, resp))
 }
 
-fn produce(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, String> {
+fn produce(
+    shared: &Shared,
+    node: Option<i32>,
+    req: Request,
+    out: &mut BytesMut,
+) -> Result<After, String> {
     let request: ProduceRequest = req.decode()?;
     let faults = shared.faults(ApiKey::Produce, |topic, partition| {
         request
@@ -686,6 +715,8 @@ fn produce(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, S
     let mut producer = None;
     let mut state = shared.state();
     let mut responses = Vec::with_capacity(request.topic_data.len());
+    // The leaders named with errors (KIP-951, Produce v10+), for the answer's NodeEndpoints.
+    let mut named = Vec::new();
     for topic in request.topic_data {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
@@ -712,7 +743,10 @@ fn produce(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, S
             }
             if shared.storage == Storage::Keep {
                 let attempt = attempt(&topic.name, data.index, &records, result);
-                state.attempts.push(attempt);
+                state.attempts.push(ProduceAttempt {
+                    node_id: node,
+                    ..attempt
+                });
             }
             let answer = PartitionProduceResponse::default()
                 .with_index(data.index)
@@ -726,11 +760,25 @@ fn produce(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, S
                         .with_error_code(code.0)
                         .with_base_offset(-1)
                         .with_log_start_offset(-1);
-                    match injected {
+                    let answer = match injected {
                         // The field exists from v8.
                         Some(_) if req.version >= 8 => answer.with_error_message(Some(
                             StrBytes::from_static_str("scripted by the fake broker"),
                         )),
+                        _ => answer,
+                    };
+                    match faults.leader_for(&topic.name, data.index) {
+                        // The tagged field exists from v10.
+                        Some((leader, epoch)) if injected.is_some() && req.version >= 10 => {
+                            if !named.contains(&leader) {
+                                named.push(leader);
+                            }
+                            answer.with_current_leader(
+                                LeaderIdAndEpoch::default()
+                                    .with_leader_id(BrokerId(leader))
+                                    .with_leader_epoch(epoch),
+                            )
+                        }
                         _ => answer,
                     }
                 }
@@ -761,7 +809,21 @@ fn produce(shared: &Shared, req: Request, out: &mut BytesMut) -> Result<After, S
             _ => After::Discard,
         });
     }
-    let answer = ProduceResponse::default().with_responses(responses);
+    let endpoints = named
+        .into_iter()
+        .filter_map(|id| {
+            let port = shared.node_port(id)?;
+            Some(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(StrBytes::from_string(shared.host.clone()))
+                    .with_port(i32::from(port)),
+            )
+        })
+        .collect();
+    let answer = ProduceResponse::default()
+        .with_responses(responses)
+        .with_node_endpoints(endpoints);
     let resp = req.respond(out, req.version, &answer)?;
     Ok(deliver(&faults, out, resp))
 }
@@ -881,5 +943,6 @@ fn attempt(
         error: result.err().unwrap_or(ErrorCode::NONE),
         base_offset: result.map_or(-1, Appended::base_offset),
         duplicate: matches!(result, Ok(Appended::Duplicate(_))),
+        node_id: None,
     }
 }

@@ -252,6 +252,99 @@ async fn metadata_names_itself_leader_of_every_partition_under_each_node_id() {
 }
 
 #[tokio::test]
+async fn with_a_port_per_node_each_node_id_has_its_own_address_and_counts() {
+    let b = FakeBroker::start(FakeConfig {
+        topics: vec![("t".into(), 2)],
+        node_ids: vec![1, 2],
+        port_per_node: true,
+        ..FakeConfig::default()
+    })
+    .await;
+    let (one, two) = (b.node_addr(1).unwrap(), b.node_addr(2).unwrap());
+    assert_eq!(one, b.addr());
+    assert_ne!(one, two);
+    assert_eq!(b.node_addr(3), None);
+    let mut c = Client::connect(&b).await;
+    let resp: MetadataResponse = c.call(12, &metadata_request(&["t"])).await;
+    let brokers: Vec<_> = resp
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .collect();
+    assert_eq!(brokers, [(1, one), (2, two.clone())]);
+
+    let mut to_two = Client {
+        stream: TcpStream::connect(&two).await.unwrap(),
+        buf: BytesMut::new(),
+        next_cid: 1,
+    };
+    let req = produce(-1, &[("t", 1, batch(&["a"], -1, -1, -1))]);
+    let resp: ProduceResponse = to_two.call(PRODUCE_V, &req).await;
+    assert_eq!(answers(&resp), [(0, 0)]);
+    assert_eq!(b.attempts("t", 1)[0].node_id, Some(2));
+    assert_eq!(b.request_count_to(1, ApiKey::Metadata), 1);
+    assert_eq!(b.request_count_to(2, ApiKey::Metadata), 0);
+    assert_eq!(b.request_count_to(2, ApiKey::Produce), 1);
+    assert_eq!(b.request_count(ApiKey::Produce), 1);
+}
+
+#[tokio::test]
+async fn a_new_leader_is_named_in_produce_answers_from_v10() {
+    let b = FakeBroker::start(FakeConfig {
+        topics: vec![("t".into(), 2)],
+        node_ids: vec![1, 2],
+        ..FakeConfig::default()
+    })
+    .await;
+    let moved = b.script(Rule::on_produce().partition("t", 0).respond_new_leader(
+        ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        2,
+        4,
+    ));
+    // Node 9 is not one of the broker's: named without an endpoint.
+    b.script(Rule::on_produce().partition("t", 1).respond_new_leader(
+        ErrorCode::FENCED_LEADER_EPOCH,
+        9,
+        1,
+    ));
+    let mut c = Client::connect(&b).await;
+    let req = produce(
+        -1,
+        &[
+            ("t", 0, batch(&["a"], -1, -1, -1)),
+            ("t", 1, batch(&["b"], -1, -1, -1)),
+        ],
+    );
+    for v in [9, 10, 12] {
+        let resp: ProduceResponse = c.call(v, &req).await;
+        assert_eq!(answers(&resp), [(6, -1), (74, -1)], "v{v}");
+        let leaders: Vec<_> = resp.responses[0]
+            .partition_responses
+            .iter()
+            .map(|p| (p.current_leader.leader_id.0, p.current_leader.leader_epoch))
+            .collect();
+        let endpoints: Vec<_> = resp
+            .node_endpoints
+            .iter()
+            .map(|e| (e.node_id.0, format!("{}:{}", e.host, e.port)))
+            .collect();
+        if v >= 10 {
+            assert_eq!(leaders, [(2, 4), (9, 1)], "v{v}");
+            assert_eq!(endpoints, [(2, b.addr())], "v{v}");
+        } else {
+            assert_eq!(leaders, [(-1, -1), (-1, -1)], "v{v}");
+            assert!(endpoints.is_empty(), "v{v}");
+        }
+    }
+    assert_eq!(moved.fired(), 3);
+    assert!(b.records("t", 0).is_empty());
+    // Metadata does not hear of it.
+    let resp: MetadataResponse = c.call(12, &metadata_request(&["t"])).await;
+    let p0 = &resp.topics[0].partitions[0];
+    assert_eq!((p0.leader_id.0, p0.leader_epoch), (1, 0));
+}
+
+#[tokio::test]
 async fn default_partitions_make_every_topic_exist() {
     let b = FakeBroker::start(FakeConfig {
         default_partitions: Some(4),
