@@ -4,10 +4,15 @@
 //! or with the typed methods. Every key and default is the Java client's; an unknown key or a bad
 //! value is an [`Error::Config`] that names the key and says what is allowed.
 //!
+//! Every property, with its type, default, range and meaning, is in one table (`reference.rs`),
+//! which docs/configuration.md is generated from.
+//!
 //! Every numeric property has the Java client's range however it is set: [`ProducerConfig::set`]
 //! checks a value at once, and [`ProducerConfig::validate`] (which `Producer::new` calls) checks
 //! whatever the typed setters stored. A duration the Java client types as `long` may be anything
 //! up to `i64::MAX` ms, its idiom for "no limit", which is taken as 100 years.
+
+mod reference;
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -19,6 +24,8 @@ use kafka_producer_protocol::Compression;
 use crate::error::{Error, Result};
 use crate::sasl::SaslSettings;
 use crate::tls::{SecurityProtocol, TlsSettings};
+
+use reference::{DefaultValue, Section};
 
 /// `acks`: when the leader answers a produce request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -154,45 +161,6 @@ pub(crate) enum DnsLookup {
     CanonicalBootstrap,
 }
 
-/// The keys this client understands, each with Kafka's default, in the order the docs list them.
-const KNOWN_KEYS: &[(&str, &str)] = &[
-    ("bootstrap.servers", ""),
-    ("client.id", ""),
-    ("acks", "all"),
-    ("linger.ms", "5"),
-    ("batch.size", "16384"),
-    // Not a Java client key: KIP-782's proposal (see `batch_max_size`).
-    ("batch.max.size", "1000000"),
-    ("buffer.memory", "33554432"),
-    ("max.block.ms", "60000"),
-    ("max.request.size", "1048576"),
-    ("request.timeout.ms", "30000"),
-    ("delivery.timeout.ms", "120000"),
-    ("metadata.max.age.ms", "300000"),
-    ("metadata.recovery.strategy", "rebootstrap"),
-    // KIP-1102; always met here (see `with_metadata_recovery_strategy`).
-    ("metadata.recovery.rebootstrap.trigger.ms", "300000"),
-    ("retries", "2147483647"),
-    ("retry.backoff.ms", "100"),
-    ("retry.backoff.max.ms", "1000"),
-    ("max.in.flight.requests.per.connection", "5"),
-    // Default true, unless acks, retries or max.in.flight conflict (see `idempotent`).
-    ("enable.idempotence", ""),
-    ("compression.type", "none"),
-    ("compression.gzip.level", "-1"),
-    ("compression.lz4.level", "9"),
-    ("compression.zstd.level", "3"),
-    ("partitioner.ignore.keys", "false"),
-    ("socket.connection.setup.timeout.ms", "10000"),
-    ("client.dns.lookup", "use_all_dns_ips"),
-    ("reconnect.backoff.ms", "50"),
-    // Transactions (KIP-98): none by default.
-    ("transactional.id", ""),
-    ("transaction.timeout.ms", "60000"),
-    ("key.serializer", ""),
-    ("value.serializer", ""),
-];
-
 /// The producer's settings. Build one with [`ProducerConfig::new`] and the setters, or from properties.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
@@ -268,10 +236,11 @@ impl Default for ProducerConfig {
             tls: TlsSettings::default(),
             sasl: SaslSettings::default(),
         };
-        for (key, default) in KNOWN_KEYS {
-            if !default.is_empty() {
+        // The producer's own keys; the TLS and SASL settings' defaults are their types' own.
+        for p in reference::PROPERTIES {
+            if let (Section::Producer, DefaultValue::Is(default)) = (p.section, p.default) {
                 config
-                    .set(key, default)
+                    .set(p.name, default)
                     .expect("the built-in defaults are valid");
             }
         }
@@ -420,13 +389,7 @@ impl ProducerConfig {
             _ if self.tls.set(key, value)? => {}
             _ if self.sasl.set(key, value)? => {}
             _ => {
-                let known: Vec<&str> = KNOWN_KEYS
-                    .iter()
-                    .map(|(k, _)| *k)
-                    .chain(crate::tls::KEYS.iter().copied())
-                    .chain(crate::sasl::KEYS.iter().copied())
-                    .chain(crate::oauth::KEYS.iter().copied())
-                    .collect();
+                let known: Vec<&str> = reference::keys().collect();
                 return Err(Error::config(
                     key,
                     format!(
@@ -778,33 +741,8 @@ fn split_servers(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// The allowed range of each numeric property: the Java client's, where an `int` key stops at
-/// `i32::MAX` and a `long` key at `i64::MAX`. `set` and `validate` both check against it, so a
-/// value is held to the same range whether it came as text or through a typed setter.
-fn bounds(key: &str) -> (u64, u64) {
-    const INT: u64 = i32::MAX as u64;
-    const LONG: u64 = i64::MAX as u64;
-    match key {
-        "batch.size" | "batch.max.size" | "retries" => (0, INT),
-        "max.request.size" => (1, INT),
-        // The memory semaphore counts in u32-sized permits.
-        "buffer.memory" => (1, u32::MAX as u64),
-        "max.in.flight.requests.per.connection" => (1, 1000),
-        "request.timeout.ms" | "delivery.timeout.ms" | "transaction.timeout.ms" => (1, INT),
-        "socket.connection.setup.timeout.ms" => (1, LONG),
-        "linger.ms"
-        | "max.block.ms"
-        | "metadata.max.age.ms"
-        | "metadata.recovery.rebootstrap.trigger.ms"
-        | "retry.backoff.ms"
-        | "retry.backoff.max.ms"
-        | "reconnect.backoff.ms" => (0, LONG),
-        _ => unreachable!("`{key}` is not a numeric property"),
-    }
-}
-
 fn check_range(key: &str, value: u128) -> Result<u64> {
-    let (min, max) = bounds(key);
+    let (min, max) = reference::bounds(key);
     if (min as u128..=max as u128).contains(&value) {
         Ok(value as u64)
     } else {
@@ -816,7 +754,7 @@ fn check_range(key: &str, value: u128) -> Result<u64> {
 }
 
 fn int(key: &str, value: &str) -> Result<u64> {
-    let (min, max) = bounds(key);
+    let (min, max) = reference::bounds(key);
     match value.parse::<i128>() {
         Ok(v) if v >= 0 => check_range(key, v as u128),
         _ => Err(Error::config(

@@ -58,16 +58,9 @@ impl fmt::Debug for SaslSettings {
     }
 }
 
-/// The keys this module reads, for the list of known keys.
-pub(crate) const KEYS: &[&str] = &[
-    "sasl.mechanism",
-    "sasl.jaas.config",
-    "sasl.username",
-    "sasl.password",
-];
-
 impl SaslSettings {
-    /// Takes one of [`KEYS`]; `Ok(false)` for any other key.
+    /// Takes one of the configuration reference's SASL keys, or hands the key to the OAUTHBEARER
+    /// settings; `Ok(false)` for any other key.
     pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<bool> {
         match key {
             "sasl.mechanism" => {

@@ -105,26 +105,9 @@ impl fmt::Debug for TlsSettings {
     }
 }
 
-/// The keys this module reads, for the list of known keys.
-pub(crate) const KEYS: &[&str] = &[
-    "security.protocol",
-    "ssl.truststore.location",
-    "ssl.truststore.type",
-    "ssl.truststore.password",
-    "ssl.truststore.certificates",
-    "ssl.ca.location",
-    "ssl.keystore.location",
-    "ssl.keystore.type",
-    "ssl.keystore.password",
-    "ssl.keystore.key",
-    "ssl.keystore.certificate.chain",
-    "ssl.key.password",
-    "ssl.endpoint.identification.algorithm",
-    "ssl.enabled.protocols",
-];
-
 impl TlsSettings {
-    /// Takes one of [`KEYS`]; `Ok(false)` for any other key.
+    /// Takes one of this module's keys (the configuration reference's TLS section); `Ok(false)` for
+    /// any other key.
     pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<bool> {
         let some = || (!value.is_empty()).then(|| value.to_string());
         match key {

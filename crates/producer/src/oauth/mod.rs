@@ -179,6 +179,7 @@ impl fmt::Debug for OAuthSettings {
             )
             .field("scope", &self.scope)
             .field("extensions", &self.extensions)
+            .field("refresh_factor", &self.refresh_factor)
             .field(
                 "provider",
                 &self.provider.as_ref().map(|_| "[application's]"),
@@ -187,20 +188,6 @@ impl fmt::Debug for OAuthSettings {
     }
 }
 
-/// The keys this module reads, for the list of known keys.
-pub(crate) const KEYS: &[&str] = &[
-    "sasl.oauthbearer.token.endpoint.url",
-    "sasl.oauthbearer.client.id",
-    "sasl.oauthbearer.client.secret",
-    "sasl.oauthbearer.client.credentials.client.id",
-    "sasl.oauthbearer.client.credentials.client.secret",
-    "sasl.oauthbearer.scope",
-    "sasl.oauthbearer.extensions",
-    "sasl.oauthbearer.method",
-    "sasl.login.callback.handler.class",
-    "sasl.login.refresh.window.factor",
-];
-
 /// The Java client's login callback handlers for the OIDC flow (the second is its pre-3.4 name).
 const JAVA_OIDC_HANDLERS: &[&str] = &[
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
@@ -208,7 +195,7 @@ const JAVA_OIDC_HANDLERS: &[&str] = &[
 ];
 
 impl OAuthSettings {
-    /// Takes one of [`KEYS`]; `Ok(false)` for any other key.
+    /// Takes one of the configuration reference's OAUTHBEARER keys; `Ok(false)` for any other key.
     pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<bool> {
         match key {
             "sasl.oauthbearer.token.endpoint.url" => {
