@@ -900,7 +900,8 @@ fn headers_partition_and_delimiter_as_kcat_users_write_them() {
     assert_eq!(read.len(), 3);
     assert!(read.iter().all(|r| r.partition == 2));
     let fixed = [("source", Some("kprod")), ("flag", None)];
-    let expected: [(&str, &str, &[(&str, Option<&str>)]); 3] = [
+    type Headers<'a> = &'a [(&'a str, Option<&'a str>)];
+    let expected: [(&str, &str, Headers); 3] = [
         (
             "k1",
             "first\nvalue",

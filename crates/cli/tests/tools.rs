@@ -3,8 +3,9 @@
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use kafka_producer_testkit::Cluster;
+use kafka_producer_testkit::{read_properties, secure_cluster, wait_until, Cluster};
 use serde_json::Value;
 
 fn kprod(args: &[&str], input: &[u8]) -> Output {
@@ -203,4 +204,68 @@ fn metadata_without_a_broker_exits_1() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stdout).is_empty());
+}
+
+/// Over SASL_SSL with a Java client's file: the listing comes through the producer's own TLS and
+/// SASL settings, and shows alice's topic once she may describe it; a wrong password exits 1.
+#[test]
+fn metadata_over_sasl_ssl_with_a_java_client_file() {
+    let Some((cluster, dir)) = secure_cluster("metadata_over_sasl_ssl_with_a_java_client_file")
+    else {
+        return;
+    };
+    let topic = Cluster::random_topic("kprod-metadata-secure");
+    cluster.create_topic(&topic, 2, cluster.replication_factor(), &[]);
+    cluster.grant_write("User:alice", &topic);
+    let run = |file: &std::path::Path| {
+        let bootstrap = read_properties(file)
+            .into_iter()
+            .find(|(k, _)| k == "bootstrap.servers")
+            .map(|(_, v)| v)
+            .expect("bootstrap.servers in the client file");
+        let file = file.to_str().unwrap();
+        let args = [
+            "metadata",
+            "-b",
+            &bootstrap,
+            "--producer.config",
+            file,
+            "-t",
+            &topic,
+            "--report",
+            "json",
+        ];
+        kprod(&args, b"")
+    };
+    let file = dir.join("sasl_ssl-scram-sha-512-alice.properties");
+    // The ACLs reach every broker through the metadata log, a moment later.
+    let mut last = None;
+    wait_until(
+        "alice may describe the topic",
+        Duration::from_secs(60),
+        || {
+            let out = run(&file);
+            let ok = out.status.success();
+            last = Some(out);
+            ok
+        },
+    );
+    let out = last.unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["topics"][0]["topic"], topic.as_str(), "{json}");
+    assert_eq!(json["topics"][0]["partitions"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json["brokers"].as_array().unwrap().len(),
+        cluster.broker_count()
+    );
+
+    let wrong = dir.join("negative/sasl_ssl-scram-sha-512-alice-wrong-password.properties");
+    let out = run(&wrong);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).to_lowercase().contains("authentication"),
+        "{}",
+        text(&out.stderr)
+    );
 }
