@@ -2,12 +2,18 @@
 //!
 //! ```text
 //! printf 'seoul:{"temp":10}\n' | kprod produce -b localhost:9092 -t weather_realtime --key-separator :
+//! kprod produce -b localhost:9092 -t events -H source=import -D '\x1e' events.rs
 //! kprod perf -b localhost:9092 --topic bench --num-records 1000000 --record-size 100 --throughput -1
+//! kprod metadata -b localhost:9092 -t weather_realtime
+//! kprod partition --partitions 6 seoul busan
 //! ```
 //!
 //! Exit status: 0 when every record was delivered, 1 when any failed (or the cluster could not be
 //! used, or the run was interrupted), 2 for a bad command line or producer property.
 
+mod input;
+mod metadata;
+mod partition;
 mod perf;
 mod produce;
 mod report;
@@ -18,7 +24,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Produce records to Kafka from the command line.
+/// Produce records to Kafka from the command line, measure the producer, and look at the
+/// cluster.
 #[derive(Debug, Parser)]
 #[command(name = "kprod", version, about, propagate_version = true)]
 struct Cli {
@@ -30,6 +37,8 @@ struct Cli {
 enum Command {
     Produce(produce::ProduceArgs),
     Perf(perf::PerfArgs),
+    Metadata(metadata::MetadataArgs),
+    Partition(partition::PartitionArgs),
 }
 
 /// Exit status for a bad command line or configuration, as clap uses for usage errors.
@@ -40,6 +49,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Produce(args) => produce::run(args).map(|summary| summary.all_delivered()),
         Command::Perf(args) => perf::run(args),
+        Command::Metadata(args) => metadata::run(args),
+        Command::Partition(args) => partition::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -32,11 +32,14 @@ use stats::{Instant, RecentClock, Stats};
 
 /// Measure the producer: send N records of a given size as fast as possible (or at a given rate).
 ///
-/// Takes the flags of Kafka's kafka-producer-perf-test and prints what it prints: a progress line
-/// every --reporting-interval, then `N records sent, X records/sec (Y MB/sec), A ms avg latency,
-/// M ms max latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.`, then
-/// `client cpu: C ns/record, peak rss: R MiB`. A record's latency is the time from its send to its
-/// acknowledgement; "MB" is MiB, as in Kafka's tool.
+/// Takes the flags of Kafka's kafka-producer-perf-test and prints what it prints: every
+/// --reporting-interval (5 s, Kafka's fixed interval), at the first acknowledgement after it, a
+/// line over that window: `N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max
+/// latency.`; then `N records sent, X records/sec (Y MB/sec), A ms avg latency, M ms max latency,
+/// P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.` over the run, then `client cpu: C
+/// ns/record, peak rss: R MiB`. A record's latency is the time from its send to its
+/// acknowledgement, in microseconds where Kafka's tool has whole milliseconds; "MB" is MiB, as
+/// in Kafka's tool.
 ///
 /// Properties apply in this order, later ones winning: Kafka's defaults, --producer.config,
 /// --producer-props, then -b (bootstrap.servers). The exit status is 0 when every record was

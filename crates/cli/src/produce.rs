@@ -1,12 +1,11 @@
-//! `kprod produce`: one record per stdin line.
+//! `kprod produce`: one record per line (or `-D` delimited record) of stdin or files.
 //!
-//! The main thread reads stdin and hands each line to [`Producer::send`] without waiting for its
+//! The main thread reads the input and hands each line to [`Producer::send`] without waiting for its
 //! acknowledgement; the [`DeliveryFuture`](kafka_producer::DeliveryFuture)s travel, in input order, through a bounded channel to
 //! the reporter thread ([`crate::report`]), which waits for each in turn. So the producer keeps
 //! batching while earlier records are still in flight, and reports come out in input order.
 //! With a `transactional.id` the lines go in transactions ([`crate::transactional`]).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,14 +14,26 @@ use clap::{Args, ValueEnum};
 use kafka_producer::{Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
 
+use crate::input::{read_record, Delimiter, Framing, HeaderFormat, Input};
 use crate::report::{self, Message, Pending};
 use crate::UsageError;
 
-/// Send records read from stdin, one per line, to a topic.
+/// Send records read from stdin or files, one per line, to a topic.
 ///
-/// Each line (without its trailing `\n` or `\r\n`) is one record. With --key-separator the line
-/// is split at the first SEP into key and value; a line without SEP fails (and is reported) while
-/// the others are still sent. Without it the whole line is the value and the key is null.
+/// The inputs are the FILE arguments in turn (`-` for stdin), or stdin without any. Each line
+/// (without its trailing `\n` or `\r\n`) is one record; with -D the records end at that
+/// delimiter instead, taken exactly, and the end of each input ends its last record. An empty
+/// line is a record with an empty value. With -K (--key-separator) a record is split at the
+/// first SEP into key and value; a record without SEP fails (and is reported) while the others
+/// are still sent. Without it the whole record is the value and the key is null.
+///
+/// -H NAME=VALUE adds a header to every record (NAME alone: a null value); --parse-headers
+/// reads each record's own headers from its start, as kafka-console-producer's parse.headers
+/// does: `NAME:VALUE,NAME:VALUE<TAB>` then the key and value (an empty list before the TAB
+/// for none). -p sends every record to that partition rather than the partitioner's choice.
+/// The delimiters take kcat's escapes: \n, \r, \t, \\ and \xNN. Where kcat differs: it skips
+/// empty records, sends a record without the -K separator whole as its value (kprod fails it),
+/// and sends each FILE whole as one message unless -l (kprod always splits files into records).
 ///
 /// Properties apply in this order, later ones winning: Kafka's defaults, --producer.config,
 /// -X, then -b (bootstrap.servers) and --acks.
@@ -36,9 +47,9 @@ use crate::UsageError;
 /// which then stops with an error saying so; its open transaction is aborted. The brokers
 /// abort a transaction open longer than transaction.timeout.ms (default 60000).
 ///
-/// A summary goes to stderr; "sent" counts input lines read. The exit status is 0 only when
-/// every line read was delivered and the input was read to its end, 1 otherwise, 2 for a bad
-/// argument or property.
+/// A summary goes to stderr; "sent" counts records read ("lines", numbered across all the
+/// inputs). The exit status is 0 only when every record read was delivered and every input was
+/// read to its end, 1 otherwise, 2 for a bad argument or property.
 #[derive(Debug, Args)]
 pub(crate) struct ProduceArgs {
     /// Brokers to bootstrap from (host:port, comma-separated).
@@ -53,9 +64,45 @@ pub(crate) struct ProduceArgs {
     #[arg(short = 't', long)]
     pub(crate) topic: String,
 
-    /// Split each line at the first SEP into key and value.
-    #[arg(long, value_name = "SEP", value_parser = non_empty)]
-    pub(crate) key_separator: Option<String>,
+    /// Split each record at the first SEP into key and value (kcat's -K).
+    #[arg(short = 'K', long, value_name = "SEP", value_parser = crate::input::delimiter)]
+    key_separator: Option<Delimiter>,
+
+    /// End each record at DELIM rather than at a newline (kcat's -D).
+    #[arg(short = 'D', long, value_name = "DELIM", value_parser = crate::input::delimiter)]
+    delimiter: Option<Delimiter>,
+
+    /// Add this header to every record; NAME alone for a null value (repeatable; kcat's -H).
+    #[arg(short = 'H', long = "header", value_name = "NAME=VALUE", value_parser = crate::input::header)]
+    headers: Vec<(String, Option<String>)>,
+
+    /// Read each record's headers from its start: `NAME:VALUE,...<TAB>` before the key and
+    /// value (kafka-console-producer's parse.headers).
+    #[arg(long)]
+    parse_headers: bool,
+
+    /// With --parse-headers: what ends the headers (headers.delimiter).
+    #[arg(long, value_name = "DELIM", default_value = "\\t", value_parser = crate::input::delimiter)]
+    headers_delimiter: Delimiter,
+
+    /// With --parse-headers: what separates two headers (headers.separator).
+    #[arg(long, value_name = "SEP", default_value = ",", value_parser = crate::input::delimiter)]
+    headers_separator: Delimiter,
+
+    /// With --parse-headers: what separates a header's name from its value
+    /// (headers.key.separator).
+    #[arg(long, value_name = "SEP", default_value = ":", value_parser = crate::input::delimiter)]
+    headers_key_separator: Delimiter,
+
+    /// Send every record to this partition; -1 (the default) lets the partitioner choose
+    /// (kcat's -p).
+    #[arg(short = 'p', long, value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-1..))]
+    partition: Option<i32>,
+
+    /// Read these files in turn rather than stdin; `-` is stdin.
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
 
     /// When a record counts as delivered: 0 (no answer), 1 (leader wrote it), all (all in-sync replicas).
     #[arg(long, value_parser = ["0", "1", "all"])]
@@ -135,13 +182,15 @@ pub(crate) fn run(args: ProduceArgs) -> anyhow::Result<Summary> {
         )
         .into());
     }
+    let framing = framing(&args)?;
+    let inputs = Input::open_all(&args.files)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    // The main thread is not one of the runtime's workers: its blocking stdin reads in `produce`
+    // The main thread is not one of the runtime's workers: its blocking input reads in `produce`
     // hold up neither the producer's tasks nor the reporter.
-    let summary = runtime.block_on(produce(args, config));
+    let summary = runtime.block_on(produce(args, config, framing, inputs));
     // A transactional run that stopped early may leave a read of stdin blocked on tokio's
     // blocking pool; the producer is closed, so nothing else is left to wait for.
     runtime.shutdown_background();
@@ -162,13 +211,29 @@ fn config(args: &ProduceArgs) -> Result<ProducerConfig, kafka_producer::Error> {
     Ok(config)
 }
 
-async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Summary> {
+async fn produce(
+    args: ProduceArgs,
+    config: ProducerConfig,
+    framing: Framing,
+    inputs: Vec<Input>,
+) -> anyhow::Result<Summary> {
     let transactional_id = config.transactional_id().map(str::to_owned);
     let transactional = transactional_id.is_some();
     let producer = Producer::new(config).await?;
-    // Fail once, now, for a missing topic, rather than once per line after max.block.ms each
-    // (before a transactional run takes over its id).
-    producer.partition_count(&args.topic).await?;
+    // Fail once, now, for a missing topic (or partition), rather than once per line after
+    // max.block.ms each (before a transactional run takes over its id).
+    let partitions = producer.partition_count(&args.topic).await?;
+    if let Some(partition) = framing.partition {
+        if partition as usize >= partitions {
+            let _ = producer.close(CLOSE_TIMEOUT).await;
+            return Err(UsageError(format!(
+                "-p {partition}: topic {} has {partitions} partition(s), 0 to {}",
+                args.topic,
+                partitions.saturating_sub(1)
+            ))
+            .into());
+        }
+    }
 
     let started = Instant::now();
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
@@ -180,11 +245,9 @@ async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Su
         .context("cannot start the reporter thread")?;
 
     let read = if let Some(id) = &transactional_id {
-        crate::transactional::read_and_send(&producer, &args, id, tx).await
+        crate::transactional::read_and_send(&producer, &args, &framing, inputs, id, tx).await
     } else {
-        read_and_send(&producer, &args, tx)
-            .await
-            .context("cannot read stdin")
+        read_and_send(&producer, &args, &framing, inputs, tx).await
     };
     // Send what is left now rather than after linger.ms. Each record's own outcome, failures
     // included, reaches the reporter through its future, so this result adds nothing.
@@ -210,49 +273,50 @@ async fn produce(args: ProduceArgs, config: ProducerConfig) -> anyhow::Result<Su
     Ok(summary)
 }
 
-/// Reads stdin to its end, sending one record per line; returns the number of lines.
+/// Reads the inputs to their end, sending one record each; returns the number of records.
 ///
 /// Stops early, without error, when the reporter has gone away; its own error says why.
 async fn read_and_send(
     producer: &Producer,
     args: &ProduceArgs,
+    framing: &Framing,
+    inputs: Vec<Input>,
     tx: mpsc::Sender<Message>,
-) -> std::io::Result<u64> {
-    let separator = args.key_separator.as_deref().map(str::as_bytes);
-    let mut input = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
+) -> anyhow::Result<u64> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut lines = 0u64;
-    loop {
-        // Hand over what is read before a read that may block, so that an interactive or slow
-        // writer sees its reports without waiting for a chunk to fill.
-        if input.buffer().is_empty() && !chunk.is_empty() {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if tx.send(Message::Lines(full)).await.is_err() {
-                return Ok(lines);
-            }
-        }
-        buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        lines += 1;
-        let pending = match split_line(strip_newline(&buf), separator) {
-            Some((key, value)) => {
-                let mut record = ProducerRecord::new(&args.topic).value(value);
-                record.key = key;
-                match producer.send(record).await {
-                    Ok(delivery) => Pending::Sent(delivery),
-                    Err(e) => Pending::Failed(e.to_string()),
+    for input in inputs {
+        let name = input.name();
+        let mut input = input.reader();
+        loop {
+            // Hand over what is read before a read that may block, so that an interactive or
+            // slow writer sees its reports without waiting for a chunk to fill.
+            if input.buffer().is_empty() && !chunk.is_empty() {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                if tx.send(Message::Lines(full)).await.is_err() {
+                    return Ok(lines);
                 }
             }
-            None => Pending::Failed(no_separator(lines, args)),
-        };
-        chunk.push(pending);
-        if chunk.len() == CHUNK {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if tx.send(Message::Lines(full)).await.is_err() {
-                return Ok(lines);
+            let more = read_record(&mut input, &framing.delimiter, &mut buf)
+                .with_context(|| format!("cannot read {name}"))?;
+            if !more {
+                break;
+            }
+            lines += 1;
+            let pending = match framing.parse(lines, &buf) {
+                Ok(parsed) => match producer.send(framing.record(&args.topic, parsed)).await {
+                    Ok(delivery) => Pending::Sent(delivery),
+                    Err(e) => Pending::Failed(e.to_string()),
+                },
+                Err(message) => Pending::Failed(message),
+            };
+            chunk.push(pending);
+            if chunk.len() == CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                if tx.send(Message::Lines(full)).await.is_err() {
+                    return Ok(lines);
+                }
             }
         }
     }
@@ -262,49 +326,45 @@ async fn read_and_send(
     Ok(lines)
 }
 
-/// Why line `line` failed: it lacks the key separator.
-pub(crate) fn no_separator(line: u64, args: &ProduceArgs) -> String {
-    format!(
-        "line {line}: no key separator {:?} in the line",
-        args.key_separator.as_deref().unwrap_or_default()
-    )
-}
-
-/// The line without its `\n` or `\r\n`.
-pub(crate) fn strip_newline(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// Key and value of a line: split at the first `separator`, or no key without one.
-/// `None` when there is a separator and the line does not contain it.
-pub(crate) fn split_line<'a>(
-    line: &'a [u8],
-    separator: Option<&[u8]>,
-) -> Option<(Option<&'a [u8]>, &'a [u8])> {
-    let Some(sep) = separator else {
-        return Some((None, line));
-    };
-    let at = find(line, sep)?;
-    Some((Some(&line[..at]), &line[at + sep.len()..]))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    match needle {
-        [byte] => haystack.iter().position(|b| b == byte),
-        _ => haystack.windows(needle.len()).position(|w| w == needle),
-    }
-}
-
-fn non_empty(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        Err("the separator must not be empty".into())
+/// How the arguments say to read records.
+fn framing(args: &ProduceArgs) -> Result<Framing, UsageError> {
+    let headers = if args.parse_headers {
+        let format = HeaderFormat {
+            delimiter: args.headers_delimiter.0.clone(),
+            separator: args.headers_separator.0.clone(),
+            key_separator: args.headers_key_separator.0.clone(),
+        };
+        if format.delimiter == format.separator
+            || format.delimiter == format.key_separator
+            || format.separator == format.key_separator
+        {
+            return Err(UsageError(
+                "--headers-delimiter, --headers-separator and --headers-key-separator must differ"
+                    .into(),
+            ));
+        }
+        Some(format)
     } else {
-        Ok(s.to_string())
+        None
+    };
+    let mut fixed = ProducerRecord::<&[u8], &[u8]>::new("");
+    for (name, value) in &args.headers {
+        fixed = fixed.header(name.as_str(), value.as_deref().map(str::as_bytes));
     }
+    Ok(Framing {
+        delimiter: args
+            .delimiter
+            .as_ref()
+            .map_or_else(|| b"\n".to_vec(), |d| d.0.clone()),
+        key_separator: args.key_separator.as_ref().map(|d| d.0.clone()),
+        headers,
+        fixed_headers: fixed.headers,
+        partition: args.partition.filter(|&p| p >= 0),
+    })
 }
 
-fn property(s: &str) -> Result<(String, String), String> {
+/// `KEY=VALUE`, for -X.
+pub(crate) fn property(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
             Ok((key.trim().to_string(), value.to_string()))
@@ -316,34 +376,6 @@ fn property(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn newlines_are_stripped() {
-        assert_eq!(strip_newline(b"a\n"), b"a");
-        assert_eq!(strip_newline(b"a\r\n"), b"a");
-        assert_eq!(strip_newline(b"a"), b"a");
-        assert_eq!(strip_newline(b"a\r"), b"a");
-        assert_eq!(strip_newline(b"\n"), b"");
-    }
-
-    #[test]
-    fn lines_split_at_the_first_separator() {
-        assert_eq!(
-            split_line(b"k:v:w", Some(b":")),
-            Some((Some(&b"k"[..]), &b"v:w"[..]))
-        );
-        assert_eq!(
-            split_line(b":v", Some(b":")),
-            Some((Some(&b""[..]), &b"v"[..]))
-        );
-        assert_eq!(
-            split_line(b"k::v", Some(b"::")),
-            Some((Some(&b"k"[..]), &b"v"[..]))
-        );
-        assert_eq!(split_line(b"kv", Some(b":")), None);
-        assert_eq!(split_line(b"k", Some(b"::")), None);
-        assert_eq!(split_line(b"k:v", None), Some((None, &b"k:v"[..])));
-    }
 
     #[test]
     fn properties_are_key_equals_value() {

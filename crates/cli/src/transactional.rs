@@ -17,11 +17,11 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use kafka_producer::{Error, ErrorCode, Producer, ProducerRecord};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use kafka_producer::{Error, ErrorCode, Producer};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::produce::{no_separator, split_line, strip_newline, ProduceArgs, CHUNK};
+use crate::input::{read_record_async, Framing, Input};
+use crate::produce::{ProduceArgs, CHUNK};
 use crate::report::{Message, Pending, TransactionEnd};
 
 /// How long `init_transactions`, `commit_transaction` and `abort_transaction` may take each: the
@@ -40,6 +40,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) async fn read_and_send(
     producer: &Producer,
     args: &ProduceArgs,
+    framing: &Framing,
+    inputs: Vec<Input>,
     transactional_id: &str,
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<u64> {
@@ -61,41 +63,38 @@ pub(crate) async fn read_and_send(
             init.context("cannot initialize transactions (init_transactions)")?
         }
     }
-    let separator = args.key_separator.as_deref().map(str::as_bytes);
-    let mut input = BufReader::with_capacity(1 << 20, tokio::io::stdin());
     let mut buf = Vec::with_capacity(4096);
-    loop {
-        // As in the plain run: hand over what is read before a read that may block.
-        if input.buffer().is_empty() {
-            run.hand_over().await?;
-        }
-        buf.clear();
-        // The read first: a signal is noticed when the read has to wait, at the latest when
-        // tokio's stdin reads the next block.
-        let read = tokio::select! {
-            biased;
-            read = input.read_until(b'\n', &mut buf) => read,
-            signal = &mut run.signals => return Err(run.interrupted(signal).await),
-        };
-        match read {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                let reason = format!("cannot read stdin: {e}");
-                return Err(run.abort_and_stop(reason).await);
+    for input in inputs {
+        let name = input.name();
+        let mut input = input.async_reader();
+        loop {
+            // As in the plain run: hand over what is read before a read that may block.
+            if input.buffer().is_empty() {
+                run.hand_over().await?;
             }
-        }
-        if run.open.is_none() {
-            if let Err(e) = run.begin() {
-                return Err(run.failed(e, "begin_transaction").await);
+            // The read first: a signal is noticed when the read has to wait, at the latest when
+            // tokio's stdin reads the next block.
+            let read = tokio::select! {
+                biased;
+                read = read_record_async(&mut input, &framing.delimiter, &mut buf) => read,
+                signal = &mut run.signals => return Err(run.interrupted(signal).await),
+            };
+            match read {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let reason = format!("cannot read {name}: {e}");
+                    return Err(run.abort_and_stop(reason).await);
+                }
             }
-        }
-        run.lines += 1;
-        match split_line(strip_newline(&buf), separator) {
-            Some((key, value)) => {
-                let mut record = ProducerRecord::new(&args.topic).value(value);
-                record.key = key;
-                match producer.send(record).await {
+            if run.open.is_none() {
+                if let Err(e) = run.begin() {
+                    return Err(run.failed(e, "begin_transaction").await);
+                }
+            }
+            run.lines += 1;
+            match framing.parse(run.lines, &buf) {
+                Ok(parsed) => match producer.send(framing.record(&args.topic, parsed)).await {
                     Ok(delivery) => run.chunk.push(Pending::Sent(delivery)),
                     Err(e) if e.is_fatal() => {
                         run.chunk.push(Pending::Refused(Box::new(e.clone())));
@@ -106,22 +105,21 @@ pub(crate) async fn read_and_send(
                         run.chunk.push(Pending::Refused(Box::new(e)));
                         return Err(run.abort_and_stop(reason).await);
                     }
+                },
+                Err(reason) => {
+                    run.chunk.push(Pending::Failed(reason.clone()));
+                    return Err(run.abort_and_stop(reason).await);
                 }
             }
-            None => {
-                let reason = no_separator(run.lines, args);
-                run.chunk.push(Pending::Failed(reason.clone()));
-                return Err(run.abort_and_stop(reason).await);
+            if run.chunk.len() == CHUNK {
+                run.hand_over().await?;
             }
-        }
-        if run.chunk.len() == CHUNK {
-            run.hand_over().await?;
-        }
-        if args
-            .transaction_lines
-            .is_some_and(|n| run.open.is_some_and(|first| run.lines - first + 1 == n))
-        {
-            run.commit().await?;
+            if args
+                .transaction_lines
+                .is_some_and(|n| run.open.is_some_and(|first| run.lines - first + 1 == n))
+            {
+                run.commit().await?;
+            }
         }
     }
     if run.open.is_some() {

@@ -231,3 +231,48 @@ fn bad_flags_and_properties_are_usage_errors() {
         text(&out.stderr)
     );
 }
+
+/// With the default reporting interval (5 s, as Kafka's tool), a run of about 7 s (3500
+/// records at 500/s) prints at least one window line in Kafka's exact format before the summary.
+#[test]
+fn a_run_longer_than_five_seconds_prints_kafkas_window_line() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-perf-window", 1);
+    let out = perf(
+        &cluster,
+        &topic,
+        3500,
+        100,
+        &["--throughput", "500", "--producer-props", "acks=all"],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.len() >= 3,
+        "no window line before the summary: {stdout}"
+    );
+    // ProducerPerformance's printWindow: "%d records sent, %.1f records/sec (%.2f MB/sec),
+    // %.1f ms avg latency, %.1f ms max latency."
+    let window = regex::Regex::new(
+        r"^(\d+) records sent, \d+\.\d records/sec \(\d+\.\d\d MB/sec\), \d+\.\d ms avg latency, \d+\.\d ms max latency\.$",
+    )
+    .unwrap();
+    let mut counted = 0;
+    for line in &lines[..lines.len() - 2] {
+        let fields = window
+            .captures(line)
+            .unwrap_or_else(|| panic!("not Kafka's window line: {line:?}\n{stdout}"));
+        counted += fields[1].parse::<u64>().unwrap();
+    }
+    assert!(counted > 0 && counted <= 3500, "{stdout}");
+    assert_eq!(
+        summary_fields(lines[lines.len() - 2])[0],
+        3500.0,
+        "{stdout}"
+    );
+    resource_fields(lines[lines.len() - 1]);
+    assert_eq!(records_in(&cluster, &topic), 3500);
+}

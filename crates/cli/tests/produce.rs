@@ -847,3 +847,191 @@ impl Drop for Running {
         }
     }
 }
+
+/// The header values of a record read back, by name, in order.
+fn headers_of(record: &ReadRecord) -> Vec<(&str, Option<&str>)> {
+    record
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.as_deref().map(|v| std::str::from_utf8(v).unwrap());
+            (name.as_str(), value)
+        })
+        .collect()
+}
+
+/// kcat's -H (fixed headers, a null one too), -p, -D (with an escape) and -K, with
+/// kafka-console-producer's per-record headers: the Java reader finds each record with its
+/// headers in order, its key and its value (newlines and all) in the partition asked for.
+#[test]
+fn headers_partition_and_delimiter_as_kcat_users_write_them() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-kcat-flags", 3);
+    // Records end at the ASCII record separator (0x1e); values hold newlines.
+    let input = "trace:1,user:ann\tk1=first\nvalue\x1e\tk2=second\r\n\x1etrace:3\tk3=a=b\x1e";
+    let output = produce(
+        &cluster,
+        &topic,
+        &[
+            "-H",
+            "source=kprod",
+            "-H",
+            "flag",
+            "-p",
+            "2",
+            "-D",
+            "\\x1e",
+            "-K",
+            "=",
+            "--parse-headers",
+            "--report",
+            "json",
+        ],
+        input.as_bytes(),
+    );
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert_stderr_has(&output, "sent 3, delivered 3, failed 0");
+    let report = report(&output, 3);
+    assert!(report.iter().all(|r| r["partition"] == 2), "{report:?}");
+
+    let read = cluster.read_topic(&topic);
+    assert_eq!(read.len(), 3);
+    assert!(read.iter().all(|r| r.partition == 2));
+    let fixed = [("source", Some("kprod")), ("flag", None)];
+    type Headers<'a> = &'a [(&'a str, Option<&'a str>)];
+    let expected: [(&str, &str, Headers); 3] = [
+        (
+            "k1",
+            "first\nvalue",
+            &[("trace", Some("1")), ("user", Some("ann"))],
+        ),
+        // -D is taken exactly: the \r\n stays in the value.
+        ("k2", "second\r\n", &[]),
+        ("k3", "a=b", &[("trace", Some("3"))]),
+    ];
+    for (record, (key, value, own)) in read.iter().zip(expected) {
+        assert_eq!(record.key_str(), Some(key));
+        assert_eq!(record.value_str(), Some(value));
+        let mut headers = fixed.to_vec();
+        headers.extend_from_slice(own);
+        assert_eq!(headers_of(record), headers, "record {key}");
+    }
+}
+
+/// A record without the headers delimiter fails alone, as one without the key separator does.
+#[test]
+fn a_record_without_its_headers_fails_alone() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-noheaders", 1);
+    let output = produce(
+        &cluster,
+        &topic,
+        &[
+            "--parse-headers",
+            "--headers-delimiter",
+            "|",
+            "--report",
+            "json",
+        ],
+        b"h:1|one\nno headers here\nh:3|three\n",
+    );
+    assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
+    let report = report(&output, 3);
+    let error = report[1]["error"].as_str().expect("line 2 failed");
+    assert!(
+        error.contains("line 2") && error.contains("headers delimiter"),
+        "{error}"
+    );
+    let read = cluster.read_topic(&topic);
+    let values: Vec<_> = read.iter().map(|r| r.value_str().unwrap()).collect();
+    assert_eq!(values, ["one", "three"]);
+    assert_eq!(headers_of(&read[1]), [("h", Some("3"))]);
+}
+
+/// FILE arguments and `-` (stdin) are read in turn; the end of a file ends its last line, and
+/// lines are numbered across them. A transactional run reads them the same way.
+#[test]
+fn files_and_stdin_are_read_in_turn() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("kprod-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = dir.join("first.txt");
+    let second = dir.join("second.txt");
+    std::fs::write(&first, "a:1\na:2").unwrap();
+    std::fs::write(&second, "b:1\r\nb:2\n").unwrap();
+    let (first, second) = (first.to_str().unwrap(), second.to_str().unwrap());
+    let expected = ["1", "2", "s", "1", "2"];
+
+    for transactional in [false, true] {
+        let topic = new_topic(&cluster, "kprod-files", 1);
+        let transactional_id = format!("transactional.id=kprod-files-{topic}");
+        let mut args = vec!["-K", ":", "--report", "json", first, "-", second];
+        if transactional {
+            args.extend(["-X", transactional_id.as_str()]);
+        }
+        let output = produce(&cluster, &topic, &args, b"s:s\n");
+        assert!(output.status.success(), "stderr: {}", stderr(&output));
+        let report = report(&output, 5);
+        let offsets: Vec<i64> = report
+            .iter()
+            .map(|r| r["offset"].as_i64().unwrap())
+            .collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+        let read = if transactional {
+            cluster.read_topic_committed(&topic)
+        } else {
+            cluster.read_topic(&topic)
+        };
+        let pairs: Vec<(&str, &str)> = read
+            .iter()
+            .map(|r| (r.key_str().unwrap(), r.value_str().unwrap()))
+            .collect();
+        let keys = ["a", "a", "s", "b", "b"];
+        assert_eq!(pairs, keys.into_iter().zip(expected).collect::<Vec<_>>());
+    }
+
+    // A file that does not exist: nothing is sent, exit status 1, the file named.
+    let topic = new_topic(&cluster, "kprod-nofile", 1);
+    let missing = dir.join("missing.txt");
+    let output = produce(&cluster, &topic, &[first, missing.to_str().unwrap()], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert_stderr_has(&output, "missing.txt");
+    assert!(cluster.read_topic(&topic).is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// -p beyond the topic's partitions is refused before anything is sent (exit status 2); bad
+/// -H and -D values are usage errors.
+#[test]
+fn a_partition_the_topic_lacks_and_bad_flags_are_usage_errors() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-nopartition", 2);
+    let output = produce(&cluster, &topic, &["-p", "2"], b"x\n");
+    assert_eq!(output.status.code(), Some(2), "stderr: {}", stderr(&output));
+    assert_stderr_has(&output, "-p 2");
+    assert!(cluster.read_topic(&topic).is_empty());
+    for bad in [
+        &["-H", "=v"][..],
+        &["-D", ""],
+        &["-D", "\\xz"],
+        &["-p", "-2"],
+        &["--parse-headers", "--headers-separator", ":"],
+    ] {
+        let output = produce(&cluster, &topic, bad, b"x\n");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert!(cluster.read_topic(&topic).is_empty());
+}

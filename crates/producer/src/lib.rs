@@ -52,8 +52,9 @@ pub use error::{BoxError, Error, ErrorCode, Result};
 pub use oauth::{OAuthToken, OAuthTokenProvider, TokenFuture};
 pub use partitioner::{partition_for_key, Partitioner};
 pub use producer::{
-    BlockingDelivery, BlockingProducer, NotQueued, PartitionInfo, Producer, TrySendError,
-    TypedProducer, WouldWait,
+    BlockingDelivery, BlockingProducer, BrokerDescription, ClusterDescription, NotQueued,
+    PartitionDescription, PartitionInfo, Producer, TopicDescription, TrySendError, TypedProducer,
+    WouldWait,
 };
 pub use record::{Header, ProducerRecord, RecordMetadata};
 #[cfg(feature = "json")]

@@ -19,12 +19,16 @@ use crate::sender::{run_metadata, run_sender};
 use crate::shared::Shared;
 
 pub use self::blocking::{BlockingDelivery, BlockingProducer};
+pub use self::describe::{
+    BrokerDescription, ClusterDescription, PartitionDescription, TopicDescription,
+};
 use self::enqueue::{send_slow, try_queue, wait_for_topic, RawRecord};
 use self::try_send::Unqueued;
 pub use self::try_send::{NotQueued, TrySendError, WouldWait};
 pub use self::typed::TypedProducer;
 
 mod blocking;
+mod describe;
 mod enqueue;
 mod transactional;
 mod try_send;
