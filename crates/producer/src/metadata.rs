@@ -155,10 +155,66 @@ impl Cluster {
                 )),
             );
         }
-        Cluster {
+        let cluster = Cluster {
             brokers,
             topics,
             updated: Some(now),
+        };
+        self.trace_changes(&cluster);
+        cluster
+    }
+
+    /// Events for what changed from this snapshot to `next`: brokers that came, went or moved,
+    /// and for each topic in both, a changed partition count or partition leader. Nothing is
+    /// compared unless a subscriber listens at the level.
+    fn trace_changes(&self, next: &Cluster) {
+        if tracing::enabled!(tracing::Level::INFO) && self.updated.is_some() {
+            for (node, addr) in &next.brokers {
+                match self.brokers.get(node) {
+                    None => tracing::info!(node, %addr, "broker joined the metadata"),
+                    Some(old) if old != addr => {
+                        tracing::info!(node, %addr, previous = %old, "broker moved")
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (node, addr) in &self.brokers {
+                if !next.brokers.contains_key(node) {
+                    tracing::info!(node, %addr, "broker left the metadata");
+                }
+            }
+            for (topic, new) in &next.topics {
+                match self.topics.get(topic) {
+                    Some(old) if old.partition_count() != new.partition_count() => {
+                        tracing::info!(
+                            topic = %topic,
+                            from = old.partition_count(),
+                            to = new.partition_count(),
+                            "partition count changed"
+                        )
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for (topic, new) in &next.topics {
+                let Some(old) = self.topics.get(topic) else {
+                    continue;
+                };
+                for (partition, (&was, &is)) in old.leaders.iter().zip(&new.leaders).enumerate() {
+                    if was != is {
+                        tracing::debug!(
+                            topic = %topic,
+                            partition,
+                            from = was,
+                            to = is,
+                            epoch = new.leader_epochs[partition],
+                            "partition leader changed"
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -215,6 +271,7 @@ impl Cluster {
                 );
                 continue;
             }
+            let previous = topic.leaders[i];
             let mut leaders = topic.leaders.clone();
             let mut epochs = topic.leader_epochs.clone();
             leaders[i] = hint.leader;
@@ -223,6 +280,14 @@ impl Cluster {
             topics
                 .get_or_insert_with(|| self.topics.clone())
                 .insert(hint.topic.to_string(), Arc::new(updated));
+            tracing::debug!(
+                topic = hint.topic,
+                partition = hint.partition,
+                from = previous,
+                to = hint.leader,
+                epoch = hint.epoch,
+                "partition leader changed (KIP-951 hint in a Produce answer)"
+            );
             moved.push((hint.topic.to_string(), hint.partition));
         }
         let topics = topics?;

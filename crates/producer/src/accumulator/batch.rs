@@ -89,6 +89,11 @@ impl ProducerBatch {
         }
     }
 
+    /// How many records it holds.
+    pub(crate) fn record_count(&self) -> usize {
+        self.record_count
+    }
+
     /// The sealed batch's bytes (empty before `seal`).
     pub(crate) fn bytes(&self) -> Bytes {
         self.sealed.clone().unwrap_or_default()

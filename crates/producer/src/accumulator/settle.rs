@@ -196,6 +196,7 @@ impl Accumulator {
         d.batch.attempts += 1;
         if now.saturating_duration_since(d.batch.created) >= self.delivery_timeout {
             let err = self.timeout_error(&d.topic, d.partition, &d.batch, Some(error));
+            expired(&d.topic, d.partition, &d.batch, &err);
             return self.fail(d, err);
         }
         d.batch.last_error = Some(error);
@@ -236,6 +237,7 @@ impl Accumulator {
                     }
                     let batch = queue.batches.pop_front().expect("front exists");
                     let err = self.timeout_error(&tq.name, p as i32, &batch, None);
+                    expired(&tq.name, p as i32, &batch, &err);
                     self.settle(&batch, Err(err));
                 }
             }
@@ -272,4 +274,15 @@ impl Accumulator {
             outcome.complete(Err(error.clone()));
         }
     }
+}
+
+/// The event for a batch whose `delivery.timeout.ms` has passed.
+fn expired(topic: &str, partition: i32, batch: &ProducerBatch, error: &Error) {
+    tracing::warn!(
+        topic,
+        partition,
+        records = batch.record_count,
+        error = %error,
+        "batch expired (delivery.timeout.ms)"
+    );
 }

@@ -166,6 +166,12 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             Some(next) => message = next,
             None => {
                 let lifetime = u64::try_from(resp.session_lifetime_ms).unwrap_or(0);
+                tracing::debug!(
+                    broker = addr,
+                    mechanism = mechanism.name(),
+                    session_lifetime_ms = lifetime,
+                    "SASL authenticated"
+                );
                 return Ok((lifetime > 0).then(|| Duration::from_millis(lifetime)));
             }
         }

@@ -225,6 +225,12 @@ impl Connection {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
+        tracing::debug!(
+            broker = addr,
+            tls = settings.tls.is_some(),
+            sasl = settings.sasl.as_ref().map(|(_, m)| m.name()),
+            "connected to broker"
+        );
         let shared = Arc::new(Shared {
             addr: addr.to_string(),
             pending: Mutex::new(Pending::default()),

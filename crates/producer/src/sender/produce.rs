@@ -132,7 +132,7 @@ impl Shared {
                 self.metadata().request_refresh();
                 for d in batches {
                     let verdict = unanswered(self.retries_left(&d));
-                    self.apply(d, verdict, NO_OFFSET, |_| e.clone(), now);
+                    self.apply(broker, d, verdict, NO_OFFSET, |_| e.clone(), now);
                 }
                 return;
             }
@@ -154,7 +154,7 @@ impl Shared {
                         d.topic, d.partition
                     ),
                 };
-                self.apply(d, verdict, NO_OFFSET, error, now);
+                self.apply(broker, d, verdict, NO_OFFSET, error, now);
                 continue;
             };
             let code = ErrorCode(p.error_code);
@@ -184,7 +184,7 @@ impl Shared {
                 code,
                 message: p.error_message.as_ref().map(|m| m.to_string()),
             };
-            self.apply(d, verdict(code, &facts), ack, error, now);
+            self.apply(broker, d, verdict(code, &facts), ack, error, now);
         }
     }
 
@@ -272,6 +272,7 @@ impl Shared {
     /// `error`, what it is retried after or fails with, is built only when needed.
     fn apply(
         &self,
+        broker: &str,
         mut d: Drained,
         verdict: Verdict,
         ack: BatchAck,
@@ -283,6 +284,13 @@ impl Shared {
             Verdict::CompleteDuplicate => self.accumulator().complete(d, NO_OFFSET),
             Verdict::Split => {
                 let error = error(&d);
+                tracing::info!(
+                    topic = %d.topic,
+                    partition = d.partition,
+                    broker,
+                    records = d.batch.record_count(),
+                    "batch too large for the broker; splitting it"
+                );
                 if let Some(d) = self.accumulator().split(d) {
                     self.accumulator().fail(d, error);
                 }
@@ -303,6 +311,16 @@ impl Shared {
                 } else {
                     self.backoff(d.batch.attempts)
                 };
+                tracing::warn!(
+                    topic = %d.topic,
+                    partition = d.partition,
+                    broker,
+                    attempt = d.batch.attempts + 1,
+                    records = d.batch.record_count(),
+                    backoff_ms = backoff.as_millis() as u64,
+                    error = %error,
+                    "retrying batch"
+                );
                 self.accumulator().retry(d, error, backoff, now);
             }
             Verdict::Fail {
@@ -310,6 +328,14 @@ impl Shared {
                 bump_epoch,
             } => {
                 let error = error(&d);
+                tracing::warn!(
+                    topic = %d.topic,
+                    partition = d.partition,
+                    broker,
+                    records = d.batch.record_count(),
+                    error = %error,
+                    "batch failed"
+                );
                 self.side_effects(refresh_metadata, bump_epoch);
                 // A transactional producer fenced, or not allowed, is done. Any other failure
                 // makes the transaction abortable (`settle` records it).
