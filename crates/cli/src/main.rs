@@ -16,6 +16,7 @@ mod metadata;
 mod partition;
 mod perf;
 mod produce;
+mod progress;
 mod report;
 mod settings;
 mod transactional;

@@ -15,6 +15,7 @@ use kafka_producer::{Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
 
 use crate::input::{read_record, Delimiter, Framing, HeaderFormat, Input};
+use crate::progress::{self, Progress};
 use crate::report::{self, Message, Pending};
 use crate::UsageError;
 
@@ -236,6 +237,7 @@ async fn produce(
     }
 
     let started = Instant::now();
+    let progress = Progress::start();
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let handle = tokio::runtime::Handle::current();
     let format = args.report;
@@ -267,6 +269,7 @@ async fn produce(
         failed: counts.failed,
         elapsed: started.elapsed(),
     };
+    progress.finish();
     eprintln!("{summary}");
     read?;
     closed?;
@@ -304,6 +307,7 @@ async fn read_and_send(
                 break;
             }
             lines += 1;
+            progress::sent();
             let pending = match framing.parse(lines, &buf) {
                 Ok(parsed) => match producer.send(framing.record(&args.topic, parsed)).await {
                     Ok(delivery) => Pending::Sent(delivery),

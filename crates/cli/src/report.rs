@@ -15,6 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::produce::ReportFormat;
+use crate::progress;
 
 /// What the reader of stdin hands to the reporter.
 pub(crate) enum Message {
@@ -110,6 +111,7 @@ pub(crate) fn run(
                 Ok(_) => counts.delivered += 1,
                 Err(_) => counts.failed += 1,
             }
+            progress::settled(outcome.is_ok());
             match format {
                 Some(ReportFormat::Json) => match &outcome {
                     Ok(meta) => write_delivered(&mut out, line, meta.partition, meta.offset)?,
@@ -118,7 +120,7 @@ pub(crate) fn run(
                 None => {
                     if let Err(message) = &outcome {
                         if counts.failed <= MAX_ERRORS_SHOWN {
-                            eprintln!("kprod: line {line}: {message}");
+                            progress::error_line(&format!("kprod: line {line}: {message}"));
                         }
                     }
                 }
@@ -127,10 +129,10 @@ pub(crate) fn run(
     }
     out.flush()?;
     if format.is_none() && counts.failed > MAX_ERRORS_SHOWN {
-        eprintln!(
+        progress::error_line(&format!(
             "kprod: {} more failure(s) not shown; use --report json to see every one",
             counts.failed - MAX_ERRORS_SHOWN
-        );
+        ));
     }
     Ok(counts)
 }
@@ -189,10 +191,10 @@ fn run_transactional(
     held.end(&mut report, TransactionEnd::Aborted(unended))?;
     report.out.flush()?;
     if report.format.is_none() && report.errors_shown > MAX_ERRORS_SHOWN {
-        eprintln!(
+        progress::error_line(&format!(
             "kprod: {} more failure(s) not shown; use --report json to see every one",
             report.errors_shown - MAX_ERRORS_SHOWN
-        );
+        ));
     }
     Ok(report.counts)
 }
@@ -246,6 +248,7 @@ impl Report {
             Ok(_) => self.counts.delivered += 1,
             Err(_) => self.counts.failed += 1,
         }
+        progress::settled(outcome.is_ok());
         match self.format {
             Some(ReportFormat::Json) => match outcome {
                 Ok(at) => write_delivered(&mut self.out, line, at.partition, at.offset)?,
@@ -265,6 +268,7 @@ impl Report {
     fn emit_failed(&mut self, first: u64, count: u64, message: &str) -> io::Result<()> {
         if self.format.is_none() {
             self.counts.failed += count;
+            progress::failed(count);
             let lines = match count {
                 1 => format!("line {first}"),
                 _ => format!("lines {first}-{}", first + count - 1),
@@ -281,7 +285,7 @@ impl Report {
     fn show_error(&mut self, message: &str) {
         self.errors_shown += 1;
         if self.errors_shown <= MAX_ERRORS_SHOWN {
-            eprintln!("kprod: {message}");
+            progress::error_line(&format!("kprod: {message}"));
         }
     }
 }

@@ -93,6 +93,7 @@ pub(crate) async fn read_and_send(
                 }
             }
             run.lines += 1;
+            crate::progress::sent();
             match framing.parse(run.lines, &buf) {
                 Ok(parsed) => match producer.send(framing.record(&args.topic, parsed)).await {
                     Ok(delivery) => run.chunk.push(Pending::Sent(delivery)),
