@@ -185,7 +185,9 @@ async fn partitions_added_while_producing_get_keyless_and_rehashed_keyed_records
 
 /// The port offset of the cluster that [`disruptive_brokers_restarted_on_new_ports_behind_the_bootstrap_name`]
 /// starts for itself (`KPROD_OWN_CLUSTER_PORT_OFFSET`, default 450: ports N9542.., apart from the shared cluster's
-/// N9092..), and how far its broker ports move (to N10542..: beyond every port offset's range).
+/// N9092..), and how far its broker ports move: 100, to N9642, which keeps node 3's port in 39000-39999, the range
+/// scripts/test reserves against Linux's ephemeral ports (32768-60999), and nodes 1 and 2 below that range. (A
+/// shift of 1000 once put node 3 on 40542, which an outgoing connection had taken: the node could not bind.)
 fn own_cluster_ports() -> (u32, u32) {
     let offset = std::env::var("KPROD_OWN_CLUSTER_PORT_OFFSET")
         .ok()
@@ -194,7 +196,7 @@ fn own_cluster_ports() -> (u32, u32) {
                 .expect("KPROD_OWN_CLUSTER_PORT_OFFSET is a number")
         })
         .unwrap_or(450);
-    (offset, 1000)
+    (offset, 100)
 }
 
 /// Kafka's API key of Produce and Metadata requests.
