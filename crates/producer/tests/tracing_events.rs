@@ -134,19 +134,43 @@ fn names_the_batch(event: &Recorded, broker: Option<&str>) {
     }
 }
 
-#[tokio::test]
-async fn a_retry_names_its_batch_broker_attempt_and_error() {
+/// A recorder as this thread's subscriber, a broker that answers the first Produce with `code`,
+/// and a producer on it that has sent one record.
+struct FirstAnswer {
+    recorder: Recorder,
+    _default: tracing::subscriber::DefaultGuard,
+    broker: FakeBroker,
+    producer: Producer,
+    outcome: kafka_producer::Result<kafka_producer::RecordMetadata>,
+}
+
+async fn first_answer(code: ErrorCode) -> FirstAnswer {
     let recorder = Recorder::default();
     let _default = tracing::subscriber::set_default(recorder.clone());
-    let b = broker().await;
-    b.script(
-        Rule::on_produce()
-            .nth(1)
-            .respond_error(ErrorCode::NOT_LEADER_OR_FOLLOWER),
-    );
-    let p = Producer::new(config(&b)).await.unwrap();
-    let d = p.send(record("a")).await.unwrap();
-    tokio::time::timeout(PATIENCE, d).await.unwrap().unwrap();
+    let broker = broker().await;
+    broker.script(Rule::on_produce().nth(1).respond_error(code));
+    let producer = Producer::new(config(&broker)).await.unwrap();
+    let d = producer.send(record("first")).await.unwrap();
+    let outcome = tokio::time::timeout(PATIENCE, d).await.unwrap();
+    FirstAnswer {
+        recorder,
+        _default,
+        broker,
+        producer,
+        outcome,
+    }
+}
+
+#[tokio::test]
+async fn a_retry_names_its_batch_broker_attempt_and_error() {
+    let FirstAnswer {
+        recorder,
+        _default,
+        broker: b,
+        producer: p,
+        outcome,
+    } = first_answer(ErrorCode::NOT_LEADER_OR_FOLLOWER).await;
+    outcome.unwrap();
     let retries = recorder.find("retrying batch");
     assert_eq!(retries.len(), 1, "{:?}", recorder.events());
     let retry = &retries[0];
@@ -171,20 +195,14 @@ async fn a_retry_names_its_batch_broker_attempt_and_error() {
 
 #[tokio::test]
 async fn a_failure_and_a_split_say_which_batch_and_broker() {
-    let recorder = Recorder::default();
-    let _default = tracing::subscriber::set_default(recorder.clone());
-    let b = broker().await;
-    b.script(
-        Rule::on_produce()
-            .nth(1)
-            .respond_error(ErrorCode::TOPIC_AUTHORIZATION_FAILED),
-    );
-    let p = Producer::new(config(&b)).await.unwrap();
-    let d = p.send(record("refused")).await.unwrap();
-    tokio::time::timeout(PATIENCE, d)
-        .await
-        .unwrap()
-        .unwrap_err();
+    let FirstAnswer {
+        recorder,
+        _default,
+        broker: b,
+        producer: _,
+        outcome,
+    } = first_answer(ErrorCode::TOPIC_AUTHORIZATION_FAILED).await;
+    outcome.unwrap_err();
     let failed = recorder.find("batch failed");
     assert_eq!(failed.len(), 1, "{:?}", recorder.events());
     names_the_batch(&failed[0], Some(&b.addr()));
