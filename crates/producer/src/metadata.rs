@@ -385,15 +385,10 @@ impl Metadata {
         Some(result)
     }
 
-    /// Applies a Produce answer's leader hints (see [`Cluster::with_leader_hints`]); returns
-    /// the partitions whose leader changed.
-    pub(crate) fn apply_leader_hints(
-        &self,
-        hints: &[LeaderHint<'_>],
-        endpoints: &[(i32, String)],
-    ) -> Vec<(String, i32)> {
-        self.update(|cluster| cluster.with_leader_hints(hints, endpoints))
-            .unwrap_or_default()
+    /// Applies a Produce answer's leader hints (see [`Cluster::with_leader_hints`], which logs
+    /// each partition it moves).
+    pub(crate) fn apply_leader_hints(&self, hints: &[LeaderHint<'_>], endpoints: &[(i32, String)]) {
+        self.update(|cluster| cluster.with_leader_hints(hints, endpoints));
     }
 
     /// Wakes whoever waits for metadata, also after a failed refresh, so they can give up in time.

@@ -243,19 +243,8 @@ impl Shared {
             .iter()
             .map(|e| (e.node_id.0, format_addr(&e.host, e.port)))
             .collect();
-        let moved = self.metadata().apply_leader_hints(&hints, &endpoints);
-        for (topic, partition) in &moved {
-            let leader = hints
-                .iter()
-                .find(|h| h.topic == topic && h.partition == *partition)
-                .map(|h| (h.leader, h.epoch));
-            tracing::debug!(
-                %topic,
-                partition,
-                ?leader,
-                "the produce answer names a newer leader; retrying there"
-            );
-        }
+        // The metadata logs each partition it moves.
+        self.metadata().apply_leader_hints(&hints, &endpoints);
         let cluster = self.metadata().snapshot();
         hints
             .iter()
