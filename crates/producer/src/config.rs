@@ -178,6 +178,9 @@ pub struct ProducerConfig {
     pub(crate) request_timeout: Duration,
     pub(crate) delivery_timeout: Duration,
     pub(crate) metadata_max_age: Duration,
+    /// `metrics.sample.window.ms` and `metrics.num.samples`: the windowed metrics' samples.
+    pub(crate) metrics_window: Duration,
+    pub(crate) metrics_samples: usize,
     /// `metadata.recovery.strategy`: whether the bootstrap servers are tried again once metadata came.
     pub(crate) metadata_recovery: MetadataRecoveryStrategy,
     /// `metadata.recovery.rebootstrap.trigger.ms`: kept for its range check only (see
@@ -219,6 +222,8 @@ impl Default for ProducerConfig {
             request_timeout: Duration::ZERO,
             delivery_timeout: Duration::ZERO,
             metadata_max_age: Duration::ZERO,
+            metrics_window: Duration::ZERO,
+            metrics_samples: 0,
             metadata_recovery: MetadataRecoveryStrategy::Rebootstrap,
             rebootstrap_trigger: Duration::ZERO,
             retries: 0,
@@ -285,6 +290,16 @@ impl ProducerConfig {
         match key {
             "bootstrap.servers" => self.bootstrap_servers = split_servers(value),
             "client.id" => self.client_id = value.to_string(),
+            "metrics.sample.window.ms" => self.metrics_window = millis(key, value)?,
+            "metrics.num.samples" => self.metrics_samples = int(key, value)? as usize,
+            "metrics.recording.level" => {
+                if !["INFO", "DEBUG", "TRACE"].contains(&value) {
+                    return Err(Error::config(
+                        key,
+                        format!("`{value}` is not one of INFO, DEBUG, TRACE"),
+                    ));
+                }
+            }
             "acks" => {
                 self.acks = match value {
                     "0" => Acks::None,
@@ -464,8 +479,10 @@ impl ProducerConfig {
 
     /// Every numeric setting under its key, durations in milliseconds (rounded down, so a
     /// sub-millisecond timeout fails a minimum of 1 ms as `set` would).
-    fn numbers(&self) -> [(&'static str, u128); 17] {
+    fn numbers(&self) -> [(&'static str, u128); 19] {
         [
+            ("metrics.sample.window.ms", self.metrics_window.as_millis()),
+            ("metrics.num.samples", self.metrics_samples as u128),
             ("linger.ms", self.linger.as_millis()),
             ("batch.size", self.batch_size as u128),
             ("batch.max.size", self.batch_max_size as u128),

@@ -85,9 +85,10 @@ impl BatchOutcome {
         self.records.load(Ordering::Relaxed)
     }
 
-    /// Records the outcome and wakes every waiting handle. Only the first call counts.
-    pub(crate) fn complete(&self, result: Result<BatchAck, Error>) {
-        self.resolve(Resolution::Done(result));
+    /// Records the outcome and wakes every waiting handle. Only the first call counts: returns
+    /// whether this one did.
+    pub(crate) fn complete(&self, result: Result<BatchAck, Error>) -> bool {
+        self.resolve(Resolution::Done(result))
     }
 
     /// Hands the batch's records over to the outcomes of its parts.
@@ -95,17 +96,18 @@ impl BatchOutcome {
         self.resolve(Resolution::Split(parts.into()));
     }
 
-    fn resolve(&self, result: Resolution) {
+    fn resolve(&self, result: Resolution) -> bool {
         let wakers = {
             let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
             if self.result.set(result).is_err() {
-                return;
+                return false;
             }
             std::mem::take(&mut *wakers)
         };
         for w in wakers.into_iter().flatten() {
             w.wake();
         }
+        true
     }
 
     /// The outcome if known; otherwise registers `waker` in `slot` (reusing the slot on re-polls;

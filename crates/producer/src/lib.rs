@@ -31,6 +31,7 @@ mod connection;
 mod delivery;
 mod error;
 mod metadata;
+pub mod metrics;
 mod oauth;
 mod partitioner;
 mod producer;
@@ -44,6 +45,7 @@ mod task;
 mod tls;
 mod transaction;
 
+pub use self::metrics::{Metric, Metrics};
 pub use config::{
     read_properties_file, Acks, CompressionType, MetadataRecoveryStrategy, ProducerConfig,
 };

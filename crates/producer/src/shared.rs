@@ -12,6 +12,7 @@ use crate::config::ProducerConfig;
 use crate::connection::ConnectSettings;
 use crate::error::Error;
 use crate::metadata::Metadata;
+use crate::metrics::{Gauges, Metrics, ProducerMetrics, Window};
 use crate::partitioner::Partitioner;
 use crate::sasl::Mechanism;
 use crate::sender::{Idempotence, Nodes};
@@ -52,7 +53,16 @@ impl Shared {
             true => Some((config.sasl.clone(), config.sasl.validate()?)),
             false => None,
         };
+        let metrics = Arc::new(ProducerMetrics::new(
+            &config.client_id,
+            Window {
+                samples: config.metrics_samples,
+                window_ms: config.metrics_window.as_millis() as u64,
+            },
+            config.buffer_memory,
+        ));
         let connect = ConnectSettings {
+            metrics: metrics.clone(),
             client_id: config.client_id.clone(),
             setup_timeout: config.connection_setup_timeout,
             request_timeout: config.request_timeout,
@@ -66,21 +76,24 @@ impl Shared {
             },
         };
         Ok(Shared {
-            accumulator: Accumulator::new(Settings {
-                batch_size: config.batch_size,
-                batch_max_size: config.batch_max_size,
-                max_request_size: config.max_request_size,
-                linger: config.linger,
-                delivery_timeout: config.delivery_timeout,
-                buffer_memory: config.buffer_memory,
-                compression: config.compression.codec(),
-                transactional: config.transactional_id.is_some(),
-                in_flight_per_partition: if config.idempotent() {
-                    config.max_in_flight
-                } else {
-                    1
+            accumulator: Accumulator::with_metrics(
+                Settings {
+                    batch_size: config.batch_size,
+                    batch_max_size: config.batch_max_size,
+                    max_request_size: config.max_request_size,
+                    linger: config.linger,
+                    delivery_timeout: config.delivery_timeout,
+                    buffer_memory: config.buffer_memory,
+                    compression: config.compression.codec(),
+                    transactional: config.transactional_id.is_some(),
+                    in_flight_per_partition: if config.idempotent() {
+                        config.max_in_flight
+                    } else {
+                        1
+                    },
                 },
-            }),
+                metrics,
+            ),
             metadata: Metadata::new(),
             partitioner,
             wake: Notify::new(),
@@ -198,6 +211,22 @@ impl Shared {
     /// `None` without idempotence.
     pub(crate) fn idempotence(&self) -> Option<&Idempotence> {
         self.idempotence.as_ref()
+    }
+
+    /// The producer's metrics (the accumulator holds them; so does every connection).
+    #[inline]
+    pub(crate) fn metrics(&self) -> &ProducerMetrics {
+        &self.accumulator.metrics
+    }
+
+    /// A snapshot of every metric.
+    pub(crate) fn metrics_snapshot(&self) -> Metrics {
+        let updated = self.metadata.snapshot().updated;
+        self.metrics().snapshot(Gauges {
+            buffer_total: self.accumulator.buffer_memory(),
+            buffer_available: self.accumulator.buffer_available(),
+            metadata_age: updated.map(|u| u.elapsed()),
+        })
     }
 
     /// `None` without a `transactional.id`.

@@ -41,6 +41,10 @@ pub(crate) struct ProducerBatch {
     /// A request carrying it got no answer (or one saying so): the broker may have written it.
     pub(crate) possibly_persisted: bool,
     pub(super) last_error: Option<Error>,
+    /// The largest record's size, as a batch of it alone (for `record-size-max`).
+    pub(super) max_record: usize,
+    /// Bytes before compression, known once sealed (for `compression-rate-avg`).
+    pub(super) uncompressed: usize,
 }
 
 impl ProducerBatch {
@@ -61,6 +65,7 @@ impl ProducerBatch {
         producer: Option<(ProducerIdEpoch, i32)>,
     ) {
         if let Some(builder) = self.builder.take() {
+            self.uncompressed = builder.size_in_bytes();
             let mut params = BatchParams {
                 compression,
                 transactional,
@@ -92,6 +97,24 @@ impl ProducerBatch {
     /// How many records it holds.
     pub(crate) fn record_count(&self) -> usize {
         self.record_count
+    }
+
+    /// When its first record came.
+    pub(crate) fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// The largest record's size, as a batch of it alone.
+    pub(crate) fn max_record(&self) -> usize {
+        self.max_record
+    }
+
+    /// Sealed size over size before compression (1 without compression; 1 before sealing).
+    pub(crate) fn compression_ratio(&self) -> f64 {
+        match (&self.sealed, self.uncompressed) {
+            (Some(s), n) if n > 0 => s.len() as f64 / n as f64,
+            _ => 1.0,
+        }
     }
 
     /// The sealed batch's bytes (empty before `seal`).

@@ -24,17 +24,41 @@ impl BufferPool {
 }
 
 impl Accumulator {
-    /// Takes `bytes` of buffer memory, waiting until `deadline` for room.
+    /// Takes `bytes` of buffer memory, waiting until `deadline` for room. A wait counts in
+    /// `waiting-threads` while it lasts and in `bufferpool-wait-time-ns-total` after.
     pub(crate) async fn reserve(&self, bytes: usize, deadline: Instant) -> bool {
         let n = bytes.min(self.buffer.total) as u32;
+        if let Ok(permit) = self.buffer.permits.try_acquire_many(n) {
+            permit.forget();
+            self.memory_changed();
+            return true;
+        }
+        let m = &self.metrics;
+        let start = Instant::now();
+        m.waiting(true);
         let acquire = self.buffer.permits.acquire_many(n);
-        match tokio::time::timeout_at(deadline.into(), acquire).await {
+        let reserved = match tokio::time::timeout_at(deadline.into(), acquire).await {
             Ok(Ok(permit)) => {
                 permit.forget();
                 true
             }
             _ => false,
-        }
+        };
+        m.waiting(false);
+        m.record_nanos(&m.buffer_wait, start.elapsed());
+        self.memory_changed();
+        reserved
+    }
+
+    /// Tells the metrics facade how much `buffer.memory` is free now.
+    fn memory_changed(&self) {
+        self.metrics
+            .buffer_available(self.buffer.permits.available_permits());
+    }
+
+    /// `buffer.memory` not held by a batch now.
+    pub(crate) fn buffer_available(&self) -> usize {
+        self.buffer.permits.available_permits()
     }
 
     /// Takes `bytes` more of buffer memory if they are free now.
@@ -43,6 +67,7 @@ impl Accumulator {
             Ok(n) if bytes <= self.buffer.total => match self.buffer.permits.try_acquire_many(n) {
                 Ok(permit) => {
                     permit.forget();
+                    self.memory_changed();
                     true
                 }
                 Err(_) => false,
@@ -55,6 +80,7 @@ impl Accumulator {
         self.buffer
             .permits
             .add_permits(bytes.min(self.buffer.total));
+        self.memory_changed();
     }
 
     /// No more memory is handed out: a `reserve` waiting now, or later, returns false at once.

@@ -34,6 +34,7 @@ use kafka_producer_protocol::batch::{
 use crate::delivery::{BatchOutcome, DeliveryFuture};
 use crate::error::Error;
 use crate::metadata::Cluster;
+use crate::metrics::ProducerMetrics;
 use crate::partitioner::StickyChoice;
 
 use self::batch::next_sequence;
@@ -92,6 +93,8 @@ pub(crate) struct Accumulator {
     /// The sender is closing: no new batches (`stop_if_drained`).
     stopped: std::sync::atomic::AtomicBool,
     flushes: AtomicUsize,
+    /// The producer's metrics: batches retried, failed, split; waits for memory.
+    pub(crate) metrics: Arc<ProducerMetrics>,
 }
 
 /// Why `append` did not take a record.
@@ -147,7 +150,18 @@ pub(crate) struct RecordParts<'a> {
 }
 
 impl Accumulator {
+    /// An accumulator with metrics of its own (for tests).
+    #[cfg(test)]
     pub(crate) fn new(settings: Settings) -> Self {
+        let window = crate::metrics::Window {
+            samples: 2,
+            window_ms: 30_000,
+        };
+        let metrics = ProducerMetrics::new("", window, settings.buffer_memory);
+        Self::with_metrics(settings, Arc::new(metrics))
+    }
+
+    pub(crate) fn with_metrics(settings: Settings, metrics: Arc<ProducerMetrics>) -> Self {
         let Settings {
             batch_size,
             batch_max_size,
@@ -182,6 +196,7 @@ impl Accumulator {
             next_batch_id: AtomicU64::new(0),
             stopped: Default::default(),
             flushes: AtomicUsize::new(0),
+            metrics,
         }
     }
 
@@ -292,6 +307,8 @@ impl Accumulator {
                     batch.outcome.set_records(batch.record_count);
                     let size = builder.size_in_bytes();
                     let bytes = size - before;
+                    // For `record-size-max`: as Java measures it, a batch of this record alone.
+                    batch.max_record = batch.max_record.max(bytes + RECORD_BATCH_OVERHEAD);
                     // At `cap` but under `max`, the next record tries for more memory.
                     batch.closed = size >= max;
                     let future = DeliveryFuture::new(batch.outcome.clone(), index, timestamp);
@@ -376,6 +393,8 @@ impl Accumulator {
             sequence: None,
             possibly_persisted: false,
             last_error: None,
+            max_record: bytes,
+            uncompressed: 0,
         });
         Ok(Appended {
             future: DeliveryFuture::new(outcome, index, timestamp),

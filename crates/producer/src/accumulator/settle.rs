@@ -93,6 +93,7 @@ impl Accumulator {
                 parts.push((i as u32, b));
             }
         }
+        self.metrics.record(&self.metrics.splits, 1.0);
         let Drained {
             batch: parent,
             queue,
@@ -126,6 +127,8 @@ impl Accumulator {
                 sequence: None,
                 possibly_persisted: false,
                 last_error: parent.last_error.clone(),
+                max_record: parent.max_record,
+                uncompressed: 0,
             };
             if let Some(seq) = parent.sequence {
                 let producer = ProducerIdEpoch {
@@ -173,7 +176,8 @@ impl Accumulator {
     }
 
     fn settle(&self, batch: &ProducerBatch, result: Result<BatchAck, Error>) {
-        if result.is_err() && batch.sequence.is_some() {
+        let failed = result.is_err();
+        if failed && batch.sequence.is_some() {
             self.sequence_gap.store(true, Ordering::Release);
         }
         if let (true, Err(e)) = (self.transactional, &result) {
@@ -182,7 +186,10 @@ impl Accumulator {
                 .unwrap_or_else(|e| e.into_inner())
                 .get_or_insert_with(|| e.clone());
         }
-        batch.outcome.complete(result);
+        // A batch a forced close already failed (`abort_all`) is not counted again.
+        if batch.outcome.complete(result) && failed {
+            self.count_errors(batch.outcome.topic(), batch.record_count);
+        }
         self.incomplete
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -200,6 +207,10 @@ impl Accumulator {
             return self.fail(d, err);
         }
         d.batch.last_error = Some(error);
+        let records = d.batch.record_count as f64;
+        let m = &self.metrics;
+        m.record(&m.retries, records);
+        m.record(&m.topic(&d.topic).retries, records);
         let mut queue = d.queue.lock().unwrap_or_else(|e| e.into_inner());
         queue.in_flight = queue.in_flight.saturating_sub(1);
         queue.backoff_until = Some(now + backoff);
@@ -271,8 +282,17 @@ impl Accumulator {
         let in_flight =
             std::mem::take(&mut *self.incomplete.lock().unwrap_or_else(|e| e.into_inner()));
         for outcome in in_flight.into_values() {
-            outcome.complete(Err(error.clone()));
+            if outcome.complete(Err(error.clone())) {
+                self.count_errors(outcome.topic(), outcome.records());
+            }
         }
+    }
+
+    /// `record-error-*`: `records` of `topic` failed.
+    fn count_errors(&self, topic: &str, records: usize) {
+        let m = &self.metrics;
+        m.record(&m.errors, records as f64);
+        m.record(&m.topic(topic).errors, records as f64);
     }
 }
 

@@ -246,6 +246,27 @@ pub(crate) const PROPERTIES: &[Property] = &[
         "A name sent with every request, for the brokers' logs and quotas. Sent empty when unset (the Java client makes up `producer-N`).",
     ),
     producer(
+        "metrics.sample.window.ms",
+        Kind::Long,
+        Is("30000"),
+        int(1, LONG),
+        "The window of one sample of the windowed metrics (rates, averages, maxima; `Producer::metrics`).",
+    ),
+    producer(
+        "metrics.num.samples",
+        Kind::Int,
+        Is("2"),
+        int(1, INT),
+        "How many sample windows the windowed metrics keep; a rate is over their span.",
+    ),
+    producer(
+        "metrics.recording.level",
+        Kind::String,
+        Is("INFO"),
+        one_of(&["INFO", "DEBUG", "TRACE"]),
+        "Checked, then ignored: every metric here is recorded at every level (they cost nothing per record).",
+    ),
+    producer(
         "acks",
         Kind::String,
         Is("all"),

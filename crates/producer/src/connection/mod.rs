@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsConnector;
 
 use crate::error::Error;
+use crate::metrics::{NodeMetrics, ProducerMetrics};
 use crate::sasl::{Mechanism, SaslSettings};
 use crate::task::CatchPanic;
 
@@ -86,6 +87,9 @@ struct Shared {
     closed: AtomicBool,
     /// Tells both I/O tasks to stop.
     shutdown: watch::Sender<bool>,
+    metrics: Arc<ProducerMetrics>,
+    /// This broker's metrics (`producer-node-metrics`).
+    node: Arc<NodeMetrics>,
 }
 
 #[derive(Default)]
@@ -102,7 +106,9 @@ impl Shared {
             p.closed = true;
             std::mem::take(&mut p.replies)
         };
-        self.closed.store(true, Ordering::Release);
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.metrics.connection(false);
+        }
         self.shutdown.send_replace(true);
         for (_, reply) in replies {
             let _ = reply.send(Err(Error::Network {
@@ -145,6 +151,8 @@ pub(crate) struct ConnectSettings {
     pub(crate) sasl: Option<(SaslSettings, Mechanism)>,
     /// With SASL/OAUTHBEARER: the producer's token, shared by its connections.
     pub(crate) tokens: Option<Arc<crate::oauth::TokenCache>>,
+    /// The producer's metrics: connections, bytes, requests, authentications.
+    pub(crate) metrics: Arc<ProducerMetrics>,
 }
 
 impl std::fmt::Debug for ConnectSettings {
@@ -158,12 +166,25 @@ impl std::fmt::Debug for ConnectSettings {
 }
 
 impl Connection {
-    /// Connects to `addr` (and, with TLS, completes the handshake), negotiates API versions,
-    /// and starts the I/O tasks.
+    /// Connects to `addr`, broker `node` (negative for a bootstrap server not known by id yet),
+    /// and, with TLS, completes the handshake; negotiates API versions, authenticates, and
+    /// starts the I/O tasks.
     pub(crate) async fn connect(
         addr: &str,
+        node: i32,
         settings: &ConnectSettings,
     ) -> Result<Connection, Error> {
+        let m = &settings.metrics;
+        let result = Self::open(addr, node, settings).await;
+        match &result {
+            Err(Error::Authentication { .. }) => m.record(&m.authentication_failed, 1.0),
+            Ok(_) if settings.sasl.is_some() => m.record(&m.authenticated, 1.0),
+            _ => {}
+        }
+        result
+    }
+
+    async fn open(addr: &str, node: i32, settings: &ConnectSettings) -> Result<Connection, Error> {
         let (client_id, setup_timeout, request_timeout) = (
             settings.client_id.as_str(),
             settings.setup_timeout,
@@ -181,7 +202,7 @@ impl Connection {
             let session = authenticate_within(&mut stream, addr, settings, &versions.apis).await?;
             let (read, write) = stream.into_split();
             return Ok(Connection::run(
-                read, write, addr, versions, session, settings,
+                read, write, addr, node, versions, session, settings,
             ));
         };
         let name = crate::tls::server_name(addr).map_err(net)?;
@@ -208,7 +229,7 @@ impl Connection {
         let session = authenticate_within(&mut stream, addr, settings, &versions.apis).await?;
         let (read, write) = tokio::io::split(stream);
         Ok(Connection::run(
-            read, write, addr, versions, session, settings,
+            read, write, addr, node, versions, session, settings,
         ))
     }
 
@@ -217,6 +238,7 @@ impl Connection {
         read: R,
         write: W,
         addr: &str,
+        node: i32,
         versions: BrokerVersions,
         session: Option<Duration>,
         settings: &ConnectSettings,
@@ -236,7 +258,10 @@ impl Connection {
             pending: Mutex::new(Pending::default()),
             closed: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
+            metrics: settings.metrics.clone(),
+            node: settings.metrics.node(node),
         });
+        settings.metrics.connection(true);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(close_on_panic(
             shared.clone(),
@@ -272,6 +297,11 @@ impl Connection {
 
     pub(crate) fn addr(&self) -> &str {
         &self.shared.addr
+    }
+
+    /// The producer's metrics, and this broker's.
+    pub(crate) fn metrics(&self) -> (&ProducerMetrics, &NodeMetrics) {
+        (&self.shared.metrics, &self.shared.node)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -323,6 +353,7 @@ impl Connection {
         let (reply_tx, reply_rx) = oneshot::channel();
         let correlation_id = self.enqueue(what, version, encode, Some(reply_tx), None)?;
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.shared.metrics.in_flight(true);
         Ok(PendingCall {
             conn: self.clone(),
             correlation_id,
@@ -391,6 +422,11 @@ impl Connection {
         if let Some(reply) = reply {
             pending.replies.insert(correlation_id, reply);
         }
+        let size = chunks.iter().map(Bytes::len).sum::<usize>() as f64;
+        let (m, node) = (&self.shared.metrics, &self.shared.node);
+        let now = m.now_ms();
+        m.bytes_sent.record_at_ms(size, now);
+        node.bytes_sent.record_at_ms(size, now);
         self.tx
             .send(Outgoing { chunks, written })
             .map_err(|_| self.network_error("connection closed"))?;
@@ -460,6 +496,7 @@ impl PendingCall {
 impl Drop for PendingCall {
     fn drop(&mut self) {
         self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.conn.shared.metrics.in_flight(false);
     }
 }
 
@@ -570,6 +607,11 @@ async fn read_loop<R: AsyncRead + Unpin>(mut read: R, shared: Arc<Shared>) {
         loop {
             match frame::split_frame(&mut buf, MAX_FRAME) {
                 Ok(Some(f)) => {
+                    // With its size prefix, as it came on the wire.
+                    let size = (f.len() + 4) as f64;
+                    let now = shared.metrics.now_ms();
+                    shared.metrics.bytes_received.record_at_ms(size, now);
+                    shared.node.bytes_received.record_at_ms(size, now);
                     let Ok(cid) = frame::correlation_id(&f) else {
                         shared.close("a response without a correlation id");
                         return;

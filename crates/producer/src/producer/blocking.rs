@@ -97,6 +97,12 @@ impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
         self.producer.pending_records()
     }
 
+    /// A snapshot of the producer's metrics; never blocks. See
+    /// [`Producer::metrics`](crate::Producer::metrics).
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        self.producer.metrics()
+    }
+
     /// The partition count of `topic`, blocking the first time a topic is used until its
     /// metadata is known (at most `max.block.ms`). See
     /// [`Producer::partition_count`](crate::Producer::partition_count).

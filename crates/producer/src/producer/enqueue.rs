@@ -234,13 +234,17 @@ pub(super) async fn send_slow(shared: &Arc<Shared>, r: &RawRecord<'_>) -> Result
     let deadline = start + shared.config().max_block;
     check_sendable(shared, r.topic)?;
     let size = check_size(shared, r)?;
-    let cluster = wait_for_topic(shared, r.topic, deadline).await?;
+    let cluster = wait_for_topic(shared, r.topic, deadline).await;
+    let m = &shared.accumulator().metrics;
+    m.record_nanos(&m.metadata_wait, start.elapsed());
+    let cluster = cluster?;
     let meta = ready_topic(&cluster, r.topic).expect("wait_for_topic waits for this");
     let tq = shared.accumulator().topic(r.topic, meta.partition_count());
     let placed = place(shared, meta, r)?;
     let reserve = batch_reservation(shared, size);
     if !shared.accumulator().reserve(reserve, deadline).await {
         check_sendable(shared, r.topic)?;
+        m.record(&m.buffer_exhausted, 1.0);
         return Err(Error::BufferExhausted {
             topic: r.topic.to_string(),
             buffer_memory: shared.accumulator().buffer_memory(),

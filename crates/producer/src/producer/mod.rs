@@ -187,7 +187,11 @@ impl Producer {
     /// Returns [`Error::FlushFailed`] if any of them failed; each record's own future still
     /// carries its own error.
     pub async fn flush(&self) -> Result<()> {
-        flush_all(&self.shared).await
+        let start = Instant::now();
+        let result = flush_all(&self.shared).await;
+        let m = self.shared.metrics();
+        m.record_nanos(&m.flush_time, start.elapsed());
+        result
     }
 
     /// Flushes, then stops the background tasks and closes the connections. Records still not
@@ -226,6 +230,14 @@ impl Producer {
     /// Records queued (by `send` or `try_send`) whose outcome is not known yet. Never waits.
     pub fn pending_records(&self) -> usize {
         self.shared.accumulator().pending_records()
+    }
+
+    /// A snapshot of the producer's metrics, under the Java client's names and with their
+    /// meanings: `producer-metrics` (`record-send-rate`, `request-latency-avg`,
+    /// `buffer-available-bytes`, ...), `producer-topic-metrics` per topic and
+    /// `producer-node-metrics` per broker. Never waits; see [`Metrics`](crate::metrics::Metrics).
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        self.shared.metrics_snapshot()
     }
 
     /// The partition count of `topic` as last seen in metadata.

@@ -42,14 +42,22 @@ impl Producer {
     /// `timeout` (call it again to wait further), or with
     /// [`Error::TransactionFatal`](crate::Error) when the principal may not use the id.
     pub async fn init_transactions(&self, timeout: Duration) -> Result<()> {
-        self.shared.init_transactions(timeout).await
+        let start = std::time::Instant::now();
+        let result = self.shared.init_transactions(timeout).await;
+        let m = self.shared.metrics();
+        m.record_nanos(&m.txn_init, start.elapsed());
+        result
     }
 
     /// Begins a transaction: every record sent until it is committed or aborted belongs to it.
     /// Needs no network. Sends outside a transaction fail with
     /// [`Error::TransactionState`](crate::Error).
     pub fn begin_transaction(&self) -> Result<()> {
-        self.shared.begin_transaction()
+        let start = std::time::Instant::now();
+        let result = self.shared.begin_transaction();
+        let m = self.shared.metrics();
+        m.record_nanos(&m.txn_begin, start.elapsed());
+        result
     }
 
     /// Adds consumed offsets to the transaction: `group` sees them committed only if the
@@ -66,9 +74,14 @@ impl Producer {
         I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
     {
         let offsets = offsets.into_iter().collect();
-        self.shared
+        let start = std::time::Instant::now();
+        let result = self
+            .shared
             .send_offsets_to_transaction(offsets, group.clone(), timeout)
-            .await
+            .await;
+        let m = self.shared.metrics();
+        m.record_nanos(&m.txn_send_offsets, start.elapsed());
+        result
     }
 
     /// Commits the transaction: sends what is queued, waits until every record of it is
@@ -82,7 +95,11 @@ impl Producer {
     /// with [`Error::TransactionTimeout`](crate::Error); the commit goes on, and calling this
     /// again waits for its outcome.
     pub async fn commit_transaction(&self, timeout: Duration) -> Result<()> {
-        self.shared.commit_transaction(timeout).await
+        let start = std::time::Instant::now();
+        let result = self.shared.commit_transaction(timeout).await;
+        let m = self.shared.metrics();
+        m.record_nanos(&m.txn_commit, start.elapsed());
+        result
     }
 
     /// Aborts the transaction: records not sent yet fail with
@@ -90,7 +107,11 @@ impl Producer {
     /// the coordinator has `read_committed` consumers skip what was written. The producer is
     /// then ready for the next transaction.
     pub async fn abort_transaction(&self, timeout: Duration) -> Result<()> {
-        self.shared.abort_transaction(timeout).await
+        let start = std::time::Instant::now();
+        let result = self.shared.abort_transaction(timeout).await;
+        let m = self.shared.metrics();
+        m.record_nanos(&m.txn_abort, start.elapsed());
+        result
     }
 
     /// The transaction protocol the producer uses: 2 (KIP-890: partitions join through

@@ -207,6 +207,11 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         self.producer.pending_records()
     }
 
+    /// A snapshot of the producer's metrics; see [`Producer::metrics`].
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        self.producer.metrics()
+    }
+
     /// The partition count of `topic`; waits and fails as [`Producer::partition_count`] does.
     pub async fn partition_count(&self, topic: &str) -> Result<usize> {
         self.producer.partition_count(topic).await

@@ -192,6 +192,7 @@ impl Shared {
         let now = Instant::now();
         self.metadata()
             .update(|cluster| Some((cluster.updated_with(&resp, now), ())));
+        self.metrics().metadata_updated();
         Ok(())
     }
 

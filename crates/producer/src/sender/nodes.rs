@@ -56,7 +56,7 @@ impl Shared {
         let shared = self.clone();
         self.spawn("connect", async move {
             let c = shared.config();
-            let result = Connection::connect(&addr, shared.connect_settings()).await;
+            let result = Connection::connect(&addr, node, shared.connect_settings()).await;
             let state = match result {
                 Ok(conn) => NodeState::Ready(conn),
                 // Credentials or certificates the broker refuses (or we refuse its): no retry
@@ -136,8 +136,14 @@ impl Shared {
             false => Vec::new(),
         };
         let bootstrap = bootstrap.into_iter().map(|a| (None, a));
+        // A bootstrap server's metrics go under a negative id, in order, as in the Java client.
+        let mut bootstrap_index = 0;
         for (node, addr) in known.into_iter().chain(bootstrap) {
-            let conn = match Connection::connect(&addr, self.connect_settings()).await {
+            let id = node.unwrap_or_else(|| {
+                bootstrap_index -= 1;
+                bootstrap_index
+            });
+            let conn = match Connection::connect(&addr, id, self.connect_settings()).await {
                 Ok(conn) => match node {
                     Some(node) => self
                         .nodes()
@@ -202,7 +208,7 @@ impl Shared {
         if let Some(c) = open {
             return Ok(c);
         }
-        let conn = Connection::connect(addr, self.connect_settings()).await?;
+        let conn = Connection::connect(addr, node, self.connect_settings()).await?;
         Ok(self
             .nodes()
             .set(node, NodeState::Ready(conn))

@@ -67,6 +67,7 @@ impl Shared {
         if let Some(txn) = txn {
             txn.batch_sent();
         }
+        count_sent(&conn, &batches);
         let transactional_id = txn.map(|t| t.id());
         let acks = self.config().acks;
         let timeout = self.config().request_timeout;
@@ -92,6 +93,7 @@ impl Shared {
             conn.start_frame(version, "Produce", encode).map(Ok)
         };
         let shared = self.clone();
+        let sent = Instant::now();
         self.spawn("produce", async move {
             #[cfg(test)]
             crate::task::injected_panic(&shared.config().client_id, "produce");
@@ -106,6 +108,14 @@ impl Shared {
                 },
                 Err(e) => Err(e),
             };
+            if let Ok(Some(resp)) = &result {
+                let (m, node) = conn.metrics();
+                let now = Instant::now();
+                let latency = now.saturating_duration_since(sent).as_secs_f64() * 1000.0;
+                m.record_at(&m.latency, latency, now);
+                m.record_at(&node.latency, latency, now);
+                m.record_at(&m.throttle, f64::from(resp.throttle_time_ms), now);
+            }
             shared.handle_produce(conn.addr(), batches, result);
             shared.wake_sender();
         });
@@ -355,6 +365,35 @@ impl Shared {
     fn retries_left(&self, d: &Drained) -> bool {
         d.batch.attempts < self.config().retries
     }
+}
+
+/// Counts a Produce request's batches in the metrics, as the Java client does when it sends them
+/// (a retried batch counts again): per topic its records, bytes and compression; per batch its
+/// size, time queued, compression and largest record; per request its records.
+fn count_sent(conn: &Connection, batches: &[Drained]) {
+    let (m, _) = conn.metrics();
+    let now = Instant::now();
+    let at = m.ms(now);
+    let mut records = 0;
+    for d in batches {
+        let b = &d.batch;
+        let (count, size, ratio) = (
+            b.record_count() as f64,
+            b.size() as f64,
+            b.compression_ratio(),
+        );
+        let topic = m.topic(&d.topic);
+        topic.records.record_at_ms(count, at);
+        topic.bytes.record_at_ms(size, at);
+        topic.compression.record_at_ms(ratio, at);
+        m.batch_size.record_at_ms(size, at);
+        m.compression_rate.record_at_ms(ratio, at);
+        let queued = now.saturating_duration_since(b.created());
+        m.queue_time.record_at_ms(queued.as_secs_f64() * 1000.0, at);
+        m.record_size.record_at_ms(b.max_record() as f64, at);
+        records += b.record_count();
+    }
+    m.records_per_request.record_at_ms(records as f64, at);
 }
 
 /// The drained batches, grouped by topic, for one Produce request.
