@@ -18,6 +18,7 @@ use kafka_producer_protocol::{frame, EncodeError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsConnector;
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::sasl::{Mechanism, SaslSettings};
@@ -159,11 +160,19 @@ impl std::fmt::Debug for ConnectSettings {
 
 impl Connection {
     /// Connects to `addr` (and, with TLS, completes the handshake), negotiates API versions,
-    /// and starts the I/O tasks.
+    /// authenticates, and starts the I/O tasks. All of it runs in a `connect` span with the
+    /// broker's `node` id (when known: not for a bootstrap server) and address (`broker`).
     pub(crate) async fn connect(
         addr: &str,
+        node: Option<i32>,
         settings: &ConnectSettings,
     ) -> Result<Connection, Error> {
+        let span = tracing::info_span!("connect", node, broker = addr);
+        Connection::open(addr, settings).instrument(span).await
+    }
+
+    /// [`Connection::connect`]'s work.
+    async fn open(addr: &str, settings: &ConnectSettings) -> Result<Connection, Error> {
         let (client_id, setup_timeout, request_timeout) = (
             settings.client_id.as_str(),
             settings.setup_timeout,

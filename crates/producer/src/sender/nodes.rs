@@ -56,7 +56,7 @@ impl Shared {
         let shared = self.clone();
         self.spawn("connect", async move {
             let c = shared.config();
-            let result = Connection::connect(&addr, shared.connect_settings()).await;
+            let result = Connection::connect(&addr, Some(node), shared.connect_settings()).await;
             let state = match result {
                 Ok(conn) => NodeState::Ready(conn),
                 // Credentials or certificates the broker refuses (or we refuse its): no retry
@@ -137,7 +137,7 @@ impl Shared {
         };
         let bootstrap = bootstrap.into_iter().map(|a| (None, a));
         for (node, addr) in known.into_iter().chain(bootstrap) {
-            let conn = match Connection::connect(&addr, self.connect_settings()).await {
+            let conn = match Connection::connect(&addr, node, self.connect_settings()).await {
                 Ok(conn) => match node {
                     Some(node) => self
                         .nodes()
@@ -202,7 +202,7 @@ impl Shared {
         if let Some(c) = open {
             return Ok(c);
         }
-        let conn = Connection::connect(addr, self.connect_settings()).await?;
+        let conn = Connection::connect(addr, Some(node), self.connect_settings()).await?;
         Ok(self
             .nodes()
             .set(node, NodeState::Ready(conn))
