@@ -44,7 +44,7 @@ pub(crate) async fn run_sender(shared: Arc<Shared>) {
         }
         let next_expiry = shared.accumulator().expire(now);
         if shared.accumulator().take_sequence_gap() {
-            shared.bump_epoch();
+            shared.bump_epoch(None);
         }
         // With idempotence, nothing goes before the producer has an id.
         let (producer, mut nodes_to_send) = match shared.producer_id() {
