@@ -18,6 +18,7 @@ use kafka_producer_protocol::{frame, EncodeError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsConnector;
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::metrics::{NodeMetrics, ProducerMetrics};
@@ -166,16 +167,20 @@ impl std::fmt::Debug for ConnectSettings {
 }
 
 impl Connection {
-    /// Connects to `addr`, broker `node` (negative for a bootstrap server not known by id yet),
-    /// and, with TLS, completes the handshake; negotiates API versions, authenticates, and
-    /// starts the I/O tasks.
+    /// Connects to `addr`, broker `node` (negative for a bootstrap server not known by id yet:
+    /// its metrics go under that id, as in the Java client), and, with TLS, completes the
+    /// handshake; negotiates API versions, authenticates, and starts the I/O tasks. All of it
+    /// runs in a `connect` span with the broker's `node` id (when known: not for a bootstrap
+    /// server) and address (`broker`).
     pub(crate) async fn connect(
         addr: &str,
         node: i32,
         settings: &ConnectSettings,
     ) -> Result<Connection, Error> {
+        let known = (node >= 0).then_some(node);
+        let span = tracing::info_span!("connect", node = known, broker = addr);
         let m = &settings.metrics;
-        let result = Self::open(addr, node, settings).await;
+        let result = Self::open(addr, node, settings).instrument(span).await;
         match &result {
             Err(Error::Authentication { .. }) => m.record(&m.authentication_failed, 1.0),
             Ok(_) if settings.sasl.is_some() => m.record(&m.authenticated, 1.0),
@@ -184,6 +189,7 @@ impl Connection {
         result
     }
 
+    /// [`Connection::connect`]'s work.
     async fn open(addr: &str, node: i32, settings: &ConnectSettings) -> Result<Connection, Error> {
         let (client_id, setup_timeout, request_timeout) = (
             settings.client_id.as_str(),

@@ -110,25 +110,63 @@ impl Shared {
 
     /// Moves to the next epoch after a sequence gap, as the Java client does for an idempotent
     /// producer: the broker accepts a higher epoch starting at sequence 0. At the last epoch, a new
-    /// producer id is fetched instead.
+    /// producer id is fetched instead. `gap`, when known, is the topic and partition where the
+    /// gap showed and the error that showed it (not known when a sequenced batch failed for good
+    /// elsewhere, as at its delivery timeout); the info event that says so names them.
     ///
     /// A transactional producer's epoch belongs to its coordinator: the gap is closed when the
     /// transaction is aborted (see `transaction`).
-    pub(super) fn bump_epoch(&self) {
+    pub(super) fn bump_epoch(&self, gap: Option<(&str, i32, &Error)>) {
+        let topic = gap.map(|g| g.0);
+        let partition = gap.map(|g| g.1);
+        let error = gap.map(|g| tracing::field::display(g.2));
         if let Some(txn) = self.transactions() {
+            // The bump itself, at the abort, is the info event.
+            tracing::debug!(
+                transactional_id = txn.id(),
+                topic,
+                partition,
+                error,
+                "sequence gap; the producer epoch is bumped when the transaction is aborted"
+            );
             txn.epoch_bump_required();
             return;
         }
-        if let Some(state) = self.idempotence() {
+        let Some(state) = self.idempotence() else {
+            return;
+        };
+        let (old, new) = {
             let mut state = state.lock();
-            state.current = match state.current {
+            let old = state.current;
+            state.current = match old {
                 Some(p) if p.epoch < i16::MAX => Some(ProducerIdEpoch {
                     id: p.id,
                     epoch: p.epoch + 1,
                 }),
                 _ => None,
             };
-            tracing::debug!(producer = ?state.current, "producer epoch bumped");
+            (old, state.current)
+        };
+        match (old, new) {
+            (Some(old), Some(new)) => tracing::info!(
+                producer_id = old.id,
+                from_epoch = old.epoch,
+                to_epoch = new.epoch,
+                topic,
+                partition,
+                error,
+                "producer epoch bumped"
+            ),
+            (Some(old), None) => tracing::info!(
+                producer_id = old.id,
+                from_epoch = old.epoch,
+                topic,
+                partition,
+                error,
+                "producer epoch exhausted; fetching a new producer id"
+            ),
+            // Already without an id: a new one is on its way.
+            (None, _) => {}
         }
     }
 }

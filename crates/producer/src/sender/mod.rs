@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use kafka_producer_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_producer_protocol::kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
 use kafka_producer_protocol::kafka_protocol::protocol::StrBytes;
+use tracing::Instrument;
 
 use crate::accumulator::Allowed;
 use crate::error::Error;
@@ -44,7 +45,7 @@ pub(crate) async fn run_sender(shared: Arc<Shared>) {
         }
         let next_expiry = shared.accumulator().expire(now);
         if shared.accumulator().take_sequence_gap() {
-            shared.bump_epoch();
+            shared.bump_epoch(None);
         }
         // With idempotence, nothing goes before the producer has an id.
         let (producer, mut nodes_to_send) = match shared.producer_id() {
@@ -174,9 +175,12 @@ pub(crate) async fn run_metadata(shared: Arc<Shared>) {
 }
 
 impl Shared {
-    /// One Metadata request for the topics in use; replaces the snapshot.
+    /// One Metadata request for the topics in use; replaces the snapshot. Runs in a
+    /// `metadata refresh` span with the number of `topics` asked for and the address of the
+    /// `broker` asked (the last one tried), so the changes the new metadata brings are logged
+    /// inside it.
     pub(crate) async fn refresh_metadata(&self) -> Result<(), Error> {
-        let topics = self
+        let topics: Vec<MetadataRequestTopic> = self
             .metadata()
             .wanted()
             .into_iter()
@@ -184,16 +188,35 @@ impl Shared {
                 MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t))))
             })
             .collect();
+        let span = tracing::info_span!(
+            "metadata refresh",
+            topics = topics.len(),
+            broker = tracing::field::Empty
+        );
         let req = MetadataRequest::default()
             .with_topics(Some(topics))
             // As the Java producer: the broker's auto.create.topics.enable decides.
             .with_allow_auto_topic_creation(true);
-        let resp = self.call_any_broker(ApiKey::Metadata, &req).await?;
-        let now = Instant::now();
-        self.metadata()
-            .update(|cluster| Some((cluster.updated_with(&resp, now), ())));
-        self.metrics().metadata_updated();
-        Ok(())
+        let req = &req;
+        let asked = span.clone();
+        async move {
+            let resp = self
+                .on_any_broker(|conn| {
+                    asked.record("broker", conn.addr());
+                    async move {
+                        let version = conn.version(ApiKey::Metadata)?;
+                        conn.call(req, version).await
+                    }
+                })
+                .await?;
+            let now = Instant::now();
+            self.metadata()
+                .update(|cluster| Some((cluster.updated_with(&resp, now), ())));
+            self.metrics().metadata_updated();
+            Ok(())
+        }
+        .instrument(span)
+        .await
     }
 
     pub(crate) fn backoff(&self, attempts: u32) -> Duration {

@@ -301,7 +301,7 @@ impl Shared {
                 at_once,
             } => {
                 let error = error(&d);
-                self.side_effects(refresh_metadata, bump_epoch);
+                self.side_effects(&d, &error, refresh_metadata, bump_epoch);
                 if possibly_persisted {
                     d.batch.possibly_persisted = true;
                 }
@@ -335,7 +335,7 @@ impl Shared {
                     error = %error,
                     "batch failed"
                 );
-                self.side_effects(refresh_metadata, bump_epoch);
+                self.side_effects(&d, &error, refresh_metadata, bump_epoch);
                 // A transactional producer fenced, or not allowed, is done. Any other failure
                 // makes the transaction abortable (`settle` records it).
                 let fatal = error.code().is_some_and(crate::transaction::is_fatal_code);
@@ -353,12 +353,12 @@ impl Shared {
         }
     }
 
-    fn side_effects(&self, refresh_metadata: bool, bump_epoch: bool) {
+    fn side_effects(&self, d: &Drained, error: &Error, refresh_metadata: bool, bump_epoch: bool) {
         if refresh_metadata {
             self.metadata().request_refresh();
         }
         if bump_epoch {
-            self.bump_epoch();
+            self.bump_epoch(Some((&d.topic, d.partition, error)));
         }
     }
 

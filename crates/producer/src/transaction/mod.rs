@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::shared::Shared;
@@ -215,6 +217,13 @@ impl Transactions {
         &self.id
     }
 
+    /// The span of one transactional call (`init_transactions`, `begin_transaction`, ...): its
+    /// `operation` and the `transactional_id`. The coordinator requests, their retries and the
+    /// connections they open are logged inside it.
+    fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::info_span!("transaction", operation, transactional_id = %self.id)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -369,7 +378,8 @@ impl Shared {
     }
 
     /// Runs `operation`'s work as a task (unless the same call is already running, after a
-    /// timeout) and waits for it at most `timeout`.
+    /// timeout) and waits for it at most `timeout`. The task runs in the call's `transaction`
+    /// span ([`Transactions::span`]).
     async fn run_call<F, Fut>(
         self: &Arc<Self>,
         operation: &'static str,
@@ -406,13 +416,17 @@ impl Shared {
             None => {
                 let work = start(txn)?;
                 let shared = self.clone();
-                let task = tokio::spawn(async move {
-                    let result = work.await;
-                    if let Err(e @ Error::TransactionFatal { .. }) = &result {
-                        shared.fail(e.clone());
+                let span = txn.span(operation);
+                let task = tokio::spawn(
+                    async move {
+                        let result = work.await;
+                        if let Err(e @ Error::TransactionFatal { .. }) = &result {
+                            shared.fail(e.clone());
+                        }
+                        result
                     }
-                    result
-                });
+                    .instrument(span),
+                );
                 *call = Some(Running { operation, task });
             }
         }
@@ -463,6 +477,7 @@ impl Shared {
     /// first partition or group).
     pub(crate) fn begin_transaction(&self) -> Result<()> {
         let txn = self.transactions_or("begin_transaction")?;
+        let _span = txn.span("begin_transaction").entered();
         let mut state = txn.lock();
         if state.phase != Phase::Ready {
             return Err(Error::TransactionState {
@@ -487,6 +502,7 @@ impl Shared {
         state.sending = true;
         state.began = Instant::now();
         txn.open.store(true, Ordering::Release);
+        tracing::debug!(version = state.version, "transaction begun");
         Ok(())
     }
 
@@ -648,7 +664,8 @@ impl Shared {
             state.adding = true;
         }
         let shared = self.clone();
-        self.spawn("add partitions", async move {
+        let span = txn.span("add_partitions");
+        let work = async move {
             let txn = shared.transactions().expect("transactional");
             let result = shared.add_partitions_to_txn(&partitions).await;
             let mut state = txn.lock();
@@ -676,6 +693,7 @@ impl Shared {
                 }
             }
             shared.wake_sender();
-        });
+        };
+        self.spawn("add partitions", work.instrument(span));
     }
 }

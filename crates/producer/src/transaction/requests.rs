@@ -286,6 +286,15 @@ impl Shared {
                 }))
             })
             .await?;
+        if bump {
+            tracing::info!(
+                transactional_id = txn.id(),
+                producer_id = id.id,
+                from_epoch = current.epoch,
+                to_epoch = id.epoch,
+                "producer epoch bumped"
+            );
+        }
         self.set_producer(id);
         Ok(id)
     }
