@@ -126,10 +126,16 @@ def test_partitions_for_and_metrics(bootstrap, topic):
         assert p.partitions_for(topic) == {0, 1, 2}
         assert p.bootstrap_connected()
         p.send(topic, value=b"x").get(timeout=30)
-        assert p.metrics()["producer-metrics"]["record-send-total"] == 1
+        assert records_sent(p.metrics()["producer-metrics"]) == 1
     assert not p.bootstrap_connected()
     # Still there once closed, as in kafka-python.
-    assert p.metrics()["producer-metrics"]["record-send-total"] == 1
+    assert records_sent(p.metrics()["producer-metrics"]) == 1
+
+
+def records_sent(metrics):
+    """Records sent, each once: record-send-total counts a retried record again, as the Java
+    client's does (a new topic's leader may not know it yet at the first attempt)."""
+    return metrics["record-send-total"] - metrics["record-retry-total"]
 
 
 def test_metrics_are_the_java_clients_in_kafka_pythons_shape(bootstrap, topic):
@@ -148,9 +154,9 @@ def test_metrics_are_the_java_clients_in_kafka_pythons_shape(bootstrap, topic):
     assert len(read_back(bootstrap, topic, n)) == n
 
     assert all(isinstance(v, float) for names in m.values() for v in names.values())
-    assert m["producer-metrics"]["record-send-total"] == n
+    assert records_sent(m["producer-metrics"]) == n
     assert m["producer-metrics"]["record-error-total"] == 0
-    assert m["producer-topic-metrics." + topic]["record-send-total"] == n
+    assert records_sent(m["producer-topic-metrics." + topic]) == n
     nodes = [group for group in m if group.startswith("producer-node-metrics.node-")]
     assert nodes, sorted(m)
     assert any(m[group]["request-total"] > 0 for group in nodes), {g: m[g] for g in nodes}
@@ -169,7 +175,8 @@ def test_metrics_are_the_java_clients_in_kafka_pythons_shape(bootstrap, topic):
             assert value == metric["value"], metric
     sent = [x for x in raw if x["group"] == "producer-topic-metrics"
             and x["name"] == "record-send-total"]
-    assert [(x["tags"]["topic"], x["value"]) for x in sent] == [(topic, n)]
+    assert [(x["tags"]["topic"], x["value"]) for x in sent] == [
+        (topic, m["producer-topic-metrics." + topic]["record-send-total"])]
 
 
 def test_metrics_keywords(bootstrap):
