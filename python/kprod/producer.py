@@ -20,7 +20,8 @@ log = logging.getLogger("kprod")
 _CLIENT_IDS = itertools.count(1)
 
 # kafka-python's keywords and defaults. Those in _IGNORED are taken and have no effect here
-# (the Rust core decides these itself); the others become properties in _properties.
+# (the Rust core decides these itself); the others become properties in _properties, but for
+# metrics_enabled, which metrics() reads.
 _DEFAULTS = {
     "bootstrap_servers": "localhost",
     "client_id": None,
@@ -91,8 +92,7 @@ _IGNORED = frozenset([
     "receive_buffer_bytes", "send_buffer_bytes", "socket_options", "sock_chunk_bytes",
     "sock_chunk_buffer_count", "reconnect_backoff_max_ms", "api_version",
     "api_version_auto_timeout_ms", "bootstrap_timeout_ms", "client_dns_lookup",
-    "metric_reporters", "metrics_enabled", "metrics_num_samples", "metrics_sample_window_ms",
-    "selector", "receive_message_max_bytes", "kafka_client",
+    "metric_reporters", "selector", "receive_message_max_bytes", "kafka_client",
 ])
 
 # Keywords that map straight to a property, with an int or bool value.
@@ -112,6 +112,8 @@ _DIRECT = {
     "request_timeout_ms": "request.timeout.ms",
     "reconnect_backoff_ms": "reconnect.backoff.ms",
     "max_in_flight_requests_per_connection": "max.in.flight.requests.per.connection",
+    "metrics_num_samples": "metrics.num.samples",
+    "metrics_sample_window_ms": "metrics.sample.window.ms",
     "security_protocol": "security.protocol",
     "sasl_mechanism": "sasl.mechanism",
     "sasl_plain_username": "sasl.username",
@@ -377,8 +379,20 @@ class KafkaProducer:
         return self._core.bootstrap_connected()
 
     def metrics(self, raw=False):
-        """What the producer counts, as kafka-python's nested dict."""
-        return self._core.metrics()
+        """The producer's metrics under the Java client's names, as kafka-python gives them:
+        ``{"producer-metrics": {"record-send-total": 10.0, ...}, "producer-topic-metrics.TOPIC":
+        {...}, "producer-node-metrics.node-ID": {...}}``, every value a float (``nan`` for an
+        average or maximum with nothing recorded yet). Rates, averages and maxima cover the last
+        ``metrics_num_samples`` windows of ``metrics_sample_window_ms``.
+
+        With ``raw=True``, a list with one dict per metric: ``group`` (without the topic or node),
+        ``name``, ``tags`` (``client-id``, and ``topic`` or ``node-id``), ``description`` and
+        ``value`` (kafka-python returns its internal ``MetricName`` objects). ``None`` with
+        ``metrics_enabled=False``, as in kafka-python.
+        """
+        if not self.config["metrics_enabled"]:
+            return None
+        return self._core.metrics(raw)
 
     def __enter__(self):
         return self

@@ -2,7 +2,8 @@
 //! properties that `kprod.KafkaProducer` made from kafka-python's keywords; `send` takes
 //! kafka-python's arguments, so the Python class can hand its callers this `send` directly.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::hash_map::{Entry, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,8 +43,6 @@ pub(crate) struct Producer {
     /// `max.block.ms`: the time limit of each transactional call, as in kafka-python.
     max_block: Duration,
     closed: AtomicBool,
-    records_sent: AtomicU64,
-    failed_batches: AtomicU64,
     /// The last topic `str` object and its text: a loop sends to the same object again and
     /// again, and reading a `str`'s UTF-8 copies it (the stable ABI of 3.9 has no borrowed view).
     last_topic: Mutex<Option<(Py<PyString>, Arc<str>)>>,
@@ -233,8 +232,6 @@ impl Producer {
             value_serializer,
             max_block,
             closed: AtomicBool::new(false),
-            records_sent: AtomicU64::new(0),
-            failed_batches: AtomicU64::new(0),
             last_topic: Mutex::new(None),
         })
     }
@@ -314,11 +311,7 @@ impl Producer {
         let failure = match flushed {
             None => return Err(timed_out(py)),
             Some(Ok(())) => None,
-            Some(Err(Error::FlushFailed { failed, first })) => {
-                self.failed_batches
-                    .fetch_add(failed as u64, Ordering::Relaxed);
-                Some((failed, first))
-            }
+            Some(Err(Error::FlushFailed { failed, first })) => Some((failed, first)),
             Some(Err(e)) => return Err(errors::to_py(py, &e)),
         };
         if !self.dispatcher.wait_idle(py, deadline)? {
@@ -470,21 +463,64 @@ impl Producer {
         !self.closed.load(Ordering::Acquire) && !self.in_child()
     }
 
-    /// The counters this binding keeps, as kafka-python's nested dict.
-    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let producer = PyDict::new(py);
-        producer.set_item(
-            "record-send-total",
-            self.records_sent.load(Ordering::Relaxed),
-        )?;
-        producer.set_item("records-pending", self.core.pending_records())?;
-        producer.set_item(
-            "batch-failed-total",
-            self.failed_batches.load(Ordering::Relaxed),
-        )?;
-        let all = PyDict::new(py);
-        all.set_item("producer-metrics", producer)?;
-        Ok(all)
+    /// The core's metrics (the Java client's names), as kafka-python's `metrics()` gives them:
+    /// `{group: {name: value}}`, where a topic's group is `producer-topic-metrics.TOPIC` and a
+    /// broker's `producer-node-metrics.node-ID`. With `raw`, a list of `{"group", "name",
+    /// "tags", "description", "value"}` dicts, one per metric, `group` without the tag. Values
+    /// are floats; one not known yet is NaN, as in kafka-python.
+    #[pyo3(signature = (raw = false))]
+    fn metrics<'py>(&self, py: Python<'py>, raw: bool) -> PyResult<Bound<'py, PyAny>> {
+        if self.in_child() {
+            // The parent's threads may have held the metrics' locks at the fork.
+            self.usable()?;
+        }
+        let snapshot = self.core.metrics();
+        if raw {
+            let list = PyList::empty(py);
+            for m in &snapshot {
+                let tags = PyDict::new(py);
+                for (key, value) in &m.tags {
+                    tags.set_item(*key, value)?;
+                }
+                let metric = PyDict::new(py);
+                metric.set_item("group", m.group)?;
+                metric.set_item("name", m.name)?;
+                metric.set_item("tags", tags)?;
+                metric.set_item("description", m.description)?;
+                metric.set_item("value", m.value)?;
+                list.append(metric)?;
+            }
+            return Ok(list.into_any());
+        }
+        let groups = PyDict::new(py);
+        let mut made: HashMap<String, Bound<'py, PyDict>> = HashMap::new();
+        for m in &snapshot {
+            let group = kafka_python_group(m);
+            let names = match made.entry(group) {
+                Entry::Occupied(names) => names.into_mut(),
+                Entry::Vacant(entry) => {
+                    let names = PyDict::new(py);
+                    groups.set_item(entry.key(), &names)?;
+                    entry.insert(names)
+                }
+            };
+            names.set_item(m.name, m.value)?;
+        }
+        Ok(groups.into_any())
+    }
+}
+
+/// kafka-python's group name for a metric: the group, then `.TOPIC` for a topic's and
+/// `.node-ID` for a broker's.
+fn kafka_python_group(m: &kafka_producer::Metric) -> String {
+    let tag = match m.group {
+        kafka_producer::metrics::TOPIC_GROUP => m.tag("topic"),
+        kafka_producer::metrics::NODE_GROUP => m.tag("node-id"),
+        _ => None,
+    };
+    match tag {
+        Some(tag) => format!("{}.{tag}", m.group),
+        None => m.group.to_string(),
     }
 }
 
@@ -572,7 +608,6 @@ impl Producer {
                 }
             },
         };
-        self.records_sent.fetch_add(1, Ordering::Relaxed);
         Ok(Some(FutureRecordMetadata::new(
             delivery,
             self.dispatcher.clone(),

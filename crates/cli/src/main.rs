@@ -19,6 +19,7 @@ mod produce;
 mod progress;
 mod report;
 mod settings;
+mod stats;
 mod transactional;
 
 use std::process::ExitCode;

@@ -28,6 +28,7 @@ use clap::Args;
 use kafka_producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
 
+use crate::stats::StatsArgs;
 use stats::{Instant, RecentClock, Stats};
 
 /// Measure the producer: send N records of a given size as fast as possible (or at a given rate).
@@ -42,7 +43,8 @@ use stats::{Instant, RecentClock, Stats};
 /// in Kafka's tool.
 ///
 /// Properties apply in this order, later ones winning: Kafka's defaults, --producer.config,
-/// --producer-props, then -b (bootstrap.servers). The exit status is 0 when every record was
+/// --producer-props, then -b (bootstrap.servers). --stats json and --stats-interval print the
+/// producer's metrics on stderr as `kprod produce` does. The exit status is 0 when every record was
 /// delivered, 1 when any failed, 2 for a bad argument or property.
 #[derive(Debug, Args)]
 pub(crate) struct PerfArgs {
@@ -100,6 +102,9 @@ pub(crate) struct PerfArgs {
     /// makes the run transactional with the id `kprod-perf-<pid>`), as Kafka's tool does.
     #[arg(long = "transaction-duration-ms", value_name = "MS")]
     transaction_duration_ms: Option<u64>,
+
+    #[command(flatten)]
+    stats: StatsArgs,
 }
 
 /// Kafka's tool's default transaction duration.
@@ -121,6 +126,7 @@ type Sent = (DeliveryFuture, Instant);
 /// Runs the test and prints its results; `Ok(true)` when every record was delivered.
 pub(crate) fn run(args: PerfArgs) -> anyhow::Result<bool> {
     let config = config(&args)?;
+    args.stats.check()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -164,6 +170,7 @@ async fn perf(args: PerfArgs, config: ProducerConfig) -> anyhow::Result<bool> {
         producer.init_transactions(TRANSACTION_CALL_TIMEOUT).await?;
     }
 
+    let snapshots = args.stats.start(&producer);
     let payload = stats::payload(args.record_size);
     let chunks = channel_chunks(buffer_memory, args.record_size);
     let (tx, rx) = mpsc::channel(chunks);
@@ -193,6 +200,8 @@ async fn perf(args: PerfArgs, config: ProducerConfig) -> anyhow::Result<bool> {
     let _ = producer.flush().await;
     let outcome = awaiting.await;
     let end = Instant::now();
+    // Every record's outcome is known: the last snapshot counts them all.
+    snapshots.finish(&producer).await;
     // Close on every path, so no record is left behind by a dropped producer.
     let closed = producer.close(CLOSE_TIMEOUT).await;
     let (stats, failed) = outcome.context("the task awaiting deliveries failed")?;

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::input::{read_record, Delimiter, Framing, HeaderFormat, Input};
 use crate::progress::{self, Progress};
 use crate::report::{self, Message, Pending};
+use crate::stats::StatsArgs;
 use crate::UsageError;
 
 /// Send records read from stdin or files, one per line, to a topic.
@@ -47,6 +48,9 @@ use crate::UsageError;
 /// A later producer with the same transactional.id (another kprod run, say) fences this one,
 /// which then stops with an error saying so; its open transaction is aborted. The brokers
 /// abort a transaction open longer than transaction.timeout.ms (default 60000).
+///
+/// --stats json prints the producer's metrics (the Java client's names) on stderr as one JSON
+/// line, after every record's outcome is known, and every --stats-interval SECONDS before.
 ///
 /// A summary goes to stderr; "sent" counts records read ("lines", numbered across all the
 /// inputs). The exit status is 0 only when every record read was delivered and every input was
@@ -128,6 +132,9 @@ pub(crate) struct ProduceArgs {
     /// aborted and ends the run (exit status 1): later lines are not read.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) transaction_lines: Option<u64>,
+
+    #[command(flatten)]
+    stats: StatsArgs,
 }
 
 /// What `--report` prints.
@@ -177,6 +184,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) fn run(args: ProduceArgs) -> anyhow::Result<Summary> {
     let config = config(&args)?;
+    args.stats.check()?;
     if args.transaction_lines.is_some() && config.transactional_id().is_none() {
         return Err(UsageError(
             "--transaction-lines needs a transactional.id (-X transactional.id=ID)".into(),
@@ -238,6 +246,7 @@ async fn produce(
 
     let started = Instant::now();
     let progress = Progress::start();
+    let stats = args.stats.start(&producer);
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let handle = tokio::runtime::Handle::current();
     let format = args.report;
@@ -255,6 +264,8 @@ async fn produce(
     // included, reaches the reporter through its future, so this result adds nothing.
     let _ = producer.flush().await;
     let counts = tokio::task::spawn_blocking(move || reporter.join()).await;
+    // Every record's outcome is known: the last snapshot counts them all.
+    stats.finish(&producer).await;
     // Close on every path, so no record is left behind unreported by a dropped producer.
     let closed = producer.close(CLOSE_TIMEOUT).await;
     let counts = counts

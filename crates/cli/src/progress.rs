@@ -14,7 +14,7 @@ static ACKNOWLEDGED: AtomicU64 = AtomicU64::new(0);
 static FAILED: AtomicU64 = AtomicU64::new(0);
 /// Whether a progress line is on the screen now, to be cleared before other output.
 static DRAWN: AtomicBool = AtomicBool::new(false);
-/// Serializes stderr between the progress thread and error lines.
+/// Serializes stderr between the progress thread and other lines.
 static STDERR: Mutex<()> = Mutex::new(());
 
 /// How often the line is redrawn, and when first: a second, or `KPROD_PROGRESS_INTERVAL_MS`
@@ -44,8 +44,9 @@ pub(crate) fn failed(count: u64) {
     FAILED.fetch_add(count, Ordering::Relaxed);
 }
 
-/// Writes a line to stderr, below the progress line if one is drawn (it is redrawn later).
-pub(crate) fn error_line(line: &str) {
+/// Writes a line to stderr (an error, a `--stats` snapshot), clearing the progress line first if
+/// one is drawn (it is redrawn later), so the two never share a line.
+pub(crate) fn stderr_line(line: &str) {
     let _guard = STDERR.lock().unwrap_or_else(|e| e.into_inner());
     let mut err = io::stderr().lock();
     if DRAWN.swap(false, Ordering::Relaxed) {

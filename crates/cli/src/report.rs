@@ -120,7 +120,7 @@ pub(crate) fn run(
                 None => {
                     if let Err(message) = &outcome {
                         if counts.failed <= MAX_ERRORS_SHOWN {
-                            progress::error_line(&format!("kprod: line {line}: {message}"));
+                            progress::stderr_line(&format!("kprod: line {line}: {message}"));
                         }
                     }
                 }
@@ -129,7 +129,7 @@ pub(crate) fn run(
     }
     out.flush()?;
     if format.is_none() && counts.failed > MAX_ERRORS_SHOWN {
-        progress::error_line(&format!(
+        progress::stderr_line(&format!(
             "kprod: {} more failure(s) not shown; use --report json to see every one",
             counts.failed - MAX_ERRORS_SHOWN
         ));
@@ -191,7 +191,7 @@ fn run_transactional(
     held.end(&mut report, TransactionEnd::Aborted(unended))?;
     report.out.flush()?;
     if report.format.is_none() && report.errors_shown > MAX_ERRORS_SHOWN {
-        progress::error_line(&format!(
+        progress::stderr_line(&format!(
             "kprod: {} more failure(s) not shown; use --report json to see every one",
             report.errors_shown - MAX_ERRORS_SHOWN
         ));
@@ -285,7 +285,7 @@ impl Report {
     fn show_error(&mut self, message: &str) {
         self.errors_shown += 1;
         if self.errors_shown <= MAX_ERRORS_SHOWN {
-            progress::error_line(&format!("kprod: {message}"));
+            progress::stderr_line(&format!("kprod: {message}"));
         }
     }
 }

@@ -174,13 +174,38 @@ fn a_throttled_run_sends_every_record() {
             "--command-property",
             "acks=1",
             "linger.ms=0",
+            "--stats",
+            "json",
+            "--stats-interval",
+            "0.1",
         ],
     );
     let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(summary_fields(lines[lines.len() - 2])[0], 2000.0);
     resource_fields(lines[lines.len() - 1]);
+    // --stats goes to stderr: its last snapshot, after the final flush, counts every record.
+    let last: serde_json::Value = serde_json::from_str(
+        stderr
+            .lines()
+            .rfind(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no --stats line: {stderr}")),
+    )
+    .expect("a --stats line is JSON");
+    // (record-send-total counts a retried record again, as the Java client's does.)
+    for group in [
+        &last["producer-metrics"],
+        &last["producer-topic-metrics"][&topic],
+    ] {
+        let value = |name: &str| group[name].as_f64().expect(name);
+        assert_eq!(
+            value("record-send-total") - value("record-retry-total"),
+            2000.0,
+            "{last}"
+        );
+    }
     assert_eq!(records_in(&cluster, &topic), 2000);
 }
 
@@ -227,6 +252,15 @@ fn bad_flags_and_properties_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("lingr.ms"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut args = base.to_vec();
+    args.extend(["--throughput", "-1", "--stats-interval", "1"]);
+    let out = kprod(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--stats-interval needs --stats"),
         "{}",
         text(&out.stderr)
     );

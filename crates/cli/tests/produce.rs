@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -437,6 +437,8 @@ fn help_and_version() {
         "--producer.config",
         "--report",
         "--transaction-lines",
+        "--stats",
+        "--stats-interval",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
@@ -758,6 +760,8 @@ struct Running {
     child: Child,
     stdin: Option<ChildStdin>,
     reports: mpsc::Receiver<Value>,
+    /// Each stderr line as it is printed (the whole text also comes back from `finish`).
+    stderr_lines: mpsc::Receiver<String>,
     stderr: Option<JoinHandle<String>>,
 }
 
@@ -776,16 +780,24 @@ impl Running {
                 }
             }
         });
-        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, stderr_lines) = mpsc::channel();
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
+            let mut stderr = BufReader::new(stderr);
+            let mut line = String::new();
+            while matches!(stderr.read_line(&mut line), Ok(n) if n > 0) {
+                text.push_str(&line);
+                let _ = tx.send(line.trim_end().to_string());
+                line.clear();
+            }
             text
         });
         Running {
             stdin: child.stdin.take(),
             child,
             reports,
+            stderr_lines,
             stderr: Some(stderr),
         }
     }
@@ -800,6 +812,22 @@ impl Running {
         self.reports
             .recv_timeout(timeout)
             .unwrap_or_else(|e| panic!("no report line within {timeout:?}: {e}"))
+    }
+
+    /// The next `--stats json` line on stderr (skipping other lines).
+    fn next_stats(&self, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .stderr_lines
+                .recv_timeout(wait)
+                .unwrap_or_else(|e| panic!("no --stats line within {timeout:?}: {e}"));
+            if line.starts_with('{') {
+                return serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stats line {line:?}: {e}"));
+            }
+        }
     }
 
     fn close_stdin(&mut self) {
@@ -1034,4 +1062,155 @@ fn a_partition_the_topic_lacks_and_bad_flags_are_usage_errors() {
         );
     }
     assert!(cluster.read_topic(&topic).is_empty());
+}
+
+/// The `--stats json` lines of a run's stderr, each checked to be a snapshot.
+fn stats_lines(err: &str) -> Vec<Value> {
+    err.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let stats: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("stats line {l:?}: {e}"));
+            assert!(stats["time"].is_u64(), "{l}");
+            assert!(stats["client-id"].is_string(), "{l}");
+            assert!(stats["producer-metrics"].is_object(), "{l}");
+            stats
+        })
+        .collect()
+}
+
+/// A snapshot's `producer-metrics` value `name`.
+fn producer_metric(stats: &Value, name: &str) -> f64 {
+    stats["producer-metrics"][name]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no producer-metrics {name} in {stats}"))
+}
+
+/// Records sent, each once, by a group of metrics (`producer-metrics`, or a topic's):
+/// record-send-total counts a retried record again, as the Java client's does (a new topic's
+/// leader may not know it yet at the first attempt).
+fn records_sent(group: &Value) -> f64 {
+    let value = |name: &str| {
+        group[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {name} in {group}"))
+    };
+    value("record-send-total") - value("record-retry-total")
+}
+
+#[test]
+fn stats_json_ends_with_a_snapshot_counting_every_record() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-stats", 3);
+    let input: String = (0..500).map(|i| format!("record {i}\n")).collect();
+    let output = produce(
+        &cluster,
+        &topic,
+        &["--stats", "json", "--report", "json", "-X", "linger.ms=5"],
+        input.as_bytes(),
+    );
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    // Stdout has the report, and only the report.
+    report(&output, 500);
+    let err = stderr(&output);
+    let stats = stats_lines(&err);
+    assert_eq!(stats.len(), 1, "one snapshot, at the end: {err}");
+    let last = &stats[0];
+    assert_eq!(records_sent(&last["producer-metrics"]), 500.0, "{last}");
+    assert_eq!(producer_metric(last, "record-error-total"), 0.0, "{last}");
+    let by_topic = &last["producer-topic-metrics"][&topic];
+    assert_eq!(records_sent(by_topic), 500.0, "{last}");
+    let nodes = last["producer-node-metrics"].as_object().expect("nodes");
+    assert!(
+        nodes.iter().any(|(id, m)| id.starts_with("node-")
+            && m["request-total"].as_f64().is_some_and(|n| n > 0.0)),
+        "{last}"
+    );
+    // The summary is still the last line.
+    let summary = err.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("sent 500, delivered 500, failed 0"),
+        "{err}"
+    );
+    assert_eq!(cluster.read_topic(&topic).len(), 500);
+}
+
+#[test]
+fn stats_interval_prints_snapshots_while_the_run_lasts() {
+    let Some(cluster) = kafka_producer_testkit::cluster() else {
+        return;
+    };
+    let topic = new_topic(&cluster, "kprod-stats-interval", 1);
+    let mut args = vec!["produce", "-b", cluster.bootstrap(), "-t", &topic];
+    args.extend(["--stats", "json", "--stats-interval", "1"]);
+    let mut run = Running::start(&args);
+    // Stdin stays open: the run lasts until the test has seen two periodic snapshots.
+    run.write("first\n");
+    let early = [
+        run.next_stats(Duration::from_secs(60)),
+        run.next_stats(Duration::from_secs(60)),
+    ];
+    for stats in &early {
+        assert!(records_sent(&stats["producer-metrics"]) <= 1.0, "{stats}");
+    }
+    run.write("second\nthird\n");
+    run.close_stdin();
+    let (status, _, err) = run.finish(Duration::from_secs(60));
+    assert!(status.success(), "{err}");
+    let stats = stats_lines(&err);
+    assert!(
+        stats.len() >= 3,
+        "two periodic snapshots and the last: {err}"
+    );
+    assert_eq!(&stats[..2], &early);
+    let times: Vec<u64> = stats.iter().map(|s| s["time"].as_u64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let last = stats.last().unwrap();
+    assert_eq!(records_sent(&last["producer-metrics"]), 3.0, "{last}");
+    let by_topic = &last["producer-topic-metrics"][&topic];
+    assert_eq!(records_sent(by_topic), 3.0, "{last}");
+    assert_eq!(cluster.read_topic(&topic).len(), 3);
+}
+
+#[test]
+fn bad_stats_flags_exit_2_naming_them() {
+    // Checked before connecting: nothing listens on port 1.
+    let base = ["produce", "-b", "127.0.0.1:1", "-t", "t"];
+    for (extra, named) in [
+        (
+            &["--stats-interval", "1"][..],
+            &["--stats-interval", "--stats "][..],
+        ),
+        (&["--stats", "xml"], &["--stats", "xml", "json"]),
+        (
+            &["--stats", "json", "--stats-interval", "0"],
+            &["--stats-interval", "more than 0"],
+        ),
+        (
+            &["--stats", "json", "--stats-interval", "-1"],
+            &["--stats-interval", "more than 0"],
+        ),
+        (
+            &["--stats", "json", "--stats-interval", "soon"],
+            &["--stats-interval", "soon"],
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let output = kprod(&args, b"x\n");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        for text in named {
+            assert!(
+                stderr(&output).contains(text),
+                "{args:?}: {text:?} missing: {}",
+                stderr(&output)
+            );
+        }
+    }
 }
