@@ -53,8 +53,9 @@ impl Shared {
             true => Some((config.sasl.clone(), config.sasl.validate()?)),
             false => None,
         };
+        let client_id = client_id(&config);
         let metrics = Arc::new(ProducerMetrics::new(
-            &config.client_id,
+            &client_id,
             Window {
                 samples: config.metrics_samples,
                 window_ms: config.metrics_window.as_millis() as u64,
@@ -63,7 +64,7 @@ impl Shared {
         ));
         let connect = ConnectSettings {
             metrics: metrics.clone(),
-            client_id: config.client_id.clone(),
+            client_id,
             setup_timeout: config.connection_setup_timeout,
             request_timeout: config.request_timeout,
             tls: config.tls.client_config()?,
@@ -236,6 +237,19 @@ impl Shared {
     }
 }
 
+/// The producer's client id: `client.id`, or when it is empty, as the Java client makes one,
+/// `producer-` and the `transactional.id`, or `producer-N` (N counting the producers this process
+/// made from 1). Brokers log it and apply quotas by it, and it tells one producer's metrics from
+/// another's.
+fn client_id(config: &ProducerConfig) -> String {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    match (&config.client_id, &config.transactional_id) {
+        (id, _) if !id.is_empty() => id.clone(),
+        (_, Some(txn)) => format!("producer-{txn}"),
+        _ => format!("producer-{}", SEQUENCE.fetch_add(1, Ordering::Relaxed)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -250,6 +264,24 @@ mod tests {
 
     fn is_injected(e: &Error, task: &str) -> bool {
         matches!(e, Error::TaskPanicked { task: t, message } if *t == task && message.contains("injected"))
+    }
+
+    #[test]
+    fn an_empty_client_id_becomes_javas_generated_one() {
+        let mut c = ProducerConfig::new("localhost:9092");
+        c.set("client.id", "billing").unwrap();
+        assert_eq!(super::client_id(&c), "billing");
+        c.set("client.id", "").unwrap();
+        let (a, b) = (super::client_id(&c), super::client_id(&c));
+        let n = |id: &str| {
+            id.strip_prefix("producer-")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
+        assert!(n(&b) > n(&a), "{a} then {b}");
+        c.set("transactional.id", "orders-1").unwrap();
+        assert_eq!(super::client_id(&c), "producer-orders-1");
     }
 
     #[tokio::test]

@@ -243,7 +243,7 @@ pub(crate) const PROPERTIES: &[Property] = &[
         Kind::String,
         Is(""),
         Values::Any,
-        "A name sent with every request, for the brokers' logs and quotas. Sent empty when unset (the Java client makes up `producer-N`).",
+        "A name sent with every request, for the brokers' logs and quotas, and the metrics' `client-id`. When empty, as in the Java client: `producer-` and the `transactional.id`, else `producer-N`, N counting this process's producers.",
     ),
     producer(
         "metrics.sample.window.ms",
