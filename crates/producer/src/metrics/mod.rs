@@ -6,9 +6,9 @@
 //! receive them without glue (README "Metrics" lists the names there).
 //!
 //! What is counted costs nothing per record: values are recorded per batch, per request and per
-//! connection ([`registry`] says where). Rates, averages and maxima are Java's windowed stats
-//! (`metrics.num.samples` windows of `metrics.sample.window.ms`, [`sensor`]); totals count from the
-//! producer's start.
+//! connection (`metrics/registry.rs` says where). Rates, averages and maxima are Java's windowed
+//! stats (`metrics.num.samples` windows of `metrics.sample.window.ms`, `metrics/sensor.rs`);
+//! totals count from the producer's start.
 //!
 //! [`Producer::metrics`]: crate::Producer::metrics
 
