@@ -479,6 +479,10 @@ async fn a_send_that_finds_the_buffer_full_is_counted_while_and_after_it_waits()
     let m = p.metrics();
     assert_eq!(producer_metric(&m, "waiting-threads"), 0.0);
     assert_eq!(producer_metric(&m, "buffer-exhausted-total"), 1.0, "{m}");
+    // As in the Java client, the failed send is a record error; not its topic's, as no batch of
+    // it failed.
+    assert_eq!(producer_metric(&m, "record-error-total"), 1.0);
+    assert_eq!(topic_metric(&m, "t", "record-error-total"), 0.0);
     let wait_ns = producer_metric(&m, "bufferpool-wait-time-ns-total")
         - producer_metric(&before, "bufferpool-wait-time-ns-total");
     // The send waited for the memory from the moment it found the topic known until
@@ -507,6 +511,54 @@ async fn a_send_that_finds_the_buffer_full_is_counted_while_and_after_it_waits()
     assert_eq!(producer_metric(&m, "buffer-exhausted-total"), 1.0);
     assert_eq!(producer_metric(&m, "record-send-total"), 3.0);
     within(p.close(PATIENCE)).await.unwrap();
+}
+
+/// A send (or try_send) that fails counts in record-error-total, as in the Java client, unless
+/// the Java client would throw IllegalArgumentException or IllegalStateException instead: a
+/// partition the topic does not have, a closed producer.
+#[tokio::test]
+async fn sends_that_fail_count_as_record_errors() {
+    let b = broker().await;
+    let p = producer(config(
+        &b,
+        &[("max.block.ms", "200"), ("max.request.size", "10000")],
+    ))
+    .await;
+    let errors = |p: &Producer| producer_metric(&p.metrics(), "record-error-total");
+    let too_large = || ProducerRecord::new("a").key("k").value("x".repeat(20_000));
+
+    let e = within(p.send(too_large())).await.unwrap_err();
+    assert!(matches!(e, Error::RecordTooLarge { .. }), "{e}");
+    assert_eq!(errors(&p), 1.0);
+    let e = p.try_send(too_large()).unwrap_err();
+    assert!(e.would_wait().is_none(), "{e}");
+    assert_eq!(errors(&p), 2.0);
+    // Not a topic of the broker's: UnknownTopic after max.block.ms.
+    let e = within(p.send(ProducerRecord::new("unknown").key("k").value("v")))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::UnknownTopic { .. }), "{e}");
+    assert_eq!(errors(&p), 3.0);
+
+    let e = within(p.send(ProducerRecord::new("a").key("k").value("v").partition(9)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidPartition { .. }), "{e}");
+    assert_eq!(
+        errors(&p),
+        3.0,
+        "a partition the topic lacks is not counted"
+    );
+    within(p.close(PATIENCE)).await.unwrap();
+    let e = within(p.send(ProducerRecord::new("a").key("k").value("v")))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Closed { .. }), "{e}");
+    let m = p.metrics();
+    assert_eq!(producer_metric(&m, "record-error-total"), 3.0, "{m}");
+    // No batch failed, and none was sent.
+    assert_eq!(m.topic("a", "record-error-total"), None);
+    assert_eq!(producer_metric(&m, "record-send-total"), 0.0);
 }
 
 /// With a `metrics` facade recorder installed (here metrics-util's DebuggingRecorder, for this
