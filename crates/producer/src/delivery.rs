@@ -85,29 +85,35 @@ impl BatchOutcome {
         self.records.load(Ordering::Relaxed)
     }
 
-    /// Records the outcome and wakes every waiting handle. Only the first call counts: returns
-    /// whether this one did.
-    pub(crate) fn complete(&self, result: Result<BatchAck, Error>) -> bool {
-        self.resolve(Resolution::Done(result))
+    /// Records the outcome and wakes every waiting handle. Only the first call counts, and runs
+    /// `first` before any handle can see the outcome: what it records (the metrics of a
+    /// failure) is there for whoever awaited the outcome.
+    pub(crate) fn complete(&self, result: Result<BatchAck, Error>, first: impl FnOnce()) {
+        self.resolve(Resolution::Done(result), first);
     }
 
     /// Hands the batch's records over to the outcomes of its parts.
     pub(crate) fn split(&self, parts: Vec<(u32, Arc<BatchOutcome>)>) {
-        self.resolve(Resolution::Split(parts.into()));
+        self.resolve(Resolution::Split(parts.into()), || {});
     }
 
-    fn resolve(&self, result: Resolution) -> bool {
+    /// Sets the outcome, unless one is set already, running `first` just before; then wakes
+    /// every waiting handle.
+    fn resolve(&self, result: Resolution, first: impl FnOnce()) {
         let wakers = {
+            // Every resolve holds this lock: none can set the result between the look and the set.
             let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
-            if self.result.set(result).is_err() {
-                return false;
+            if self.result.get().is_some() {
+                return;
             }
+            first();
+            // Cannot fail: it was empty above, and is set only under this lock.
+            let _ = self.result.set(result);
             std::mem::take(&mut *wakers)
         };
         for w in wakers.into_iter().flatten() {
             w.wake();
         }
-        true
     }
 
     /// The outcome if known; otherwise registers `waker` in `slot` (reusing the slot on re-polls;
@@ -269,11 +275,17 @@ mod tests {
         let b = DeliveryFuture::new(outcome.clone(), 1, 11);
         let waiter = tokio::spawn(b);
         tokio::task::yield_now().await;
-        outcome.complete(Ok(BatchAck {
-            base_offset: Some(100),
-            log_append_time: None,
-        }));
-        outcome.complete(Err(Error::Closed { topic: None })); // ignored: first outcome wins
+        outcome.complete(
+            Ok(BatchAck {
+                base_offset: Some(100),
+                log_append_time: None,
+            }),
+            || {},
+        );
+        // Ignored: the first outcome wins, and only its `first` runs.
+        outcome.complete(Err(Error::Closed { topic: None }), || {
+            panic!("a second outcome is not the one that counts")
+        });
         assert_eq!(a.await.unwrap().offset, Some(100));
         let b = waiter.await.unwrap().unwrap();
         assert_eq!((b.offset, b.timestamp, b.partition), (Some(101), 11, 2));
@@ -285,9 +297,12 @@ mod tests {
     async fn failure_reaches_every_handle() {
         let outcome = Arc::new(BatchOutcome::new("t".into(), 0));
         let f = DeliveryFuture::new(outcome.clone(), 3, 0);
-        outcome.complete(Err(Error::Closed {
-            topic: Some("t".into()),
-        }));
+        outcome.complete(
+            Err(Error::Closed {
+                topic: Some("t".into()),
+            }),
+            || {},
+        );
         assert!(matches!(f.await, Err(Error::Closed { .. })));
     }
 
@@ -295,10 +310,13 @@ mod tests {
     async fn a_log_append_time_replaces_the_create_time_and_says_so() {
         let outcome = Arc::new(BatchOutcome::new("t".into(), 0));
         let f = DeliveryFuture::new(outcome.clone(), 1, 10);
-        outcome.complete(Ok(BatchAck {
-            base_offset: Some(7),
-            log_append_time: Some(500),
-        }));
+        outcome.complete(
+            Ok(BatchAck {
+                base_offset: Some(7),
+                log_append_time: Some(500),
+            }),
+            || {},
+        );
         let md = f.await.unwrap();
         assert_eq!(
             (md.offset, md.timestamp, md.log_append_time),

@@ -186,15 +186,20 @@ impl Accumulator {
                 .unwrap_or_else(|e| e.into_inner())
                 .get_or_insert_with(|| e.clone());
         }
-        // A batch a forced close already failed (`abort_all`) is not counted again.
-        if batch.outcome.complete(result) && failed {
-            self.count_errors(batch.outcome.topic(), batch.record_count);
-        }
+        // Its memory is free before anyone awaiting the outcome can look: once `flush` has
+        // returned, `buffer-available-bytes` is all of `buffer.memory` again.
+        self.release(batch.reserved);
+        // Counted before the outcome is seen, and only if it is this one: a batch a forced close
+        // already failed (`abort_all`) is not counted again.
+        batch.outcome.complete(result, || {
+            if failed {
+                self.count_errors(batch.outcome.topic(), batch.record_count);
+            }
+        });
         self.incomplete
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&batch.id);
-        self.release(batch.reserved);
     }
 
     /// Puts a batch back at the front of its queue after a retriable error, to go again after
@@ -282,9 +287,9 @@ impl Accumulator {
         let in_flight =
             std::mem::take(&mut *self.incomplete.lock().unwrap_or_else(|e| e.into_inner()));
         for outcome in in_flight.into_values() {
-            if outcome.complete(Err(error.clone())) {
+            outcome.complete(Err(error.clone()), || {
                 self.count_errors(outcome.topic(), outcome.records());
-            }
+            });
         }
     }
 

@@ -12,7 +12,7 @@ use kafka_producer_protocol::kafka_protocol::protocol::{Request, StrBytes, Versi
 use kafka_producer_protocol::{frame, ErrorCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{api_name, client_max_version, client_min_version, ConnectSettings, MAX_FRAME};
+use super::{api_name, client_max_version, client_min_version, ConnectSettings, Wire, MAX_FRAME};
 use crate::error::Error;
 use crate::oauth::{self, TokenCache, TokenError};
 use crate::sasl::{Mechanism, SaslSettings};
@@ -73,13 +73,14 @@ pub(super) async fn authenticate_within<S: AsyncRead + AsyncWrite + Unpin>(
     addr: &str,
     settings: &ConnectSettings,
     versions: &HashMap<i16, VersionRange>,
+    wire: &Wire,
 ) -> Result<Option<Duration>, Error> {
     let Some((sasl, mechanism)) = &settings.sasl else {
         return Ok(None);
     };
     let exchange = authenticate(
         stream,
-        addr,
+        (addr, wire),
         &settings.client_id,
         versions,
         sasl,
@@ -97,10 +98,11 @@ pub(super) async fn authenticate_within<S: AsyncRead + AsyncWrite + Unpin>(
         })?
 }
 
-/// SaslHandshake, then SaslAuthenticate rounds until the mechanism is done (KIP-152).
+/// SaslHandshake, then SaslAuthenticate rounds until the mechanism is done (KIP-152), with the
+/// broker at `addr`, counted in `wire`.
 async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    addr: &str,
+    (addr, wire): (&str, &Wire),
     client_id: &str,
     versions: &HashMap<i16, VersionRange>,
     sasl: &SaslSettings,
@@ -116,7 +118,16 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     let version = common_version(versions, ApiKey::SaslHandshake, addr)?;
     let handshake =
         SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name()));
-    let resp = call_raw(stream, &mut rbuf, addr, client_id, 1, version, &handshake).await?;
+    let resp = call_raw(
+        stream,
+        &mut rbuf,
+        (addr, wire),
+        client_id,
+        1,
+        version,
+        &handshake,
+    )
+    .await?;
     match ErrorCode(resp.error_code) {
         ErrorCode::NONE => {}
         ErrorCode::UNSUPPORTED_SASL_MECHANISM => {
@@ -150,7 +161,7 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         let resp = call_raw(
             stream,
             &mut rbuf,
-            addr,
+            (addr, wire),
             client_id,
             correlation_id,
             version,
@@ -179,11 +190,12 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     unreachable!("correlation ids run out only after i32::MAX rounds")
 }
 
-/// One request and its answer on a stream not shared yet (SASL, before the I/O tasks start).
+/// One request and its answer on a stream not shared yet (SASL, before the I/O tasks start),
+/// to the broker at `addr`, counted in `wire`.
 async fn call_raw<R: Request, S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     rbuf: &mut BytesMut,
-    addr: &str,
+    (addr, wire): (&str, &Wire),
     client_id: &str,
     correlation_id: i32,
     version: i16,
@@ -202,6 +214,7 @@ async fn call_raw<R: Request, S: AsyncRead + AsyncWrite + Unpin>(
     frame::encode_request(&mut buf, version, correlation_id, Some(client_id), req)
         .map_err(|e| protocol(format!("cannot encode {name}: {e}")))?;
     stream.write_all(&buf).await.map_err(io)?;
+    wire.sent(buf.len());
     let frame = loop {
         if let Some(f) = frame::split_frame(rbuf, MAX_FRAME)
             .map_err(|e| protocol(format!("bad {name} frame: {e}")))?
@@ -215,6 +228,7 @@ async fn call_raw<R: Request, S: AsyncRead + AsyncWrite + Unpin>(
             });
         }
     };
+    wire.received(&frame);
     let (id, resp) = frame::decode_response::<R>(frame, version)
         .map_err(|e| protocol(format!("cannot decode {name}: {e}")))?;
     if id != correlation_id {
@@ -241,8 +255,9 @@ pub(super) async fn versions_within<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     addr: &str,
     client_id: &str,
+    wire: &Wire,
 ) -> Result<BrokerVersions, Error> {
-    tokio::time::timeout(timeout, negotiate_versions(stream, addr, client_id))
+    tokio::time::timeout(timeout, negotiate_versions(stream, addr, client_id, wire))
         .await
         .map_err(|_| Error::Network {
             broker: addr.to_string(),
@@ -256,6 +271,7 @@ async fn negotiate_versions<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     addr: &str,
     client_id: &str,
+    wire: &Wire,
 ) -> Result<BrokerVersions, Error> {
     let req = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("kafka-producer-rs"))
@@ -273,6 +289,7 @@ async fn negotiate_versions<S: AsyncRead + AsyncWrite + Unpin>(
             message: format!("during ApiVersions: {e}"),
         };
         stream.write_all(&buf).await.map_err(io)?;
+        wire.sent(buf.len());
         let mut rbuf = BytesMut::with_capacity(4096);
         let frame = loop {
             if let Some(f) =
@@ -293,6 +310,7 @@ async fn negotiate_versions<S: AsyncRead + AsyncWrite + Unpin>(
                 });
             }
         };
+        wire.received(&frame);
         let (_, resp) =
             frame::decode_api_versions_response(frame, version).map_err(|e| Error::Protocol {
                 broker: addr.to_string(),

@@ -88,9 +88,33 @@ struct Shared {
     closed: AtomicBool,
     /// Tells both I/O tasks to stop.
     shutdown: watch::Sender<bool>,
+    /// The producer's metrics, and this broker's.
+    wire: Wire,
+}
+
+/// Counts what a connection sends and reads, in the producer's metrics and its broker's
+/// (`producer-node-metrics`): from its first request (ApiVersions) on.
+struct Wire {
     metrics: Arc<ProducerMetrics>,
-    /// This broker's metrics (`producer-node-metrics`).
     node: Arc<NodeMetrics>,
+}
+
+impl Wire {
+    /// A request of `bytes`, with its size prefix, was queued for the wire.
+    fn sent(&self, bytes: usize) {
+        let now = self.metrics.now_ms();
+        self.metrics.bytes_sent.record_at_ms(bytes as f64, now);
+        self.node.bytes_sent.record_at_ms(bytes as f64, now);
+    }
+
+    /// A response frame (without its size prefix) was read.
+    fn received(&self, frame: &[u8]) {
+        // With its size prefix, as it came on the wire.
+        let size = (frame.len() + 4) as f64;
+        let now = self.metrics.now_ms();
+        self.metrics.bytes_received.record_at_ms(size, now);
+        self.node.bytes_received.record_at_ms(size, now);
+    }
 }
 
 #[derive(Default)]
@@ -108,7 +132,7 @@ impl Shared {
             std::mem::take(&mut p.replies)
         };
         if !self.closed.swap(true, Ordering::AcqRel) {
-            self.metrics.connection(false);
+            self.wire.metrics.connection(false);
         }
         self.shutdown.send_replace(true);
         for (_, reply) in replies {
@@ -191,6 +215,11 @@ impl Connection {
 
     /// [`Connection::connect`]'s work.
     async fn open(addr: &str, node: i32, settings: &ConnectSettings) -> Result<Connection, Error> {
+        // ApiVersions and SASL count too, as every request does in the Java client.
+        let wire = Wire {
+            metrics: settings.metrics.clone(),
+            node: settings.metrics.node(node),
+        };
         let (client_id, setup_timeout, request_timeout) = (
             settings.client_id.as_str(),
             settings.setup_timeout,
@@ -203,12 +232,14 @@ impl Connection {
         let mut stream = dns::connect(addr, setup_timeout).await.map_err(net)?;
         stream.set_nodelay(true).ok();
         let Some(tls) = &settings.tls else {
-            let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
+            let versions =
+                versions_within(request_timeout, &mut stream, addr, client_id, &wire).await?;
             require_record_batch_v2(&versions.apis, addr)?;
-            let session = authenticate_within(&mut stream, addr, settings, &versions.apis).await?;
+            let session =
+                authenticate_within(&mut stream, addr, settings, &versions.apis, &wire).await?;
             let (read, write) = stream.into_split();
             return Ok(Connection::run(
-                read, write, addr, node, versions, session, settings,
+                read, write, addr, wire, versions, session, settings,
             ));
         };
         let name = crate::tls::server_name(addr).map_err(net)?;
@@ -230,12 +261,14 @@ impl Connection {
                     net(message)
                 }
             })?;
-        let versions = versions_within(request_timeout, &mut stream, addr, client_id).await?;
+        let versions =
+            versions_within(request_timeout, &mut stream, addr, client_id, &wire).await?;
         require_record_batch_v2(&versions.apis, addr)?;
-        let session = authenticate_within(&mut stream, addr, settings, &versions.apis).await?;
+        let session =
+            authenticate_within(&mut stream, addr, settings, &versions.apis, &wire).await?;
         let (read, write) = tokio::io::split(stream);
         Ok(Connection::run(
-            read, write, addr, node, versions, session, settings,
+            read, write, addr, wire, versions, session, settings,
         ))
     }
 
@@ -244,7 +277,7 @@ impl Connection {
         read: R,
         write: W,
         addr: &str,
-        node: i32,
+        wire: Wire,
         versions: BrokerVersions,
         session: Option<Duration>,
         settings: &ConnectSettings,
@@ -264,8 +297,7 @@ impl Connection {
             pending: Mutex::new(Pending::default()),
             closed: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
-            metrics: settings.metrics.clone(),
-            node: settings.metrics.node(node),
+            wire,
         });
         settings.metrics.connection(true);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -307,7 +339,7 @@ impl Connection {
 
     /// The producer's metrics, and this broker's.
     pub(crate) fn metrics(&self) -> (&ProducerMetrics, &NodeMetrics) {
-        (&self.shared.metrics, &self.shared.node)
+        (&self.shared.wire.metrics, &self.shared.wire.node)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -359,7 +391,7 @@ impl Connection {
         let (reply_tx, reply_rx) = oneshot::channel();
         let correlation_id = self.enqueue(what, version, encode, Some(reply_tx), None)?;
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.shared.metrics.in_flight(true);
+        self.shared.wire.metrics.in_flight(true);
         Ok(PendingCall {
             conn: self.clone(),
             correlation_id,
@@ -428,11 +460,9 @@ impl Connection {
         if let Some(reply) = reply {
             pending.replies.insert(correlation_id, reply);
         }
-        let size = chunks.iter().map(Bytes::len).sum::<usize>() as f64;
-        let (m, node) = (&self.shared.metrics, &self.shared.node);
-        let now = m.now_ms();
-        m.bytes_sent.record_at_ms(size, now);
-        node.bytes_sent.record_at_ms(size, now);
+        self.shared
+            .wire
+            .sent(chunks.iter().map(Bytes::len).sum::<usize>());
         self.tx
             .send(Outgoing { chunks, written })
             .map_err(|_| self.network_error("connection closed"))?;
@@ -502,7 +532,7 @@ impl PendingCall {
 impl Drop for PendingCall {
     fn drop(&mut self) {
         self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.conn.shared.metrics.in_flight(false);
+        self.conn.shared.wire.metrics.in_flight(false);
     }
 }
 
@@ -613,11 +643,7 @@ async fn read_loop<R: AsyncRead + Unpin>(mut read: R, shared: Arc<Shared>) {
         loop {
             match frame::split_frame(&mut buf, MAX_FRAME) {
                 Ok(Some(f)) => {
-                    // With its size prefix, as it came on the wire.
-                    let size = (f.len() + 4) as f64;
-                    let now = shared.metrics.now_ms();
-                    shared.metrics.bytes_received.record_at_ms(size, now);
-                    shared.node.bytes_received.record_at_ms(size, now);
+                    shared.wire.received(&f);
                     let Ok(cid) = frame::correlation_id(&f) else {
                         shared.close("a response without a correlation id");
                         return;

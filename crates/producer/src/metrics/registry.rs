@@ -9,7 +9,7 @@
 //! - a connection made, authenticated or closed; a request written, a response read
 //!   (`connection/`);
 //! - a send that waited for `buffer.memory`, or gave up (`accumulator/memory.rs`); a send that
-//!   waited for metadata; `flush` and each transaction call.
+//!   waited for metadata, or failed (`producer/enqueue.rs`); `flush` and each transaction call.
 //!
 //! Each sensor is also registered once with the `metrics` facade's recorder, if one is installed
 //! when the producer is created: its totals as counters, its averages and maxima as one
@@ -136,9 +136,13 @@ const ERRORS: Spec = Spec {
         (
             "record-error-rate",
             Stat::Rate,
-            "Records that failed, per second.",
+            "Records that failed, in a batch or in send, per second.",
         ),
-        ("record-error-total", Stat::Total, "Records that failed."),
+        (
+            "record-error-total",
+            Stat::Total,
+            "Records that failed: in a batch, or in send (as the Java client counts them).",
+        ),
     ],
 };
 const SPLITS: Spec = Spec {

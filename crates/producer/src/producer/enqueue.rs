@@ -80,10 +80,28 @@ pub(super) fn try_queue(
     shared: &Arc<Shared>,
     r: &RawRecord<'_>,
 ) -> std::result::Result<DeliveryFuture, Unqueued> {
-    match try_send_now(shared, r) {
+    let result = match try_send_now(shared, r) {
         Ok(Some(f)) => Ok(f),
         Ok(None) => try_new_batch(shared, r),
         Err(e) => Err(Unqueued::Failed(e)),
+    };
+    if let Err(Unqueued::Failed(e)) = &result {
+        count_failed_send(shared, e);
+    }
+    result
+}
+
+/// Counts a `send` that failed in `record-error-total`, as the Java client does (its `send`
+/// and its sender share the sensor), except for what Java answers with an
+/// `IllegalStateException` or `IllegalArgumentException` instead: a closed producer, a
+/// partition the topic does not have, a send outside a transaction.
+pub(super) fn count_failed_send(shared: &Shared, e: &Error) {
+    if !matches!(
+        e,
+        Error::Closed { .. } | Error::InvalidPartition { .. } | Error::TransactionState { .. }
+    ) {
+        let m = shared.metrics();
+        m.record(&m.errors, 1.0);
     }
 }
 
@@ -230,6 +248,15 @@ fn same_name(a: &str, b: &str) -> bool {
 
 /// `send` when it must wait: for the topic's metadata, or for buffer memory.
 pub(super) async fn send_slow(shared: &Arc<Shared>, r: &RawRecord<'_>) -> Result<DeliveryFuture> {
+    let result = send_waiting(shared, r).await;
+    if let Err(e) = &result {
+        count_failed_send(shared, e);
+    }
+    result
+}
+
+/// [`send_slow`], less the counting of its failure.
+async fn send_waiting(shared: &Arc<Shared>, r: &RawRecord<'_>) -> Result<DeliveryFuture> {
     let start = Instant::now();
     let deadline = start + shared.config().max_block;
     check_sendable(shared, r.topic)?;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::enqueue::count_failed_send;
 use super::{send_slow, try_queue, PartitionInfo, Producer, RawRecord, TrySendError, Unqueued};
 use crate::config::ProducerConfig;
 use crate::delivery::DeliveryFuture;
@@ -108,7 +109,9 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
                 raw.key.map(<[u8]>::to_vec),
                 raw.value.map(<[u8]>::to_vec),
             ))),
-        })??;
+        });
+        // A serializer's error (a failure to queue is counted where it happens).
+        let fast = fast.inspect_err(|e| count_failed_send(shared, e))??;
         let (key, value) = match fast {
             Ok(f) => return Ok(f),
             Err(owned) => owned,
@@ -143,7 +146,10 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         match self.with_serialized(&record, |raw| try_queue(shared, raw)) {
             Ok(Ok(f)) => Ok(f),
             Ok(Err(unqueued)) => Err(unqueued.hand_back(record)),
-            Err(e) => Err(Unqueued::Failed(Box::new(e)).hand_back(record)),
+            Err(e) => {
+                count_failed_send(shared, &e);
+                Err(Unqueued::Failed(Box::new(e)).hand_back(record))
+            }
         }
     }
 
