@@ -319,7 +319,7 @@ async fn read_and_send(
             }
             lines += 1;
             progress::sent();
-            let pending = match framing.parse(lines, &buf) {
+            let pending = match framing.parse(&buf) {
                 Ok(parsed) => match producer.send(framing.record(&args.topic, parsed)).await {
                     Ok(delivery) => Pending::Sent(delivery),
                     Err(e) => Pending::Failed(e.to_string()),

@@ -94,7 +94,7 @@ pub(crate) async fn read_and_send(
             }
             run.lines += 1;
             crate::progress::sent();
-            match framing.parse(run.lines, &buf) {
+            match framing.parse(&buf) {
                 Ok(parsed) => match producer.send(framing.record(&args.topic, parsed)).await {
                     Ok(delivery) => run.chunk.push(Pending::Sent(delivery)),
                     Err(e) if e.is_fatal() => {
@@ -108,6 +108,7 @@ pub(crate) async fn read_and_send(
                     }
                 },
                 Err(reason) => {
+                    let reason = format!("line {}: {reason}", run.lines);
                     run.chunk.push(Pending::Failed(reason.clone()));
                     return Err(run.abort_and_stop(reason).await);
                 }
