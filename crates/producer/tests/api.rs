@@ -5,8 +5,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use kafka_producer::{
-    BlockingProducer, DeliveryFuture, Error, NotQueued, PartitionInfo, Producer, ProducerConfig,
-    ProducerRecord, StringSerializer, TrySendError, TypedProducer,
+    BlockingProducer, ClusterDescription, DeliveryFuture, Error, ErrorCode, Metrics, NotQueued,
+    PartitionInfo, Producer, ProducerConfig, ProducerRecord, StringSerializer, TrySendError,
+    TypedProducer,
 };
 use kafka_producer_testkit::{FakeBroker, FakeConfig};
 
@@ -41,6 +42,37 @@ fn check_partitions(partitions: &[PartitionInfo]) {
         partitions.iter().all(|p| p.leader.is_some()),
         "{partitions:?}"
     );
+}
+
+/// What `describe_cluster(Some(&["t", "missing"]))` must say of the fake broker: node 1 at its
+/// address, `t` with three partitions led by it, and `missing` unknown (not created).
+fn check_description(d: &ClusterDescription, broker: &FakeBroker) {
+    let brokers: Vec<String> = d
+        .brokers
+        .iter()
+        .map(|b| format!("{}@{}:{}", b.node, b.host, b.port))
+        .collect();
+    assert_eq!(brokers, [format!("1@{}", broker.addr())]);
+    let names: Vec<(&str, ErrorCode)> = d.topics.iter().map(|t| (&*t.name, t.error)).collect();
+    assert_eq!(
+        names,
+        [
+            ("missing", ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+            ("t", ErrorCode::NONE)
+        ]
+    );
+    let leaders: Vec<Option<i32>> = d.topics[1].partitions.iter().map(|p| p.leader).collect();
+    assert_eq!(leaders, [Some(1); 3]);
+}
+
+/// The metrics after the two records each test sends to `t` were acknowledged, and `errors`
+/// sends that failed.
+fn check_metrics(m: &Metrics, errors: f64) {
+    assert_eq!(m.client_id(), "api-test");
+    assert_eq!(m.producer("record-send-total"), Some(2.0), "{m}");
+    assert_eq!(m.topic("t", "record-send-total"), Some(2.0), "{m}");
+    assert_eq!(m.producer("record-error-total"), Some(errors), "{m}");
+    assert!(m.node(1, "request-total").is_some_and(|n| n >= 2.0), "{m}");
 }
 
 /// A producer's `Debug` names its servers and client id and the records pending, and a
@@ -88,6 +120,9 @@ async fn producer_offers_every_operation() {
     for f in [tried, sent] {
         assert_eq!(within(f).await.unwrap().partition, 1);
     }
+    let topics = Some(&["t", "missing"][..]);
+    check_description(&within(p.describe_cluster(topics)).await.unwrap(), &b);
+    check_metrics(&p.metrics(), 0.0);
 
     within(p.close(PATIENCE)).await.unwrap();
     closed(p.try_send(record.clone().value("late")));
@@ -123,6 +158,10 @@ async fn typed_producer_offers_every_operation() {
         r.value == Some("bad")
     });
     assert!(matches!(refused, Error::Serialization { .. }), "{refused}");
+    // That refusal is a record error, as in the Java client.
+    check_metrics(&p.metrics(), 1.0);
+    let topics = Some(&["t", "missing"][..]);
+    check_description(&within(p.describe_cluster(topics)).await.unwrap(), &b);
 
     within(p.close(PATIENCE)).await.unwrap();
     closed(p.try_send(record.clone().value("late")));
@@ -154,6 +193,8 @@ fn blocking_producer_offers_every_operation() {
     for delivery in [tried, sent] {
         delivery.wait().unwrap();
     }
+    check_metrics(&p.metrics(), 0.0);
+    check_description(&p.describe_cluster(Some(&["t", "missing"])).unwrap(), &b);
 
     p.close(PATIENCE).unwrap();
     closed(p.try_send(record.clone().value("late")));

@@ -117,6 +117,13 @@ impl<K: ?Sized, V: ?Sized> BlockingProducer<K, V> {
         self.runtime.block_on(self.producer.partitions(topic))
     }
 
+    /// The cluster's brokers, and the partitions of `topics` (every topic with `None`), blocking
+    /// for the answer. See [`Producer::describe_cluster`](crate::Producer::describe_cluster).
+    pub fn describe_cluster(&self, topics: Option<&[&str]>) -> Result<crate::ClusterDescription> {
+        self.runtime
+            .block_on(self.producer.describe_cluster(topics))
+    }
+
     /// Sends everything queued and blocks until each record is acknowledged or has failed. See
     /// [`Producer::flush`](crate::Producer::flush).
     pub fn flush(&self) -> Result<()> {

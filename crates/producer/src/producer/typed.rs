@@ -229,6 +229,15 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         self.producer.partitions(topic).await
     }
 
+    /// The cluster's brokers, and the partitions of `topics` (every topic with `None`); see
+    /// [`Producer::describe_cluster`].
+    pub async fn describe_cluster(
+        &self,
+        topics: Option<&[&str]>,
+    ) -> Result<crate::ClusterDescription> {
+        self.producer.describe_cluster(topics).await
+    }
+
     /// Sends everything queued and waits for its outcome; see [`Producer::flush`].
     pub async fn flush(&self) -> Result<()> {
         self.producer.flush().await
