@@ -719,3 +719,36 @@ async fn try_send_queues_what_needs_no_wait_and_hands_back_what_would_wait() {
         handed_back(e, sent);
     }
 }
+
+/// A record that could never be sent, its broker gone, fails at `delivery.timeout.ms` saying
+/// why: the error of the last connection attempt, which names the broker.
+#[tokio::test]
+async fn a_record_for_an_unreachable_broker_expires_with_the_connection_error() {
+    let b = broker(1).await;
+    let addr = b.addr();
+    let mut c = config(&b, false);
+    c.set("delivery.timeout.ms", "2000").unwrap();
+    let p = within(Producer::new(c)).await.unwrap();
+    assert_eq!(within(p.partition_count("t")).await.unwrap(), 1);
+    b.stop().await;
+    // The producer notices the closed connection before the record comes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let f = within(p.send(ProducerRecord::<&str, &str>::new("t").value("v")))
+        .await
+        .unwrap();
+    let e = within(f).await.unwrap_err();
+    let Error::DeliveryTimeout {
+        last_error: Some(last),
+        possibly_persisted: false,
+        ..
+    } = &e
+    else {
+        panic!("expected a DeliveryTimeout naming its cause, got {e:?}");
+    };
+    assert!(
+        matches!(&**last, Error::Network { broker, .. } if *broker == addr),
+        "{last:?}"
+    );
+    assert!(e.to_string().contains(&addr), "{e}");
+    within(p.close(Duration::ZERO)).await.ok();
+}

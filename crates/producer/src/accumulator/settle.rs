@@ -239,8 +239,14 @@ impl Accumulator {
     }
 
     /// Fails the queued (not in flight) batches whose `delivery.timeout.ms` has passed, and
-    /// returns when the next one would expire.
-    pub(crate) fn expire(&self, now: Instant) -> Option<Instant> {
+    /// returns when the next one would expire. A batch no attempt failed for (it was never sent)
+    /// fails with `cause(topic, partition)` as its last error, if that gives one (its leader
+    /// could not be reached).
+    pub(crate) fn expire(
+        &self,
+        now: Instant,
+        cause: &dyn Fn(&str, i32) -> Option<Error>,
+    ) -> Option<Instant> {
         let mut next = None;
         for tq in self.all_topics() {
             for (p, queue) in tq.partitions.iter().enumerate() {
@@ -252,7 +258,11 @@ impl Accumulator {
                         break;
                     }
                     let batch = queue.batches.pop_front().expect("front exists");
-                    let err = self.timeout_error(&tq.name, p as i32, &batch, None);
+                    let why = match batch.last_error {
+                        None => cause(&tq.name, p as i32),
+                        Some(_) => None,
+                    };
+                    let err = self.timeout_error(&tq.name, p as i32, &batch, why);
                     expired(&tq.name, p as i32, &batch, &err);
                     self.settle(&batch, Err(err));
                 }

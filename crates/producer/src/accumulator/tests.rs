@@ -244,8 +244,12 @@ async fn expired_batches_fail_with_a_delivery_timeout() {
     let tq = a.topic("t", 1);
     let now = Instant::now();
     let f = add(&a, &tq, 0, b"v", now);
-    assert!(a.expire(now + Duration::from_secs(9)).is_some());
-    assert!(a.expire(now + Duration::from_secs(10)).is_none());
+    assert!(a
+        .expire(now + Duration::from_secs(9), &|_, _| None)
+        .is_some());
+    assert!(a
+        .expire(now + Duration::from_secs(10), &|_, _| None)
+        .is_none());
     let e = f.await.unwrap_err();
     assert!(
         matches!(

@@ -43,7 +43,13 @@ pub(crate) async fn run_sender(shared: Arc<Shared>) {
         if shared.accumulator().pending_records() > 0 {
             crate::task::injected_panic(&c.client_id, "sender");
         }
-        let next_expiry = shared.accumulator().expire(now);
+        // A batch that expires before it was ever sent says why, when its leader cannot be
+        // reached: the connection's error.
+        let unreachable = |topic: &str, partition: i32| {
+            let leader = cluster.topics.get(topic)?.leader(partition)?;
+            shared.nodes().connection_error(leader)
+        };
+        let next_expiry = shared.accumulator().expire(now, &unreachable);
         if shared.accumulator().take_sequence_gap() {
             shared.bump_epoch(None);
         }

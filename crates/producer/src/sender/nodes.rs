@@ -18,8 +18,16 @@ pub(crate) struct Nodes(Mutex<HashMap<i32, NodeState>>);
 
 enum NodeState {
     Ready(Connection),
-    Connecting,
-    Backoff { until: Instant, failures: u32 },
+    /// `last_error`: why the attempt before this one failed, if it did.
+    Connecting {
+        last_error: Option<Error>,
+    },
+    Backoff {
+        until: Instant,
+        failures: u32,
+        /// Why the last attempt failed: a record that expires waiting for this broker says so.
+        error: Error,
+    },
 }
 
 impl Shared {
@@ -43,16 +51,20 @@ impl Shared {
                 c.close();
                 0
             }
-            Some(NodeState::Connecting) => return None,
+            Some(NodeState::Connecting { .. }) => return None,
             Some(NodeState::Backoff { until, .. }) if *until > now => return None,
             Some(NodeState::Backoff { failures, .. }) => *failures,
             _ => 0,
+        };
+        let last_error = match nodes.get(&node) {
+            Some(NodeState::Backoff { error, .. }) => Some(error.clone()),
+            _ => None,
         };
         let Some(addr) = self.metadata().snapshot().brokers.get(&node).cloned() else {
             self.metadata().request_refresh();
             return None;
         };
-        nodes.insert(node, NodeState::Connecting);
+        nodes.insert(node, NodeState::Connecting { last_error });
         let shared = self.clone();
         self.spawn("connect", async move {
             let c = shared.config();
@@ -78,6 +90,7 @@ impl Shared {
                     NodeState::Backoff {
                         until: Instant::now() + reconnect_backoff(c.reconnect_backoff, failures),
                         failures: failures + 1,
+                        error: e,
                     }
                 }
             };
@@ -217,6 +230,15 @@ impl Shared {
 }
 
 impl Nodes {
+    /// Why the last connection to `node` failed, while it has none.
+    pub(crate) fn connection_error(&self, node: i32) -> Option<Error> {
+        match self.lock().get(&node)? {
+            NodeState::Backoff { error, .. } => Some(error.clone()),
+            NodeState::Connecting { last_error } => last_error.clone(),
+            NodeState::Ready(_) => None,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<i32, NodeState>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
