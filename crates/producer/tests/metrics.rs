@@ -65,6 +65,26 @@ async fn within<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// Waits (polling) until `condition` holds.
+/// The metrics once the producer is quiet: nothing in flight, and no request sent over 250 ms
+/// (more than twice `retry.backoff.max.ms`, the longest a metadata refresh it was asked for
+/// waits).
+async fn quiet(p: &Producer) -> Metrics {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let before = p.metrics();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let after = p.metrics();
+        let idle = |m: &Metrics| m.producer("requests-in-flight") == Some(0.0);
+        if idle(&before)
+            && idle(&after)
+            && before.producer("request-total") == after.producer("request-total")
+        {
+            return after;
+        }
+        assert!(Instant::now() < deadline, "the producer never went quiet");
+    }
+}
+
 async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !condition() {
@@ -348,13 +368,10 @@ async fn a_retried_batch_counts_its_records_as_retried_and_sent_again() {
     assert_eq!(rule.fired(), 1);
     let retried = TRAFFIC[0].2;
     assert_eq!(b.attempts("a", 0).len(), 2);
-    // The retry may have asked for fresh metadata, whose answer `flush` does not wait for.
-    until("no request in flight", || {
-        p.metrics().producer("requests-in-flight") == Some(0.0)
-    })
-    .await;
-
-    let m = p.metrics();
+    // The retry asked for fresh metadata, whose answer `flush` does not wait for; the sender
+    // may ask again before the metadata task's backoff (`retry.backoff.max.ms`, 100 ms) has
+    // passed. Quiet: nothing in flight, and no new request over twice that backoff.
+    let m = quiet(&p).await;
     assert_eq!(
         producer_metric(&m, "record-retry-total"),
         retried as f64,
