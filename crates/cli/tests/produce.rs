@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -12,30 +12,9 @@ use std::time::{Duration, Instant};
 use kafka_producer_testkit::{read_properties, secure_cluster, wait_until, Cluster, ReadRecord};
 use serde_json::Value;
 
-/// Runs `kprod ARGS...` with `input` on stdin.
-fn kprod<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> Output {
-    let mut child = spawn_kprod(args);
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let input = input.to_vec();
-    // kprod may exit before reading everything (a bad argument); then the write fails, which is fine.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let output = child.wait_with_output().expect("wait for kprod");
-    writer.join().expect("stdin writer");
-    output
-}
+mod common;
 
-/// Starts `kprod ARGS...` with stdin, stdout and stderr piped.
-fn spawn_kprod<S: AsRef<OsStr>>(args: &[S]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kprod"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kprod")
-}
+use common::{kprod, spawn_kprod};
 
 /// `kprod produce -b <cluster> -t <topic> EXTRA...`.
 fn produce(cluster: &Cluster, topic: &str, extra: &[&str], input: &[u8]) -> Output {

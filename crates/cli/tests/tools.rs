@@ -1,30 +1,15 @@
 //! `kprod partition` and `kprod metadata` end to end: the built binary, checked against the Java
 //! client's placement of keys and the Java Admin client's view of the cluster (the testkit).
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use kafka_producer_testkit::{read_properties, secure_cluster, wait_until, Cluster};
 use serde_json::Value;
 
-fn kprod(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kprod"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kprod");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let output = child.wait_with_output().expect("wait for kprod");
-    writer.join().expect("stdin writer");
-    output
-}
+mod common;
+
+use common::kprod;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
