@@ -542,8 +542,8 @@ impl Accumulator {
                 let leader = meta.and_then(|m| m.leader(p as i32));
                 if let (Some(sizes), Some(leader)) = (sizes.as_deref_mut(), leader) {
                     let queued = queue.batches.len();
-                    // As Java's: only a partition with batches waiting is left out, so that
-                    // a node that recovers gets records again, and is seen to.
+                    // As in Java's: a lagging node's partition is left out only while it has
+                    // batches waiting; an empty one may still be chosen.
                     if queued == 0 || !self.lagging(latency.as_deref(), leader) {
                         sizes.push(p as u32, queued);
                     }
@@ -592,9 +592,10 @@ impl Accumulator {
     }
 
     /// For the sender, for each node `ready_for` found ready: whether its batches can be
-    /// drained now (a connection with a free request slot). What `partitioner.availability.timeout.ms`
-    /// measures (Java's `updateNodeLatencyStats`); nothing is kept when it is off.
-    pub(crate) fn node_ready(&self, node: i32, now: Instant, drained: bool) {
+    /// drained now (a connection with a free request slot). This is what
+    /// `partitioner.availability.timeout.ms` measures (Java's `updateNodeLatencyStats`);
+    /// nothing is kept when it is off.
+    pub(crate) fn node_ready(&self, node: i32, now: Instant, can_drain: bool) {
         if self.availability_timeout.is_zero() || !self.adaptive_partitioning {
             return;
         }
@@ -604,7 +605,7 @@ impl Accumulator {
             drained: now,
         });
         n.ready = now;
-        if drained {
+        if can_drain {
             n.drained = now;
         }
     }
