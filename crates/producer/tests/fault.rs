@@ -779,8 +779,8 @@ async fn keyless_records_go_mostly_where_the_queue_is_short() {
         c.set("request.timeout.ms", "15000").unwrap();
         c.set("delivery.timeout.ms", "30000").unwrap();
         // A record of 150 bytes fills a batch: each record without a key is a new choice.
-        // (With batch growth, a held partition's open batch would take records up to twice
-        // batch.max.size before the partitioner moves on.)
+        // (With batch growth, a held partition's open batch would take the records until it
+        // is full at batch.max.size, before the partitioner moves on.)
         c.set("batch.size", "200").unwrap();
         c.set("batch.max.size", "200").unwrap();
         c.set(
