@@ -194,6 +194,12 @@ pub struct ProducerConfig {
     pub(crate) enable_idempotence: Option<bool>,
     pub(crate) compression: CompressionConfig,
     pub(crate) partitioner_ignore_keys: bool,
+    /// `partitioner.adaptive.partitioning.enable`: a record without a key moves to a partition
+    /// chosen by how short its queue is, rather than uniformly.
+    pub(crate) partitioner_adaptive: bool,
+    /// `partitioner.availability.timeout.ms`: with adaptive partitioning, a partition whose
+    /// leader has had batches ready but none drained for longer is not chosen; zero: off.
+    pub(crate) partitioner_availability_timeout: Duration,
     pub(crate) connection_setup_timeout: Duration,
     pub(crate) dns_lookup: DnsLookup,
     pub(crate) reconnect_backoff: Duration,
@@ -233,6 +239,8 @@ impl Default for ProducerConfig {
             enable_idempotence: None,
             compression: CompressionConfig::default(),
             partitioner_ignore_keys: false,
+            partitioner_adaptive: false,
+            partitioner_availability_timeout: Duration::ZERO,
             connection_setup_timeout: Duration::ZERO,
             dns_lookup: DnsLookup::UseAllDnsIps,
             reconnect_backoff: Duration::ZERO,
@@ -375,6 +383,12 @@ impl ProducerConfig {
                 self.compression.zstd_level = level(key, value, Compression::ZSTD_LEVELS, None)?
             }
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = boolean(key, value)?,
+            "partitioner.adaptive.partitioning.enable" => {
+                self.partitioner_adaptive = boolean(key, value)?
+            }
+            "partitioner.availability.timeout.ms" => {
+                self.partitioner_availability_timeout = millis(key, value)?
+            }
             "socket.connection.setup.timeout.ms" => {
                 self.connection_setup_timeout = millis(key, value)?
             }
@@ -479,7 +493,7 @@ impl ProducerConfig {
 
     /// Every numeric setting under its key, durations in milliseconds (rounded down, so a
     /// sub-millisecond timeout fails a minimum of 1 ms as `set` would).
-    fn numbers(&self) -> [(&'static str, u128); 19] {
+    fn numbers(&self) -> [(&'static str, u128); 20] {
         [
             ("metrics.sample.window.ms", self.metrics_window.as_millis()),
             ("metrics.num.samples", self.metrics_samples as u128),
@@ -508,6 +522,10 @@ impl ProducerConfig {
                 self.connection_setup_timeout.as_millis(),
             ),
             ("reconnect.backoff.ms", self.reconnect_backoff.as_millis()),
+            (
+                "partitioner.availability.timeout.ms",
+                self.partitioner_availability_timeout.as_millis(),
+            ),
             (
                 "transaction.timeout.ms",
                 self.transaction_timeout.as_millis(),
@@ -673,6 +691,24 @@ impl ProducerConfig {
     /// Sets `partitioner.ignore.keys`: when true, keys do not choose the partition.
     pub fn with_partitioner_ignore_keys(mut self, ignore: bool) -> Self {
         self.partitioner_ignore_keys = ignore;
+        self
+    }
+
+    /// Sets `partitioner.adaptive.partitioning.enable` (default true): a record without a key
+    /// that needs a new sticky partition gets one chosen at random weighted by how short each
+    /// partition's queue of batches is, as the Java client's (KIP-794), so that a broker that
+    /// falls behind gets fewer records; false chooses uniformly among partitions with a leader.
+    pub fn with_partitioner_adaptive_partitioning(mut self, enable: bool) -> Self {
+        self.partitioner_adaptive = enable;
+        self
+    }
+
+    /// Sets `partitioner.availability.timeout.ms` (default 0, off): with adaptive partitioning,
+    /// when a broker has had batches ready for longer than this without any drained to it (no
+    /// connection, or every request slot taken), its partitions that have batches waiting are
+    /// not chosen for records without a key.
+    pub fn with_partitioner_availability_timeout(mut self, timeout: Duration) -> Self {
+        self.partitioner_availability_timeout = forever_at_most(timeout);
         self
     }
 

@@ -4,7 +4,11 @@
 //! user [`Partitioner`], if one is set and answers; then the key's murmur2 hash (unless
 //! `partitioner.ignore.keys`); then, for records without a key, the uniform sticky partitioner
 //! (KIP-794): stay on one partition until `batch.size` bytes went there and its batch is full (or
-//! was sent), then move to another one chosen at random among those with a leader. Switching
+//! was sent), then move to another one chosen at random among those with a leader. With
+//! `partitioner.adaptive.partitioning.enable` (the default) that choice is weighted, as Java's
+//! is, by how short each partition's queue of batches was at the sender's last look
+//! ([`QueueSizes`], `Accumulator::ready_for`): a partition whose broker keeps up gets more
+//! records than one whose batches pile up. Switching
 //! only at a batch boundary, as the Java client does, keeps batches full. With batch growth
 //! (`batch.max.size`, README "batch growth") a batch is full only at `batch.max.size`, and
 //! the partitioner also moves on, once `batch.size` bytes went there, when the partition's batch
@@ -12,6 +16,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Which partition the Java client's default partitioner picks for a non-null key:
 /// `(murmur2(key) & 0x7fffffff) % partition_count`. An empty key is hashed like any other.
@@ -52,10 +57,15 @@ pub trait Partitioner: Send + Sync + 'static {
 /// from the epoch the mover saw, so of two threads deciding to move at once only one does. Under
 /// the partition's lock a send checks that the partition is still the sticky one (Java's
 /// `partitionChanged`), so no record starts a batch on a partition just left.
+///
+/// A new partition is chosen with the topic's [`LoadStats`], which the sender replaces at every
+/// look at the queues; they are read once per batch, not per record, so a small lock does.
 #[derive(Debug)]
 pub(crate) struct Sticky {
     /// `epoch << 32 | partition`; partition [`NO_PARTITION`] until one is chosen.
     state: AtomicU64,
+    /// The weights of the next choice; empty: uniform.
+    load: Mutex<LoadStats>,
 }
 
 const NO_PARTITION: u32 = u32::MAX;
@@ -92,13 +102,14 @@ impl Default for Sticky {
     fn default() -> Self {
         Sticky {
             state: AtomicU64::new(u64::from(NO_PARTITION)),
+            load: Mutex::new(LoadStats::default()),
         }
     }
 }
 
 impl Sticky {
-    /// The partition a keyless record goes to now, choosing one (at random among `available`,
-    /// the partitions with a leader, or among all when none has one) if there is none.
+    /// The partition a keyless record goes to now, choosing one if there is none (see
+    /// [`Sticky::choose`]).
     pub(crate) fn current(&self, available: &[u32], partition_count: u32) -> StickyChoice {
         // Relaxed throughout: the state only steers records, it guards no other memory.
         let mut seen = StickyChoice::from_bits(self.state.load(Ordering::Relaxed));
@@ -108,7 +119,7 @@ impl Sticky {
             }
             let chosen = StickyChoice {
                 epoch: next_epoch(),
-                partition: pick(available, partition_count),
+                partition: self.choose(available, partition_count, random_u64()),
             };
             match self.state.compare_exchange(
                 seen.bits(),
@@ -120,6 +131,33 @@ impl Sticky {
                 Err(now) => seen = StickyChoice::from_bits(now),
             }
         }
+    }
+
+    /// A new sticky partition for the random number `r`: weighted by the topic's load stats if it
+    /// has some, else uniform among `available`, the partitions with a leader, or among all when
+    /// none has one. Java's `nextPartition`.
+    pub(crate) fn choose(&self, available: &[u32], partition_count: u32, r: u64) -> u32 {
+        let weighted = self
+            .load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .choose(r)
+            // Stats of a topic that has grown since name only partitions it had.
+            .filter(|&p| p < partition_count);
+        match weighted {
+            Some(p) => p,
+            None if available.is_empty() => (r % u64::from(partition_count)) as u32,
+            None => available[(r % available.len() as u64) as usize],
+        }
+    }
+
+    /// Replaces the weights of the next choices with those of `sizes` (the sender's last look
+    /// at the topic's queues).
+    pub(crate) fn update_load(&self, sizes: &QueueSizes) {
+        self.load
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .update(sizes);
     }
 
     /// Whether `choice` is still the sticky partition.
@@ -190,17 +228,85 @@ impl StickyCount {
     }
 }
 
-fn pick(available: &[u32], partition_count: u32) -> u32 {
-    let r = random_u32();
-    if available.is_empty() {
-        r % partition_count
-    } else {
-        available[r as usize % available.len()]
+/// The length of each partition's queue of batches, for one topic, as the sender saw them:
+/// what [`Sticky::update_load`] weighs partitions by. Only partitions with a leader are in it,
+/// less those `partitioner.availability.timeout.ms` leaves out. Kept and refilled by the
+/// sender, so that its look at the queues allocates nothing once the buffers are large enough.
+#[derive(Debug, Default)]
+pub(crate) struct QueueSizes {
+    /// Batches queued, by entry.
+    sizes: Vec<u32>,
+    /// The partition of each entry.
+    partitions: Vec<u32>,
+    /// The topic's partitions, in the stats or not.
+    all: usize,
+}
+
+impl QueueSizes {
+    /// Empties the sizes, for a topic of `partition_count` partitions.
+    pub(crate) fn start(&mut self, partition_count: usize) {
+        self.sizes.clear();
+        self.partitions.clear();
+        self.all = partition_count;
+    }
+
+    /// `partition` has `queued` batches.
+    pub(crate) fn push(&mut self, partition: u32, queued: usize) {
+        self.sizes.push(u32::try_from(queued).unwrap_or(u32::MAX));
+        self.partitions.push(partition);
     }
 }
 
-/// A fast per-thread pseudo-random number (xorshift64*); good enough to spread partitions.
-fn random_u32() -> u32 {
+/// The weights of a topic's next sticky choice (Java's `PartitionLoadStats`): a cumulative
+/// frequency table where each partition weighs one more than the longest queue less its own
+/// queue, so an empty queue weighs most and the longest weighs 1. Empty: choose uniformly.
+#[derive(Debug, Default)]
+struct LoadStats {
+    /// Running sums of the weights; the last is the total.
+    cumulative: Vec<u64>,
+    /// The partition of each entry.
+    partitions: Vec<u32>,
+}
+
+impl LoadStats {
+    /// The weights from `q`, by Java's rules: none when the topic has fewer than two
+    /// partitions or none is in `q`, nor when every partition is there with the same queue
+    /// length (uniform is then the same, and cheaper). With partitions left out (no leader, or
+    /// not available) weights stay even if equal: only those in `q` may be chosen.
+    fn update(&mut self, q: &QueueSizes) {
+        self.cumulative.clear();
+        self.partitions.clear();
+        let Some(&first) = q.sizes.first() else {
+            return;
+        };
+        if q.all < 2 {
+            return;
+        }
+        let max = q.sizes.iter().copied().max().unwrap_or(first);
+        if q.sizes.len() == q.all && q.sizes.iter().all(|&s| s == first) {
+            return;
+        }
+        let mut sum = 0u64;
+        for &size in &q.sizes {
+            sum += u64::from(max) + 1 - u64::from(size);
+            self.cumulative.push(sum);
+        }
+        self.partitions.extend_from_slice(&q.partitions);
+    }
+
+    /// The partition for the random number `r`, or `None` without weights: the entry whose
+    /// range of the total holds `r % total`.
+    fn choose(&self, r: u64) -> Option<u32> {
+        let total = *self.cumulative.last()?;
+        let at = r % total;
+        let index = self.cumulative.partition_point(|&c| c <= at);
+        self.partitions.get(index).copied()
+    }
+}
+
+/// A fast per-thread pseudo-random number (xorshift64*); good enough to spread partitions. The
+/// product's high half, its best bits, comes out as the low half, which `%` reads first.
+fn random_u64() -> u64 {
     thread_local! {
         static STATE: Cell<u64> = Cell::new(seed());
     }
@@ -210,7 +316,7 @@ fn random_u32() -> u32 {
         x ^= x << 25;
         x ^= x >> 27;
         s.set(x);
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d).rotate_left(32)
     })
 }
 
@@ -419,6 +525,85 @@ mod tests {
         s.move_on(first);
         assert!(s.is(second), "the later choice stays");
         assert_ne!(first.epoch, second.epoch);
+    }
+
+    fn sizes(all: usize, queued: &[(u32, usize)]) -> QueueSizes {
+        let mut q = QueueSizes::default();
+        q.start(all);
+        for &(p, n) in queued {
+            q.push(p, n);
+        }
+        q
+    }
+
+    /// The partition chosen for each random number in `0..n`.
+    fn choices(s: &Sticky, available: &[u32], count: u32, n: u64) -> Vec<u32> {
+        (0..n).map(|r| s.choose(available, count, r)).collect()
+    }
+
+    #[test]
+    fn weights_are_one_more_than_the_longest_queue_less_each_queue() {
+        // Queues of 0, 3 and 1 batches weigh 4, 1 and 3: the table is 4, 5, 8.
+        let mut stats = LoadStats::default();
+        stats.update(&sizes(3, &[(0, 0), (1, 3), (2, 1)]));
+        assert_eq!(stats.cumulative, [4, 5, 8]);
+        assert_eq!(stats.partitions, [0, 1, 2]);
+        let s = Sticky::default();
+        s.update_load(&sizes(3, &[(0, 0), (1, 3), (2, 1)]));
+        assert_eq!(choices(&s, &[0, 1, 2], 3, 8), [0, 0, 0, 0, 1, 2, 2, 2]);
+        // The random number is taken modulo the total.
+        assert_eq!(s.choose(&[0, 1, 2], 3, 8 + 4), 1);
+        assert_eq!(s.choose(&[0, 1, 2], 3, u64::MAX), 2, "u64::MAX % 8 is 7");
+    }
+
+    #[test]
+    fn equal_queues_mean_a_uniform_choice_among_the_available_partitions() {
+        let s = Sticky::default();
+        s.update_load(&sizes(3, &[(0, 2), (1, 2), (2, 2)]));
+        assert!(s.load.lock().unwrap().cumulative.is_empty());
+        assert_eq!(choices(&s, &[0, 2], 3, 4), [0, 2, 0, 2]);
+        // Without any leader: among all partitions.
+        assert_eq!(choices(&s, &[], 3, 4), [0, 1, 2, 0]);
+        // Uneven queues, then even ones again: uniform again.
+        s.update_load(&sizes(3, &[(0, 0), (1, 5), (2, 0)]));
+        assert_eq!(
+            choices(&s, &[0, 1, 2], 3, 13),
+            [0, 0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 2, 2]
+        );
+        s.update_load(&sizes(3, &[(0, 1), (1, 1), (2, 1)]));
+        assert_eq!(choices(&s, &[0, 1, 2], 3, 3), [0, 1, 2]);
+    }
+
+    #[test]
+    fn partitions_left_out_of_the_sizes_are_never_chosen() {
+        // Partition 1 has no leader, or its broker has not been drained for too long: the
+        // others' equal queues still make weights, so that 1 is left out.
+        let s = Sticky::default();
+        s.update_load(&sizes(3, &[(0, 4), (2, 4)]));
+        assert_eq!(choices(&s, &[0, 1, 2], 3, 4), [0, 2, 0, 2]);
+        // None in the sizes, or a topic of one partition: uniform.
+        s.update_load(&sizes(3, &[]));
+        assert_eq!(choices(&s, &[0, 1, 2], 3, 3), [0, 1, 2]);
+        s.update_load(&sizes(1, &[(0, 7)]));
+        assert!(s.load.lock().unwrap().cumulative.is_empty());
+        // Weights naming a partition the caller's metadata does not have: uniform.
+        s.update_load(&sizes(4, &[(3, 0), (0, 9)]));
+        assert_eq!(s.choose(&[0, 1, 2], 3, 0), 0, "weights would pick 3");
+        assert_eq!(s.choose(&[0, 1, 2], 4, 0), 3);
+    }
+
+    #[test]
+    fn a_new_sticky_choice_follows_the_weights() {
+        // Partition 0's queue is 9 batches long, partition 1's empty: weights 1 and 10.
+        let mut s = Sends::new(&[0, 1], 2);
+        s.sticky.update_load(&sizes(2, &[(0, 9), (1, 0)]));
+        let mut chosen = [0u32; 2];
+        for _ in 0..11_000 {
+            chosen[s.current() as usize] += 1;
+            s.batch_full(s.current());
+        }
+        // Expected 1000 and 10,000; a 20-sigma margin.
+        assert!(chosen[0] > 400 && chosen[0] < 1600, "{chosen:?}");
     }
 
     #[test]

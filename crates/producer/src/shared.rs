@@ -87,6 +87,8 @@ impl Shared {
                     buffer_memory: config.buffer_memory,
                     compression: config.compression.codec(),
                     transactional: config.transactional_id.is_some(),
+                    adaptive_partitioning: config.partitioner_adaptive,
+                    availability_timeout: config.partitioner_availability_timeout,
                     in_flight_per_partition: if config.idempotent() {
                         config.max_in_flight
                     } else {

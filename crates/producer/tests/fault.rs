@@ -752,3 +752,79 @@ async fn a_record_for_an_unreachable_broker_expires_with_the_connection_error() 
     assert!(e.to_string().contains(&addr), "{e}");
     within(p.close(Duration::ZERO)).await.ok();
 }
+
+/// KIP-794's adaptive partitioning, end to end: while broker 1 holds partition 0's first
+/// request, partition 0's batches queue up behind it, and records without a key go mostly to
+/// partition 1, whose broker answers at once. With
+/// `partitioner.adaptive.partitioning.enable=false` they spread evenly.
+#[tokio::test]
+async fn keyless_records_go_mostly_where_the_queue_is_short() {
+    const KEYLESS: usize = 300;
+    for adaptive in [true, false] {
+        let b = FakeBroker::start(FakeConfig {
+            topics: vec![("t".into(), 2)],
+            node_ids: vec![1, 2],
+            port_per_node: true,
+            ..FakeConfig::default()
+        })
+        .await;
+        // Held for longer than the sends below take.
+        let held = b.script(
+            Rule::on_produce()
+                .partition("t", 0)
+                .nth(1)
+                .delay(Duration::from_secs(5)),
+        );
+        let mut c = config(&b, false);
+        c.set("request.timeout.ms", "15000").unwrap();
+        c.set("delivery.timeout.ms", "30000").unwrap();
+        // A record of 150 bytes fills a batch: each record without a key is a new choice.
+        // (With batch growth, a held partition's open batch would take the records until it
+        // is full at batch.max.size, before the partitioner moves on.)
+        c.set("batch.size", "200").unwrap();
+        c.set("batch.max.size", "200").unwrap();
+        c.set(
+            "partitioner.adaptive.partitioning.enable",
+            &adaptive.to_string(),
+        )
+        .unwrap();
+        let p = producer(c).await;
+        let mut first = send(&p, 0, "x").await;
+        until("broker 1 holds partition 0's first batch", || {
+            held.fired() == 1
+        })
+        .await;
+        let filler = "x".repeat(150);
+        for _ in 0..3 {
+            drop(send(&p, 0, &filler).await);
+        }
+        let mut on = [0usize; 2];
+        for _ in 0..KEYLESS {
+            let f = within(p.send(ProducerRecord::<&str, &str>::new("t").value(&filler)))
+                .await
+                .unwrap();
+            on[f.partition() as usize] += 1;
+            if f.partition() == 1 {
+                within(f).await.unwrap();
+            }
+        }
+        // The premise: partition 0's first batch was held all along.
+        assert!(
+            tokio::time::timeout(Duration::ZERO, &mut first)
+                .await
+                .is_err(),
+            "partition 0's first answer came back before the sends ended"
+        );
+        within(p.flush()).await.unwrap();
+        assert_eq!(values(&b, 0).len(), 4 + on[0]);
+        assert_eq!(values(&b, 1).len(), on[1]);
+        // Uniform: 150 expected on each, with a standard deviation under 9. Adaptive: partition
+        // 0 weighs at most 1 against partition 1's 4 or more, so at most 60 expected.
+        if adaptive {
+            assert!(on[0] < 100, "adaptive: {on:?}");
+        } else {
+            assert!(on[0] > 100 && on[1] > 100, "uniform: {on:?}");
+        }
+        within(p.close(Duration::from_secs(5))).await.ok();
+    }
+}

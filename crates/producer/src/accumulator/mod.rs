@@ -35,7 +35,7 @@ use crate::delivery::{BatchOutcome, DeliveryFuture};
 use crate::error::Error;
 use crate::metadata::Cluster;
 use crate::metrics::ProducerMetrics;
-use crate::partitioner::StickyChoice;
+use crate::partitioner::{QueueSizes, StickyChoice};
 
 use self::batch::next_sequence;
 pub(crate) use self::batch::{ProducerBatch, ProducerIdEpoch};
@@ -89,6 +89,16 @@ pub(crate) struct Accumulator {
     incomplete: Mutex<HashMap<u64, Arc<BatchOutcome>>>,
     /// Per node, where in its list of partitions the next drain starts (see `drain`).
     drain_start: Mutex<HashMap<i32, usize>>,
+    /// `partitioner.adaptive.partitioning.enable`: `ready_for` gives each topic's sticky
+    /// partitioner the lengths of its queues.
+    adaptive_partitioning: bool,
+    /// `partitioner.availability.timeout.ms`; zero: off.
+    availability_timeout: Duration,
+    /// Per node, when it last had ready batches and when they were last drained (see
+    /// `node_ready`); kept only with an `availability_timeout`.
+    node_latency: Mutex<HashMap<i32, NodeLatency>>,
+    /// The buffers `ready_for` gathers queue lengths in, kept from one call to the next.
+    queue_sizes: Mutex<QueueSizes>,
     next_batch_id: AtomicU64,
     /// The sender is closing: no new batches (`stop_if_drained`).
     stopped: std::sync::atomic::AtomicBool,
@@ -134,6 +144,20 @@ pub(crate) struct Settings {
     pub(crate) in_flight_per_partition: usize,
     /// Batches carry the transactional attribute (a producer with a `transactional.id`).
     pub(crate) transactional: bool,
+    /// `partitioner.adaptive.partitioning.enable`.
+    pub(crate) adaptive_partitioning: bool,
+    /// `partitioner.availability.timeout.ms`; zero: off.
+    pub(crate) availability_timeout: Duration,
+}
+
+/// When a node last had batches ready, and when they were last drained: Java's
+/// `NodeLatencyStats`. Far apart, the node is not keeping up (no connection, or every request
+/// slot taken), and with `partitioner.availability.timeout.ms` the sticky partitioner leaves
+/// its partitions that have batches waiting.
+#[derive(Debug, Clone, Copy)]
+struct NodeLatency {
+    ready: Instant,
+    drained: Instant,
 }
 
 /// Which partitions' batches may go now (a transaction under version 1 sends only to
@@ -172,6 +196,8 @@ impl Accumulator {
             compression,
             in_flight_per_partition,
             transactional,
+            adaptive_partitioning,
+            availability_timeout,
         } = settings;
         Accumulator {
             topics: RwLock::new(Default::default()),
@@ -193,6 +219,10 @@ impl Accumulator {
             buffer: BufferPool::new(buffer_memory),
             incomplete: Mutex::new(HashMap::new()),
             drain_start: Mutex::new(HashMap::new()),
+            adaptive_partitioning,
+            availability_timeout,
+            node_latency: Mutex::new(HashMap::new()),
+            queue_sizes: Mutex::new(QueueSizes::default()),
             next_batch_id: AtomicU64::new(0),
             stopped: Default::default(),
             flushes: AtomicUsize::new(0),
@@ -478,6 +508,10 @@ impl Accumulator {
 
     /// Finds the leaders that have a batch to send now, and when to look again.
     /// `closing` makes every batch ready, like a flush.
+    ///
+    /// With `partitioner.adaptive.partitioning.enable` it also gives each topic's sticky
+    /// partitioner the length of every queue whose partition has a leader (Java's `ready` does
+    /// it too): the one look at every queue serves both.
     pub(crate) fn ready_for(
         &self,
         cluster: &Cluster,
@@ -493,10 +527,27 @@ impl Accumulator {
             unknown_leader: false,
             held: Vec::new(),
         };
+        let mut sizes = self
+            .adaptive_partitioning
+            .then(|| self.queue_sizes.lock().unwrap_or_else(|e| e.into_inner()));
+        let latency = (sizes.is_some() && !self.availability_timeout.is_zero())
+            .then(|| self.node_latency.lock().unwrap_or_else(|e| e.into_inner()));
         for tq in self.all_topics() {
             let meta = cluster.topics.get(&*tq.name);
+            if let Some(sizes) = sizes.as_deref_mut() {
+                sizes.start(tq.partitions.len());
+            }
             for (p, queue) in tq.partitions.iter().enumerate() {
                 let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+                let leader = meta.and_then(|m| m.leader(p as i32));
+                if let (Some(sizes), Some(leader)) = (sizes.as_deref_mut(), leader) {
+                    let queued = queue.batches.len();
+                    // As in Java's: a lagging node's partition is left out only while it has
+                    // batches waiting; an empty one may still be chosen.
+                    if queued == 0 || !self.lagging(latency.as_deref(), leader) {
+                        sizes.push(p as u32, queued);
+                    }
+                }
                 let Some(front) = queue.batches.front() else {
                     continue;
                 };
@@ -504,7 +555,7 @@ impl Accumulator {
                     ready.held.push((tq.name.clone(), p as i32));
                     continue;
                 }
-                let Some(leader) = meta.and_then(|m| m.leader(p as i32)) else {
+                let Some(leader) = leader else {
                     ready.unknown_leader = true;
                     continue;
                 };
@@ -525,8 +576,38 @@ impl Accumulator {
                     ready.next_check = Some(ready.next_check.map_or(at, |c| c.min(at)));
                 }
             }
+            if let Some(sizes) = sizes.as_deref() {
+                tq.sticky.update_load(sizes);
+            }
         }
         ready
+    }
+
+    /// Whether `node` had batches ready for longer than `partitioner.availability.timeout.ms`
+    /// since they were last drained; `latency` is `None` when the timeout is off.
+    fn lagging(&self, latency: Option<&HashMap<i32, NodeLatency>>, node: i32) -> bool {
+        latency.and_then(|l| l.get(&node)).is_some_and(|n| {
+            n.ready.saturating_duration_since(n.drained) > self.availability_timeout
+        })
+    }
+
+    /// For the sender, for each node `ready_for` found ready: whether its batches can be
+    /// drained now (a connection with a free request slot). This is what
+    /// `partitioner.availability.timeout.ms` measures (Java's `updateNodeLatencyStats`);
+    /// nothing is kept when it is off.
+    pub(crate) fn node_ready(&self, node: i32, now: Instant, can_drain: bool) {
+        if self.availability_timeout.is_zero() || !self.adaptive_partitioning {
+            return;
+        }
+        let mut latency = self.node_latency.lock().unwrap_or_else(|e| e.into_inner());
+        let n = latency.entry(node).or_insert(NodeLatency {
+            ready: now,
+            drained: now,
+        });
+        n.ready = now;
+        if can_drain {
+            n.drained = now;
+        }
     }
 
     /// Takes the front batch of every partition `node` leads that may send now, up to

@@ -29,6 +29,8 @@ fn settings() -> Settings {
         compression: Compression::None,
         in_flight_per_partition: 1,
         transactional: false,
+        adaptive_partitioning: true,
+        availability_timeout: Duration::ZERO,
     }
 }
 
@@ -879,4 +881,104 @@ fn grown_compressed_batches_share_a_request_by_their_compressed_size() {
         "both fit one request once compressed: {sizes:?}"
     );
     assert!(sizes.iter().sum::<usize>() < 10_000, "{sizes:?}");
+}
+
+/// Partition 0 with `queued` batches waiting, partition 1 with none, both led by broker 1; the
+/// sender has looked at the queues once.
+fn one_long_queue(a: &Accumulator, queued: usize) -> Arc<TopicQueues> {
+    let tq = a.topic("t", 2);
+    let now = Instant::now();
+    for _ in 0..queued {
+        // Each fills most of a batch: the next one starts a new batch.
+        drop(add(a, &tq, 0, &[7u8; 900], now));
+    }
+    assert_eq!(tq.partitions[0].lock().unwrap().batches.len(), queued);
+    drop(a.ready(&cluster(vec![1, 1]), now, false, None));
+    tq
+}
+
+/// How often each of two partitions is chosen as the new sticky partition in `draws` moves.
+fn sticky_choices(tq: &TopicQueues, draws: usize) -> [usize; 2] {
+    let mut chosen = [0; 2];
+    for _ in 0..draws {
+        let c = tq.sticky.current(&[0, 1], 2);
+        chosen[c.partition as usize] += 1;
+        tq.sticky.move_on(c);
+    }
+    chosen
+}
+
+/// KIP-794's adaptive partitioning: `ready_for` weighs each partition by how short its queue
+/// is, and the sticky partitioner's new choices follow the weights.
+#[test]
+fn new_sticky_partitions_go_where_queues_are_short() {
+    let a = Accumulator::new(settings());
+    let tq = one_long_queue(&a, 4);
+    // Weights 5 - 4 = 1 and 5 - 0 = 5: one random number in six picks partition 0.
+    let picked: Vec<u32> = (0..12).map(|r| tq.sticky.choose(&[0, 1], 2, r)).collect();
+    assert_eq!(picked, [0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1]);
+    // With the producer's own random numbers: expected 2000 and 10,000 of 12,000 (a margin
+    // of over 20 standard deviations).
+    let [long, short] = sticky_choices(&tq, 12_000);
+    assert!(long < 3_000 && short > 9_000, "{long} and {short}");
+    // Once the long queue is drained, both weigh the same again: uniform.
+    while !a
+        .drain(&cluster(vec![1, 1]), 1, 1 << 20, Instant::now(), None)
+        .is_empty()
+    {
+        tq.partitions[0].lock().unwrap().in_flight = 0;
+    }
+    drop(a.ready(&cluster(vec![1, 1]), Instant::now(), false, None));
+    let picked: Vec<u32> = (0..4).map(|r| tq.sticky.choose(&[0, 1], 2, r)).collect();
+    assert_eq!(picked, [0, 1, 0, 1]);
+}
+
+#[test]
+fn without_adaptive_partitioning_the_choice_stays_uniform() {
+    let a = Accumulator::new(Settings {
+        adaptive_partitioning: false,
+        ..settings()
+    });
+    let tq = one_long_queue(&a, 4);
+    let picked: Vec<u32> = (0..4).map(|r| tq.sticky.choose(&[0, 1], 2, r)).collect();
+    assert_eq!(picked, [0, 1, 0, 1]);
+    // Expected 6000 each (a margin of over 20 standard deviations).
+    let [long, short] = sticky_choices(&tq, 12_000);
+    assert!(long > 4_800 && short > 4_800, "{long} and {short}");
+}
+
+/// `partitioner.availability.timeout.ms`: a broker with batches ready but none drained for
+/// longer is left out, but only its partitions with batches waiting, as in the Java client.
+#[test]
+fn a_lagging_brokers_partitions_with_batches_waiting_are_not_chosen() {
+    let a = Accumulator::new(Settings {
+        availability_timeout: Duration::from_millis(100),
+        ..settings()
+    });
+    let tq = a.topic("t", 3);
+    // Partitions 0 and 1 on broker 1, 2 on broker 2; one batch waiting in each.
+    let c = cluster(vec![1, 1, 2]);
+    let t0 = Instant::now();
+    for p in 0..3 {
+        drop(add(&a, &tq, p, &[7u8; 900], t0));
+    }
+    let picks = |now: Instant| -> Vec<u32> {
+        drop(a.ready(&c, now, false, None));
+        (0..6).map(|r| tq.sticky.choose(&[0, 1, 2], 3, r)).collect()
+    };
+    // Every queue one batch long: uniform.
+    assert_eq!(picks(t0), [0, 1, 2, 0, 1, 2]);
+    // Broker 1 ready, drained, then ready without a drain for 100 ms: still available.
+    a.node_ready(1, t0, true);
+    a.node_ready(1, t0 + Duration::from_millis(100), false);
+    assert_eq!(picks(t0 + Duration::from_millis(100)), [0, 1, 2, 0, 1, 2]);
+    // Past 100 ms: only broker 2's partition.
+    a.node_ready(1, t0 + Duration::from_millis(101), false);
+    assert_eq!(picks(t0 + Duration::from_millis(101)), [2; 6]);
+    // Partition 1's queue empties: it is chosen again (weight 2 against 1).
+    drop(tq.partitions[1].lock().unwrap().batches.pop_front());
+    assert_eq!(picks(t0 + Duration::from_millis(101)), [1, 1, 2, 1, 1, 2]);
+    // Broker 1 drained again: everything is back, the empty queue weighing most.
+    a.node_ready(1, t0 + Duration::from_millis(200), true);
+    assert_eq!(picks(t0 + Duration::from_millis(200)), [0, 1, 1, 2, 0, 1]);
 }

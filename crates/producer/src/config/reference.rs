@@ -422,6 +422,20 @@ pub(crate) const PROPERTIES: &[Property] = &[
         "When `true`, keys do not choose the partition: every record goes where a record without a key would.",
     ),
     producer(
+        "partitioner.adaptive.partitioning.enable",
+        Kind::Boolean,
+        Is("true"),
+        BOOLEAN,
+        "When `true`, a record without a key that needs a new sticky partition gets one chosen at random weighted by how short each partition's queue of batches is (KIP-794), so a broker that falls behind gets fewer records; `false` chooses uniformly among the partitions with a leader.",
+    ),
+    producer(
+        "partitioner.availability.timeout.ms",
+        Kind::Long,
+        Is("0"),
+        int(0, LONG),
+        "With adaptive partitioning: when a broker has had batches ready for longer than this without any drained to it (no connection, or every request slot taken), its partitions with batches waiting are not chosen for records without a key. `0`: off.",
+    ),
+    producer(
         "socket.connection.setup.timeout.ms",
         Kind::Long,
         Is("10000"),

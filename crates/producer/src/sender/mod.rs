@@ -96,8 +96,14 @@ pub(crate) async fn run_sender(shared: Arc<Shared>) {
         }
         let mut next = earliest(ready.next_check, next_expiry);
         for node in ready.nodes.into_iter().filter(|_| nodes_to_send) {
-            match shared.connection(node, now) {
-                Some(conn) if conn.in_flight() < c.max_in_flight => {
+            let conn = shared.connection(node, now);
+            // For `partitioner.availability.timeout.ms`: whether the node's batches can go.
+            let can_send = conn
+                .as_ref()
+                .is_some_and(|conn| conn.in_flight() < c.max_in_flight);
+            shared.accumulator().node_ready(node, now, can_send);
+            match conn {
+                Some(conn) if can_send => {
                     let batches = shared.accumulator().drain_for(
                         &cluster,
                         node,
