@@ -63,10 +63,11 @@ pub(super) fn decrypt(der: &[u8], password: &str) -> Result<Vec<u8>, String> {
         };
         let key = derive(Pkcs12KeyType::EncryptionKey, 24)?;
         let iv = derive(Pkcs12KeyType::Iv, 8)?;
-        return cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+        let plain = cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
             .map_err(|e| format!("cannot set up 3DES: {e}"))?
             .decrypt_padded_vec::<Pkcs7>(data.as_bytes())
-            .map_err(|_| wrong.to_string());
+            .map_err(|_| wrong.to_string())?;
+        return private_key_or(plain, wrong);
     }
     let scheme = pkcs5::EncryptionScheme::try_from(algorithm).map_err(|_| {
         format!(
@@ -74,9 +75,34 @@ pub(super) fn decrypt(der: &[u8], password: &str) -> Result<Vec<u8>, String> {
             algorithm.oid
         )
     })?;
-    scheme
+    let plain = scheme
         .decrypt(password, data.as_bytes())
-        .map_err(|_| wrong.to_string())
+        .map_err(|_| wrong.to_string())?;
+    private_key_or(plain, wrong)
+}
+
+/// `plain` if it is shaped as a PKCS#8 `PrivateKeyInfo` (`SEQUENCE { INTEGER, AlgorithmIdentifier,
+/// OCTET STRING, ... }`), else `wrong`: a wrong password passes the CBC padding check about once
+/// in 256 tries, and then gives bytes that are no key, which must not be reported as a key that
+/// does not parse.
+fn private_key_or(plain: Vec<u8>, wrong: &str) -> Result<Vec<u8>, String> {
+    let shaped = SliceReader::new(&plain).is_ok_and(|mut r| {
+        r.sequence(|r| {
+            let _version: u8 = r.decode()?;
+            let _algorithm: AlgorithmIdentifierRef<'_> = r.decode()?;
+            let _key: OctetString = r.decode()?;
+            // PKCS#8 v2's optional attributes and public key.
+            let rest = r.remaining_len();
+            r.read_slice(rest)?;
+            Ok::<_, der::Error>(())
+        })
+        .is_ok()
+            && r.is_finished()
+    });
+    match shaped {
+        true => Ok(plain),
+        false => Err(wrong.to_string()),
+    }
 }
 
 /// `pkcs-12PbeParams ::= SEQUENCE { salt OCTET STRING, iterations INTEGER }`.
@@ -135,6 +161,14 @@ mod tests {
             assert!(e.contains("not its password"), "{e}");
         }
         assert!(find(include_str!("testdata/key.pem")).is_none());
+        // About one wrong password in 256 passes the padding check (of wrong-0 to wrong-999,
+        // these three do for this key); such a one is still called a wrong password, not a key
+        // that does not parse.
+        let der = der_of(include_str!("testdata/key-pbe-sha1-3des.pem"));
+        for password in ["wrong-82", "wrong-812", "wrong-854"] {
+            let e = decrypt(&der, password).unwrap_err();
+            assert!(e.contains("not its password"), "{password}: {e}");
+        }
         let e = decrypt(b"\x30\x03\x02\x01\x00", "pw").unwrap_err();
         assert!(e.contains("not an encrypted PKCS#8 key"), "{e}");
     }
