@@ -16,6 +16,7 @@
 //! histogram of the values recorded. Gauges are set as what they measure changes.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -812,6 +813,19 @@ impl ProducerMetrics {
     /// Records a duration in nanoseconds (the `*-time-ns-total` metrics).
     pub(crate) fn record_nanos(&self, instrument: &Instrument, spent: Duration) {
         self.record(instrument, spent.as_nanos() as f64);
+    }
+
+    /// Awaits `call`, adding the time it took to `instrument` (`flush-time-ns-total`, the
+    /// `txn-*-time-ns-total` metrics), whatever its outcome.
+    pub(crate) async fn timed<T>(
+        &self,
+        instrument: &Instrument,
+        call: impl Future<Output = T>,
+    ) -> T {
+        let start = Instant::now();
+        let outcome = call.await;
+        self.record_nanos(instrument, start.elapsed());
+        outcome
     }
 
     /// The sensors of `topic`, made on first use.

@@ -187,11 +187,8 @@ impl Producer {
     /// Returns [`Error::FlushFailed`] if any of them failed; each record's own future still
     /// carries its own error.
     pub async fn flush(&self) -> Result<()> {
-        let start = Instant::now();
-        let result = flush_all(&self.shared).await;
         let m = self.shared.metrics();
-        m.record_nanos(&m.flush_time, start.elapsed());
-        result
+        m.timed(&m.flush_time, flush_all(&self.shared)).await
     }
 
     /// Flushes, then stops the background tasks and closes the connections. Records still not

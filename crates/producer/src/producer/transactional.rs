@@ -42,11 +42,9 @@ impl Producer {
     /// `timeout` (call it again to wait further), or with
     /// [`Error::TransactionFatal`](crate::Error) when the principal may not use the id.
     pub async fn init_transactions(&self, timeout: Duration) -> Result<()> {
-        let start = std::time::Instant::now();
-        let result = self.shared.init_transactions(timeout).await;
         let m = self.shared.metrics();
-        m.record_nanos(&m.txn_init, start.elapsed());
-        result
+        m.timed(&m.txn_init, self.shared.init_transactions(timeout))
+            .await
     }
 
     /// Begins a transaction: every record sent until it is committed or aborted belongs to it.
@@ -74,14 +72,11 @@ impl Producer {
         I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
     {
         let offsets = offsets.into_iter().collect();
-        let start = std::time::Instant::now();
-        let result = self
-            .shared
-            .send_offsets_to_transaction(offsets, group.clone(), timeout)
-            .await;
         let m = self.shared.metrics();
-        m.record_nanos(&m.txn_send_offsets, start.elapsed());
-        result
+        let call = self
+            .shared
+            .send_offsets_to_transaction(offsets, group.clone(), timeout);
+        m.timed(&m.txn_send_offsets, call).await
     }
 
     /// Commits the transaction: sends what is queued, waits until every record of it is
@@ -95,11 +90,9 @@ impl Producer {
     /// with [`Error::TransactionTimeout`](crate::Error); the commit goes on, and calling this
     /// again waits for its outcome.
     pub async fn commit_transaction(&self, timeout: Duration) -> Result<()> {
-        let start = std::time::Instant::now();
-        let result = self.shared.commit_transaction(timeout).await;
         let m = self.shared.metrics();
-        m.record_nanos(&m.txn_commit, start.elapsed());
-        result
+        m.timed(&m.txn_commit, self.shared.commit_transaction(timeout))
+            .await
     }
 
     /// Aborts the transaction: records not sent yet fail with
@@ -107,11 +100,9 @@ impl Producer {
     /// the coordinator has `read_committed` consumers skip what was written. The producer is
     /// then ready for the next transaction.
     pub async fn abort_transaction(&self, timeout: Duration) -> Result<()> {
-        let start = std::time::Instant::now();
-        let result = self.shared.abort_transaction(timeout).await;
         let m = self.shared.metrics();
-        m.record_nanos(&m.txn_abort, start.elapsed());
-        result
+        m.timed(&m.txn_abort, self.shared.abort_transaction(timeout))
+            .await
     }
 
     /// The transaction protocol the producer uses: 2 (KIP-890: partitions join through
