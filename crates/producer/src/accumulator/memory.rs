@@ -52,8 +52,7 @@ impl Accumulator {
 
     /// Tells the metrics facade how much `buffer.memory` is free now.
     fn memory_changed(&self) {
-        self.metrics
-            .buffer_available(self.buffer.permits.available_permits());
+        self.metrics.buffer_available(self.buffer_available());
     }
 
     /// `buffer.memory` not held by a batch now.

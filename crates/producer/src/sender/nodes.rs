@@ -30,6 +30,17 @@ enum NodeState {
     },
 }
 
+impl NodeState {
+    /// Why the node's last connection attempt failed, while it has no connection.
+    fn error(&self) -> Option<Error> {
+        match self {
+            NodeState::Backoff { error, .. } => Some(error.clone()),
+            NodeState::Connecting { last_error } => last_error.clone(),
+            NodeState::Ready(_) => None,
+        }
+    }
+}
+
 impl Shared {
     /// The connection to `node` if it is up; otherwise starts connecting (in the background,
     /// so one unreachable broker never holds up the others) and returns `None`.
@@ -56,10 +67,7 @@ impl Shared {
             Some(NodeState::Backoff { failures, .. }) => *failures,
             _ => 0,
         };
-        let last_error = match nodes.get(&node) {
-            Some(NodeState::Backoff { error, .. }) => Some(error.clone()),
-            _ => None,
-        };
+        let last_error = nodes.get(&node).and_then(NodeState::error);
         let Some(addr) = self.metadata().snapshot().brokers.get(&node).cloned() else {
             self.metadata().request_refresh();
             return None;
@@ -232,11 +240,7 @@ impl Shared {
 impl Nodes {
     /// Why the last connection to `node` failed, while it has none.
     pub(crate) fn connection_error(&self, node: i32) -> Option<Error> {
-        match self.lock().get(&node)? {
-            NodeState::Backoff { error, .. } => Some(error.clone()),
-            NodeState::Connecting { last_error } => last_error.clone(),
-            NodeState::Ready(_) => None,
-        }
+        self.lock().get(&node)?.error()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<i32, NodeState>> {
